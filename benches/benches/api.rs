@@ -1,0 +1,68 @@
+//! Per-object work of one API request: decode a typical Pod from JSON, default and
+//! validate it, encode it back.
+
+use std::hint::black_box;
+
+use bosun_api::kinds::{ApiKind, validate_create};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::Pod;
+
+/// A Pod shaped like a typical Deployment-managed one: two containers with resources,
+/// ports, env, probes' worth of fields, labels and an owner reference.
+pub const TYPICAL_POD: &str = r#"{
+  "apiVersion": "v1", "kind": "Pod",
+  "metadata": {
+    "name": "web-7d4b9c8f6d-x2x4k", "namespace": "default", "generateName": "web-7d4b9c8f6d-",
+    "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6d", "tier": "frontend"},
+    "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c8f6d",
+      "uid": "0b7c6f7e-3c4a-4b8e-9d55-1c5b8a8f0e11", "controller": true, "blockOwnerDeletion": true}]
+  },
+  "spec": {
+    "containers": [
+      {"name": "nginx", "image": "nginx:1.27",
+       "ports": [{"containerPort": 80, "name": "http"}],
+       "env": [{"name": "MODE", "value": "prod"}, {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+       "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+       "volumeMounts": [{"name": "cfg", "mountPath": "/etc/nginx/conf.d"}]},
+      {"name": "sidecar", "image": "busybox:1.36", "command": ["sh", "-c", "sleep infinity"],
+       "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
+    ],
+    "volumes": [{"name": "cfg", "configMap": {"name": "web-config"}}],
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}]
+  }
+}"#;
+
+fn bench_pod(c: &mut Criterion) {
+    let mut g = c.benchmark_group("api/pod");
+    g.throughput(Throughput::Bytes(TYPICAL_POD.len() as u64));
+    g.bench_function("decode", |b| {
+        b.iter(|| serde_json::from_str::<Pod>(black_box(TYPICAL_POD)).unwrap())
+    });
+    let pod: Pod = serde_json::from_str(TYPICAL_POD).unwrap();
+    g.bench_function("default+validate", |b| {
+        b.iter(|| {
+            let mut p = pod.clone();
+            p.default_fields();
+            p.prepare_for_create();
+            assert!(validate_create(black_box(&p)).is_empty());
+        })
+    });
+    g.bench_function("encode", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&pod)).unwrap())
+    });
+    g.bench_function("decode+default+validate+encode", |b| {
+        b.iter(|| {
+            let mut p: Pod = serde_json::from_str(black_box(TYPICAL_POD)).unwrap();
+            p.default_fields();
+            p.prepare_for_create();
+            assert!(validate_create(&p).is_empty());
+            serde_json::to_vec(&p).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_pod);
+criterion_main!(benches);

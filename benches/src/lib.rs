@@ -1,0 +1,9 @@
+//! Criterion suites for Bosun's hot paths, one file per component under `benches/`:
+//!
+//! - `api`: decode, default, validate and encode a typical Pod (the API server's
+//!   per-request object work).
+//! - `apiserver`: LIST of 100k pods with a label selector through the REST layer, and one
+//!   storage write fanned out to 1k watchers.
+//!
+//! Run one suite with `cargo bench -p bosun-benches --bench api`. Figures and the commands
+//! that produced them are recorded in `BENCHMARKS.md` at the repository root.

@@ -1,0 +1,1457 @@
+//! The generic REST store: create, get, list, update, patch, delete and watch of any
+//! served resource over [`Storage`], with kube-apiserver's rules for metadata,
+//! optimistic concurrency, finalizers, graceful deletion and selectors.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bosun_api::fields::FieldSelector;
+use bosun_api::labels::LabelSelector;
+use bosun_api::patch::{PatchType, apply_patch};
+use bytes::Bytes;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::alloc::Allocators;
+use crate::error::{ApiError, GroupResource};
+use crate::resources::{Registry, Resource};
+use crate::storage::{KeyValue, ListOptions, Revision, Storage, StorageError, WatchEvent};
+
+/// How many times a write retries after losing an optimistic-concurrency race before
+/// answering 409 (only when the client did not pin a resourceVersion itself).
+const MAX_WRITE_RETRIES: usize = 16;
+/// Keys read per storage page while filtering a LIST.
+const LIST_PAGE_KEYS: usize = 500;
+/// Bound of one watch response's outgoing event queue.
+pub const WATCH_QUEUE_EVENTS: usize = 1024;
+/// Default grace period of a pod delete (pod spec's default).
+const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
+
+/// Server-wide settings of the REST layer.
+#[derive(Clone, Debug)]
+pub struct RestConfig {
+    /// Longest watch a client may ask for; also the upper end of the default.
+    pub max_watch_timeout: Duration,
+    /// Shortest default watch timeout (upstream: `--min-request-timeout`, 1800 s).
+    pub min_watch_timeout: Duration,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            max_watch_timeout: Duration::from_secs(3600),
+            min_watch_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Query parameters the REST verbs read.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+    pub watch: bool,
+    pub allow_watch_bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout_seconds: Option<u64>,
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+    /// `Strict` rejects unknown fields; anything else drops them (upstream's `Ignore`).
+    pub field_validation: Option<String>,
+}
+
+impl Params {
+    /// Reads the known parameters; malformed numbers are a 400.
+    pub fn parse(query: &[(String, String)]) -> Result<Params, ApiError> {
+        let mut p = Params::default();
+        let truthy = |v: &str| matches!(v, "1" | "true" | "True" | "");
+        for (k, v) in query {
+            let num = |what: &str| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid {what}: {v:?}")))
+            };
+            match k.as_str() {
+                "labelSelector" => p.label_selector = Some(v.clone()),
+                "fieldSelector" => p.field_selector = Some(v.clone()),
+                "limit" => p.limit = Some(num("limit")?.max(0) as usize),
+                "continue" => p.continue_token = Some(v.clone()).filter(|s| !s.is_empty()),
+                "resourceVersion" => p.resource_version = Some(v.clone()),
+                "resourceVersionMatch" => {
+                    p.resource_version_match = Some(v.clone()).filter(|s| !s.is_empty())
+                }
+                "watch" => p.watch = truthy(v),
+                "allowWatchBookmarks" => p.allow_watch_bookmarks = truthy(v),
+                "sendInitialEvents" => p.send_initial_events = truthy(v),
+                "timeoutSeconds" => p.timeout_seconds = Some(num("timeoutSeconds")?.max(0) as u64),
+                "dryRun" => p.dry_run = v == "All",
+                "gracePeriodSeconds" => p.grace_period_seconds = Some(num("gracePeriodSeconds")?),
+                "propagationPolicy" => p.propagation_policy = Some(v.clone()),
+                "fieldValidation" => p.field_validation = Some(v.clone()),
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Selectors of a LIST or WATCH, checked against the resource's selectable fields.
+#[derive(Clone)]
+pub struct Selection {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Selection {
+    pub fn parse(p: &Params, res: &Resource) -> Result<Selection, ApiError> {
+        let labels = match p.label_selector.as_deref() {
+            None | Some("") => LabelSelector::everything(),
+            Some(s) => LabelSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        };
+        let fields = match p.field_selector.as_deref() {
+            None | Some("") => FieldSelector::everything(),
+            Some(s) => FieldSelector::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        };
+        let allowed = res.ops.selectable_fields();
+        for r in fields.requirements() {
+            let f = r.field.as_str();
+            if f != "metadata.name" && f != "metadata.namespace" && !allowed.contains(&f) {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {f}"
+                )));
+            }
+        }
+        Ok(Selection { labels, fields })
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_everything() && self.fields.is_everything()
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if !self.labels.is_everything() {
+            let labels: BTreeMap<String, String> = obj
+                .pointer("/metadata/labels")
+                .and_then(|l| serde_json::from_value(l.clone()).ok())
+                .unwrap_or_default();
+            if !self.labels.matches(&labels) {
+                return false;
+            }
+        }
+        self.fields.is_everything() || self.fields.matches(|f| field_value(obj, f))
+    }
+}
+
+/// The value of a selectable field, as upstream's `GetAttrs` renders it.
+pub fn field_value(obj: &Value, field: &str) -> Option<String> {
+    let ptr = match field {
+        "source" => "/source/component".to_string(),
+        "status.podIPs" => "/status/podIPs/0/ip".to_string(),
+        other => format!("/{}", other.replace('.', "/")),
+    };
+    match obj.pointer(&ptr) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Bool(b)) => Some(b.to_string()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Null) | None => match field {
+            "spec.unschedulable" | "spec.hostNetwork" => Some("false".into()),
+            "status.replicas" => Some("0".into()),
+            _ => None,
+        },
+        Some(other) => Some(other.to_string()),
+    }
+}
+
+/// A watch event ready to send: `{"type": ..., "object": ...}`.
+pub type WatchItem = Value;
+
+/// The REST store shared by every request.
+pub struct Rest {
+    pub storage: Arc<dyn Storage>,
+    pub registry: Registry,
+    pub alloc: Allocators,
+    pub config: RestConfig,
+}
+
+fn meta_of(obj: &Value) -> Result<ObjectMeta, ApiError> {
+    match obj.get("metadata") {
+        None | Some(Value::Null) => Ok(ObjectMeta::default()),
+        Some(m) => serde_json::from_value(m.clone())
+            .map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}"))),
+    }
+}
+
+fn set_meta(obj: &mut Value, meta: &ObjectMeta) -> Result<(), ApiError> {
+    obj["metadata"] = serde_json::to_value(meta).map_err(ApiError::internal)?;
+    Ok(())
+}
+
+fn set_rv(obj: &mut Value, rev: Revision) {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("resourceVersion".into(), Value::String(rev.to_string()));
+    }
+}
+
+fn decode_kv(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
+    set_rv(&mut obj, kv.mod_revision);
+    Ok(obj)
+}
+
+fn encode_for_storage(obj: &Value) -> Result<Bytes, ApiError> {
+    let mut obj = obj.clone();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
+}
+
+/// Paths of fields present in `input` that decoding into the kind's type dropped.
+fn unknown_fields(input: &Value, canonical: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (input, canonical) {
+        (Value::Object(i), Value::Object(c)) => {
+            for (k, v) in i {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match c.get(k) {
+                    None if !v.is_null() => out.push(path),
+                    Some(cv) => unknown_fields(v, cv, &path, out),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(c)) if i.len() == c.len() => {
+            for (n, (iv, cv)) in i.iter().zip(c).enumerate() {
+                unknown_fields(iv, cv, &format!("{prefix}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// With `fieldValidation=Strict`, an object carrying fields its kind does not have is a
+/// 400, as upstream's strict decoding.
+fn check_strict(res: &Resource, obj: &Value, p: &Params) -> Result<(), ApiError> {
+    if p.field_validation.as_deref() != Some("Strict") {
+        return Ok(());
+    }
+    let canonical = res.ops.decode(obj.clone())?;
+    let mut unknown = Vec::new();
+    unknown_fields(obj, &canonical, "", &mut unknown);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    Err(ApiError::bad_request(format!(
+        "strict decoding error: {}",
+        list.join(", ")
+    )))
+}
+
+fn parse_rv(s: &str) -> Result<Revision, ApiError> {
+    s.parse::<Revision>()
+        .ok()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {s:?}")))
+}
+
+/// `generateName` suffix alphabet and length (upstream's `utilrand.String(5)`).
+fn generate_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: Revision,
+    start: String,
+}
+
+fn encode_continue(rev: Revision, start: String) -> String {
+    let t = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv: rev,
+        start,
+    };
+    base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&t).unwrap_or_default())
+}
+
+fn decode_continue(token: &str) -> Result<ContinueToken, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| bad())?;
+    serde_json::from_slice(&raw).map_err(|_| bad())
+}
+
+/// The result of a DELETE: the object as last seen, and whether it is gone already.
+pub struct DeleteOutcome {
+    pub object: Value,
+    pub gone: bool,
+}
+
+/// Which part of an object an update writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: status is kept from the stored object when the kind has one.
+    Main,
+    /// The `status` subresource: only status changes.
+    Status,
+    /// A server-internal write (binding, scale): the whole object as given, defaulted but
+    /// without the kind's update restrictions (upstream's binding REST does the same).
+    System,
+}
+
+impl Rest {
+    pub fn new(storage: Arc<dyn Storage>, config: RestConfig) -> Self {
+        Rest {
+            storage,
+            registry: Registry::builtin(),
+            alloc: Allocators::default(),
+            config,
+        }
+    }
+
+    fn gr(res: &Resource) -> GroupResource<'static> {
+        res.ops.group_resource()
+    }
+
+    fn storage_err<'a>(res: &Resource, name: &'a str) -> impl Fn(StorageError) -> ApiError + 'a {
+        let gr = Self::gr(res);
+        move |e| ApiError::from_storage(e, gr, name)
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Reads.
+
+    pub async fn get(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let at = match p.resource_version.as_deref() {
+            None | Some("") | Some("0") => None,
+            Some(rv) => {
+                let rv = parse_rv(rv)?;
+                let current = self
+                    .storage
+                    .current_revision()
+                    .await
+                    .map_err(Self::storage_err(res, name))?;
+                if rv > current {
+                    return Err(ApiError::timeout(format!(
+                        "Too large resource version: {rv}, current: {current}"
+                    )));
+                }
+                None
+            }
+        };
+        let (kv, _) = self
+            .storage
+            .get(&res.key(ns, name), at)
+            .await
+            .map_err(Self::storage_err(res, name))?;
+        match kv {
+            Some(kv) => decode_kv(&kv),
+            None => Err(ApiError::not_found(Self::gr(res), name)),
+        }
+    }
+
+    /// Reads the current stored object, or 404.
+    async fn current(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<(Value, KeyValue), ApiError> {
+        let (kv, _) = self
+            .storage
+            .get(&res.key(ns, name), None)
+            .await
+            .map_err(Self::storage_err(res, name))?;
+        let kv = kv.ok_or_else(|| ApiError::not_found(Self::gr(res), name))?;
+        Ok((decode_kv(&kv)?, kv))
+    }
+
+    pub async fn list(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let sel = Selection::parse(p, res)?;
+        let prefix = res.list_prefix(ns);
+        let (mut at, mut start) = match p.continue_token.as_deref() {
+            Some(token) => {
+                let t = decode_continue(token)?;
+                if !t.start.starts_with(&prefix) && !prefix.starts_with(&t.start) {
+                    return Err(ApiError::bad_request(
+                        "continue key is not valid: key is outside the listed range",
+                    ));
+                }
+                (Some(t.rv), Some(t.start))
+            }
+            None => (self.list_revision(p).await?, None),
+        };
+        let limit = p.limit.filter(|l| *l > 0);
+        let mut items = Vec::new();
+        let mut continue_from: Option<String> = None;
+        let mut remaining = None;
+        let revision = loop {
+            let page_keys = limit.map_or(LIST_PAGE_KEYS, |l| l.clamp(1, LIST_PAGE_KEYS));
+            let page = self
+                .storage
+                .list(&prefix, ListOptions { at, limit: Some(page_keys), start: start.clone() })
+                .await
+                .map_err(|e| match e {
+                    StorageError::Compacted { .. } if p.continue_token.is_some() => ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. \
+                         You can start a new list without the continue parameter.",
+                    ),
+                    other => ApiError::from_storage(other, Self::gr(res), ""),
+                })?;
+            at = Some(page.revision);
+            let n = page.items.len();
+            for (i, kv) in page.items.iter().enumerate() {
+                let obj = decode_kv(kv)?;
+                if sel.matches(&obj) {
+                    items.push(obj);
+                }
+                if limit.is_some_and(|l| items.len() >= l) {
+                    let more = i + 1 < n || page.remaining > 0;
+                    if more {
+                        continue_from = Some(format!("{}\0", kv.key));
+                        if sel.is_everything() {
+                            remaining = Some(n - i - 1 + page.remaining);
+                        }
+                    }
+                    break;
+                }
+            }
+            if continue_from.is_some() || page.remaining == 0 || n == 0 {
+                break page.revision;
+            }
+            start = page.items.last().map(|kv| format!("{}\0", kv.key));
+        };
+        let info = res.info();
+        let mut metadata = json!({ "resourceVersion": revision.to_string() });
+        if let Some(from) = continue_from {
+            metadata["continue"] = json!(encode_continue(revision, from));
+            if let Some(r) = remaining {
+                metadata["remainingItemCount"] = json!(r);
+            }
+        }
+        Ok(json!({
+            "kind": info.list_kind,
+            "apiVersion": info.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }))
+    }
+
+    /// The revision a LIST reads at, from `resourceVersion` and `resourceVersionMatch`.
+    async fn list_revision(&self, p: &Params) -> Result<Option<Revision>, ApiError> {
+        let rv = match p.resource_version.as_deref() {
+            None | Some("") => {
+                if p.resource_version_match.is_some() {
+                    return Err(ApiError::bad_request(
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                return Ok(None);
+            }
+            Some("0") => return Ok(None),
+            Some(rv) => parse_rv(rv)?,
+        };
+        let current = self.storage.current_revision().await.map_err(|e| {
+            ApiError::from_storage(
+                e,
+                GroupResource {
+                    group: "",
+                    resource: "",
+                },
+                "",
+            )
+        })?;
+        match p.resource_version_match.as_deref() {
+            Some("Exact") => Ok(Some(rv)),
+            None | Some("NotOlderThan") => {
+                if rv > current {
+                    Err(ApiError::timeout(format!(
+                        "Too large resource version: {rv}, current: {current}"
+                    )))
+                } else {
+                    Ok(None)
+                }
+            }
+            Some(other) => Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: \"{other}\": supported values: \"Exact\", \"NotOlderThan\""
+            ))),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Create.
+
+    /// Checks `apiVersion`/`kind` of a request body against the resource (upstream answers
+    /// 400 when they disagree) and fills them in when absent.
+    pub fn check_type(
+        &self,
+        res: &Resource,
+        obj: &mut Value,
+        expect_kind: &str,
+        expect_api_version: &str,
+    ) -> Result<(), ApiError> {
+        let Some(map) = obj.as_object_mut() else {
+            return Err(ApiError::bad_request(format!(
+                "the body of the request is not a JSON object (expected a {})",
+                res.info().kind
+            )));
+        };
+        match map.get("apiVersion").and_then(Value::as_str) {
+            Some(v) if v != expect_api_version => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({expect_api_version})"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                map.insert("apiVersion".into(), json!(expect_api_version));
+            }
+        }
+        match map.get("kind").and_then(Value::as_str) {
+            Some(k) if k != expect_kind => Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({expect_kind})"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                map.insert("kind".into(), json!(expect_kind));
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn create(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        mut obj: Value,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        self.check_type(res, &mut obj, info.kind, &info.api_version())?;
+        check_strict(res, &obj, p)?;
+        let mut meta = meta_of(&obj)?;
+        if info.namespaced {
+            let ns = ns.ok_or_else(ApiError::no_route)?;
+            match meta.namespace.as_deref() {
+                Some(m) if !m.is_empty() && m != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => meta.namespace = Some(ns.to_string()),
+            }
+        } else {
+            meta.namespace = None;
+        }
+        if meta.name.as_deref().is_none_or(str::is_empty)
+            && let Some(prefix) = meta.generate_name.as_deref().filter(|g| !g.is_empty())
+        {
+            meta.name = Some(format!("{prefix}{}", generate_suffix()));
+        }
+        let now = Timestamp::now();
+        meta.uid = Some(uuid::Uuid::new_v4().to_string());
+        meta.creation_timestamp = Some(Time(
+            now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now),
+        ));
+        meta.resource_version = None;
+        meta.deletion_timestamp = None;
+        meta.deletion_grace_period_seconds = None;
+        meta.managed_fields = None;
+        meta.generation = info.has_status.then_some(1);
+        set_meta(&mut obj, &meta)?;
+        let mut obj = res.ops.admit_create(obj)?;
+        let name = meta.name.clone().unwrap_or_default();
+        if let Some(ns) = meta.namespace.as_deref() {
+            self.check_namespace_open(res, ns, &name).await?;
+        }
+        self.admit_create_with_state(res, &mut obj, &name).await?;
+        if p.dry_run {
+            if info.plural == "services" {
+                self.alloc.release_service(&obj);
+            }
+            return Ok(obj);
+        }
+        let bytes = encode_for_storage(&obj)?;
+        let created = self
+            .storage
+            .create(&res.key(meta.namespace.as_deref(), &name), bytes)
+            .await;
+        match created {
+            Ok(kv) => {
+                set_rv(&mut obj, kv.mod_revision);
+                Ok(obj)
+            }
+            Err(e) => {
+                if info.plural == "services" {
+                    self.alloc.release_service(&obj);
+                }
+                Err(ApiError::from_storage(e, Self::gr(res), &name))
+            }
+        }
+    }
+
+    /// A namespaced object may be created only in an existing namespace that is not
+    /// terminating.
+    async fn check_namespace_open(
+        &self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let (kv, _) = self
+            .storage
+            .get(&format!("/registry/namespaces/{ns}"), None)
+            .await
+            .map_err(Self::storage_err(res, name))?;
+        let Some(kv) = kv else {
+            return Err(ApiError::not_found(
+                GroupResource {
+                    group: "",
+                    resource: "namespaces",
+                },
+                ns,
+            ));
+        };
+        let nsobj = decode_kv(&kv)?;
+        if nsobj
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Err(ApiError::forbidden(
+                Self::gr(res),
+                name,
+                &format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Admission that needs cluster state: service address allocation and pod priority.
+    async fn admit_create_with_state(
+        &self,
+        res: &Resource,
+        obj: &mut Value,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        match res.info().plural {
+            "services" => self.alloc.allocate_service(obj, None, name),
+            "pods" => self.admit_pod_priority(obj, name).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Upstream's Priority admission plugin: resolve `priorityClassName` into `priority`.
+    async fn admit_pod_priority(&self, obj: &mut Value, name: &str) -> Result<(), ApiError> {
+        let Some(class) = obj
+            .pointer("/spec/priorityClassName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        else {
+            return Ok(());
+        };
+        let (value, policy) = match class {
+            "system-node-critical" => (2_000_001_000_i64, "PreemptLowerPriority".to_string()),
+            "system-cluster-critical" => (2_000_000_000, "PreemptLowerPriority".to_string()),
+            other => {
+                let (kv, _) = self
+                    .storage
+                    .get(
+                        &format!("/registry/scheduling.k8s.io/priorityclasses/{other}"),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| {
+                        ApiError::from_storage(
+                            e,
+                            GroupResource {
+                                group: "",
+                                resource: "pods",
+                            },
+                            name,
+                        )
+                    })?;
+                let Some(kv) = kv else {
+                    return Err(ApiError::forbidden(
+                        GroupResource {
+                            group: "",
+                            resource: "pods",
+                        },
+                        name,
+                        &format!("no PriorityClass with name {other} was found"),
+                    ));
+                };
+                let pc = decode_kv(&kv)?;
+                let value = pc.get("value").and_then(Value::as_i64).unwrap_or(0);
+                let policy = pc
+                    .get("preemptionPolicy")
+                    .and_then(Value::as_str)
+                    .unwrap_or("PreemptLowerPriority");
+                (value, policy.to_string())
+            }
+        };
+        obj["spec"]["priority"] = json!(value);
+        obj["spec"]["preemptionPolicy"] = json!(policy);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Update and patch.
+
+    /// PUT of the main resource or its status.
+    pub async fn update(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        part: Part,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        self.check_type(res, &mut obj, info.kind, &info.api_version())?;
+        let meta = meta_of(&obj)?;
+        if meta.name.as_deref().is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta.name.as_deref().unwrap_or("")
+            )));
+        }
+        if info.namespaced
+            && meta
+                .namespace
+                .as_deref()
+                .is_some_and(|m| !m.is_empty() && Some(m) != ns)
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let pinned = meta
+            .resource_version
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(parse_rv)
+            .transpose()?;
+        self.guaranteed_update(res, ns, name, pinned, p, |_current| Ok(obj.clone()), part)
+            .await
+    }
+
+    /// PATCH of the main resource or its status.
+    pub async fn patch(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        body: &[u8],
+        part: Part,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        let api_version = info.api_version();
+        self.guaranteed_update(
+            res,
+            ns,
+            name,
+            None,
+            p,
+            |current| {
+                let patched = apply_patch(patch_type, current, body, &api_version, info.kind)
+                    .map_err(|e| {
+                        if e.is_bad_request() {
+                            ApiError::bad_request(e.to_string())
+                        } else {
+                            ApiError::invalid(
+                                info.kind,
+                                info.group,
+                                name,
+                                &[bosun_api::validation::FieldError::invalid(
+                                    "",
+                                    "",
+                                    &e.to_string(),
+                                )],
+                            )
+                        }
+                    })?;
+                Ok(patched)
+            },
+            part,
+        )
+        .await
+    }
+
+    /// A server-internal read-modify-write of the whole object (binding, scale).
+    pub async fn update_with(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        p: &Params,
+        transform: impl Fn(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        self.guaranteed_update(res, ns, name, None, p, transform, Part::System)
+            .await
+    }
+
+    /// Reads, transforms and writes an object under optimistic concurrency, retrying on
+    /// lost races unless the client pinned a resourceVersion (in the body or the patch).
+    #[allow(clippy::too_many_arguments)]
+    async fn guaranteed_update(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        pinned: Option<Revision>,
+        p: &Params,
+        transform: impl Fn(&Value) -> Result<Value, ApiError>,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        for _ in 0..MAX_WRITE_RETRIES {
+            let (current, kv) = self.current(res, ns, name).await?;
+            let mut new = transform(&current)?;
+            self.check_type(res, &mut new, info.kind, &info.api_version())?;
+            if part != Part::System {
+                check_strict(res, &new, p)?;
+            }
+            let new_meta = meta_of(&new)?;
+            let client_rv = new_meta
+                .resource_version
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(parse_rv)
+                .transpose()?;
+            if let Some(rv) = pinned.or(client_rv)
+                && rv != kv.mod_revision
+            {
+                return Err(ApiError::modified(Self::gr(res), name));
+            }
+            // A pinned write fails on a lost race; an unpinned one re-reads and retries.
+            let retry = pinned.is_none();
+            let new = self
+                .prepare_update(res, new, new_meta, &current, part)
+                .await?;
+            if values_equal_ignoring_rv(&new, &current) {
+                return Ok(current);
+            }
+            // Removing the last finalizer of an object being deleted deletes it.
+            let finalizing = new
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|v| !v.is_null())
+                && new
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty);
+            if p.dry_run {
+                return Ok(new);
+            }
+            if finalizing && !(info.plural == "pods" && is_graceful_pod(&new)) {
+                match self.storage.delete(&kv.key, Some(kv.mod_revision)).await {
+                    Ok(d) => {
+                        let mut gone = new;
+                        set_rv(&mut gone, d.revision);
+                        self.after_delete(res, &gone);
+                        return Ok(gone);
+                    }
+                    Err(StorageError::Conflict { .. }) if retry => continue,
+                    Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), name)),
+                }
+            }
+            let bytes = encode_for_storage(&new)?;
+            match self.storage.update(&kv.key, bytes, kv.mod_revision).await {
+                Ok(written) => {
+                    let mut out = new;
+                    set_rv(&mut out, written.mod_revision);
+                    return Ok(out);
+                }
+                Err(StorageError::Conflict { .. }) if retry => continue,
+                Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), name)),
+            }
+        }
+        Err(ApiError::modified(Self::gr(res), name))
+    }
+
+    /// Carries system metadata over from `current`, splits spec from status, defaults,
+    /// validates and bumps `generation` when the spec changed.
+    async fn prepare_update(
+        &self,
+        res: &Resource,
+        mut new: Value,
+        mut meta: ObjectMeta,
+        current: &Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        let old_meta = meta_of(current)?;
+        if part == Part::Status {
+            // Only status changes through the status subresource.
+            let mut merged = current.clone();
+            merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            new = merged;
+            meta = old_meta.clone();
+        } else if info.has_status {
+            match current.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        if meta.uid.is_none() {
+            meta.uid = old_meta.uid.clone();
+        }
+        meta.creation_timestamp = old_meta.creation_timestamp.clone();
+        meta.deletion_timestamp = old_meta.deletion_timestamp.clone();
+        meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
+        meta.generation = old_meta.generation;
+        // Unconditional updates carry no resourceVersion; validation sees the stored one
+        // (the storage encoding drops it again).
+        meta.resource_version = old_meta.resource_version.clone();
+        meta.namespace = old_meta.namespace.clone();
+        if meta.managed_fields.is_some() {
+            meta.managed_fields = old_meta.managed_fields.clone();
+        }
+        set_meta(&mut new, &meta)?;
+        let mut new = match part {
+            Part::System => res.ops.decode(new)?,
+            Part::Main | Part::Status => res.ops.admit_update(new, current)?,
+        };
+        if info.plural == "services" {
+            self.alloc.carry_over_service(&mut new, current)?;
+        }
+        if info.has_status && part != Part::Status && new.get("spec") != current.get("spec") {
+            let generation = old_meta.generation.unwrap_or(0) + 1;
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("generation".into(), json!(generation));
+            }
+        }
+        Ok(new)
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Delete.
+
+    pub async fn delete(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        opts: &Value,
+        p: &Params,
+    ) -> Result<DeleteOutcome, ApiError> {
+        let grace = opts
+            .get("gracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .or(p.grace_period_seconds);
+        let pre_uid = opts
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let pre_rv = opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(parse_rv)
+            .transpose()?;
+        for _ in 0..MAX_WRITE_RETRIES {
+            let (current, kv) = self.current(res, ns, name).await?;
+            let meta = meta_of(&current)?;
+            if let Some(uid) = &pre_uid
+                && meta.uid.as_deref() != Some(uid.as_str())
+            {
+                return Err(ApiError::conflict(
+                    Self::gr(res),
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta.uid.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+            if let Some(rv) = pre_rv
+                && rv != kv.mod_revision
+            {
+                return Err(ApiError::conflict(
+                    Self::gr(res),
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
+            }
+            let outcome = match self.plan_delete(res, &current, &meta, grace) {
+                DeletePlan::Mark(marked) => {
+                    if p.dry_run {
+                        return Ok(DeleteOutcome {
+                            object: marked,
+                            gone: false,
+                        });
+                    }
+                    let bytes = encode_for_storage(&marked)?;
+                    match self.storage.update(&kv.key, bytes, kv.mod_revision).await {
+                        Ok(w) => {
+                            let mut obj = marked;
+                            set_rv(&mut obj, w.mod_revision);
+                            DeleteOutcome {
+                                object: obj,
+                                gone: false,
+                            }
+                        }
+                        Err(StorageError::Conflict { .. }) => continue,
+                        Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), name)),
+                    }
+                }
+                DeletePlan::AlreadyDeleting => DeleteOutcome {
+                    object: current,
+                    gone: false,
+                },
+                DeletePlan::Now => {
+                    if p.dry_run {
+                        return Ok(DeleteOutcome {
+                            object: current,
+                            gone: true,
+                        });
+                    }
+                    match self.storage.delete(&kv.key, Some(kv.mod_revision)).await {
+                        Ok(d) => {
+                            let mut obj = current;
+                            set_rv(&mut obj, d.revision);
+                            self.after_delete(res, &obj);
+                            DeleteOutcome {
+                                object: obj,
+                                gone: true,
+                            }
+                        }
+                        Err(StorageError::Conflict { .. }) => continue,
+                        Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), name)),
+                    }
+                }
+            };
+            return Ok(outcome);
+        }
+        Err(ApiError::modified(Self::gr(res), name))
+    }
+
+    fn plan_delete(
+        &self,
+        res: &Resource,
+        current: &Value,
+        meta: &ObjectMeta,
+        grace: Option<i64>,
+    ) -> DeletePlan {
+        let deleting = meta.deletion_timestamp.is_some();
+        let has_finalizers = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+        let info = res.info();
+        let now = Timestamp::now();
+        let now_s = Time(now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now));
+        if info.plural == "namespaces" {
+            if deleting {
+                return DeletePlan::AlreadyDeleting;
+            }
+            let mut marked = current.clone();
+            let mut m = meta.clone();
+            m.deletion_timestamp = Some(now_s);
+            m.deletion_grace_period_seconds = Some(0);
+            marked["metadata"] = serde_json::to_value(&m).unwrap_or(Value::Null);
+            marked["status"]["phase"] = json!("Terminating");
+            return DeletePlan::Mark(marked);
+        }
+        if info.plural == "pods" && is_graceful_pod(current) {
+            let spec_grace = current
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64);
+            let grace = grace
+                .or(spec_grace)
+                .unwrap_or(DEFAULT_POD_GRACE_SECONDS)
+                .max(0);
+            let shortening = meta
+                .deletion_grace_period_seconds
+                .is_some_and(|g| grace < g);
+            if grace > 0 && (!deleting || shortening) {
+                let mut m = meta.clone();
+                let at = now
+                    .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(grace))
+                    .unwrap_or(now);
+                m.deletion_timestamp = Some(Time(
+                    at.round(k8s_openapi::jiff::Unit::Second).unwrap_or(at),
+                ));
+                m.deletion_grace_period_seconds = Some(grace);
+                let mut marked = current.clone();
+                marked["metadata"] = serde_json::to_value(&m).unwrap_or(Value::Null);
+                return DeletePlan::Mark(marked);
+            }
+            if grace > 0 {
+                return DeletePlan::AlreadyDeleting;
+            }
+            if !has_finalizers {
+                return DeletePlan::Now;
+            }
+        }
+        if has_finalizers {
+            if deleting {
+                return DeletePlan::AlreadyDeleting;
+            }
+            let mut m = meta.clone();
+            m.deletion_timestamp = Some(now_s);
+            m.deletion_grace_period_seconds = Some(0);
+            let mut marked = current.clone();
+            marked["metadata"] = serde_json::to_value(&m).unwrap_or(Value::Null);
+            return DeletePlan::Mark(marked);
+        }
+        DeletePlan::Now
+    }
+
+    fn after_delete(&self, res: &Resource, obj: &Value) {
+        if res.info().plural == "services" {
+            self.alloc.release_service(obj);
+        }
+    }
+
+    /// DELETE of a collection: deletes every object the selectors match, returning the
+    /// list of what was deleted or marked for deletion.
+    pub async fn delete_collection(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        opts: &Value,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let mut list_params = p.clone();
+        list_params.limit = None;
+        list_params.continue_token = None;
+        let list = self.list(res, ns, &list_params).await?;
+        let mut deleted = Vec::new();
+        for item in list["items"].as_array().into_iter().flatten() {
+            let name = item
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let item_ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+            match self.delete(res, item_ns.or(ns), name, opts, p).await {
+                Ok(out) => deleted.push(out.object),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let info = res.info();
+        Ok(json!({
+            "kind": info.list_kind,
+            "apiVersion": info.api_version(),
+            "metadata": {"resourceVersion": list["metadata"]["resourceVersion"]},
+            "items": deleted,
+        }))
+    }
+
+    /// Deletes every object in a terminating namespace, then the namespace itself once it
+    /// is empty. Runs in the background after the namespace was marked; gives up after
+    /// `max_rounds` rounds one second apart (the namespace then stays `Terminating`, as
+    /// upstream's does while content remains).
+    pub async fn finalize_namespace(self: Arc<Self>, ns: String, max_rounds: usize) {
+        let opts = json!({});
+        let params = Params::default();
+        for round in 0..max_rounds {
+            let mut remaining = 0usize;
+            for res in self.registry.all().iter().filter(|r| r.info().namespaced) {
+                let Ok(list) = self.list(res, Some(&ns), &params).await else {
+                    continue;
+                };
+                for item in list["items"].as_array().into_iter().flatten() {
+                    remaining += 1;
+                    let name = item
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if let Err(e) = self.delete(res, Some(&ns), name, &opts, &params).await
+                        && e.code != 404
+                    {
+                        tracing::warn!(namespace = %ns, %name, error = %e, "namespace cleanup: delete failed");
+                    }
+                }
+            }
+            if remaining == 0 {
+                break;
+            }
+            if round + 1 < max_rounds {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        let key = format!("/registry/namespaces/{ns}");
+        for _ in 0..MAX_WRITE_RETRIES {
+            let Ok((Some(kv), _)) = self.storage.get(&key, None).await else {
+                return;
+            };
+            let mut still_there = false;
+            for res in self.registry.all().iter().filter(|r| r.info().namespaced) {
+                if let Ok(l) = self
+                    .storage
+                    .list(
+                        &res.list_prefix(Some(&ns)),
+                        ListOptions {
+                            limit: Some(1),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    && !l.items.is_empty()
+                {
+                    still_there = true;
+                }
+            }
+            if still_there {
+                tracing::info!(namespace = %ns, "namespace still has content; it stays Terminating");
+                return;
+            }
+            match self.storage.delete(&key, Some(kv.mod_revision)).await {
+                Err(StorageError::Conflict { .. }) => continue,
+                _ => return,
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Watch.
+
+    /// Starts a watch; events flow into the returned bounded channel until the timeout,
+    /// the client going away, or the storage ending the watcher.
+    pub async fn watch(
+        self: &Arc<Self>,
+        res: &Resource,
+        ns: Option<&str>,
+        p: &Params,
+    ) -> Result<mpsc::Receiver<WatchItem>, ApiError> {
+        let sel = Selection::parse(p, res)?;
+        let prefix = res.list_prefix(ns);
+        let (tx, rx) = mpsc::channel(WATCH_QUEUE_EVENTS);
+        let mut initial = Vec::new();
+        let after = match p.resource_version.as_deref() {
+            None | Some("") | Some("0") => {
+                // Upstream: an unset or "0" resourceVersion starts with the current state,
+                // as ADDED events.
+                let list = self
+                    .list(
+                        res,
+                        ns,
+                        &Params {
+                            label_selector: p.label_selector.clone(),
+                            field_selector: p.field_selector.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                let rev = parse_rv(list["metadata"]["resourceVersion"].as_str().unwrap_or("0"))?;
+                for item in list["items"].as_array().into_iter().flatten() {
+                    initial.push(json!({"type": "ADDED", "object": item}));
+                }
+                rev
+            }
+            Some(rv) => {
+                let rev = parse_rv(rv)?;
+                if p.send_initial_events {
+                    let list = self
+                        .list(
+                            res,
+                            ns,
+                            &Params {
+                                label_selector: p.label_selector.clone(),
+                                field_selector: p.field_selector.clone(),
+                                resource_version: Some(rv.to_string()),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    for item in list["items"].as_array().into_iter().flatten() {
+                        initial.push(json!({"type": "ADDED", "object": item}));
+                    }
+                    parse_rv(list["metadata"]["resourceVersion"].as_str().unwrap_or("0"))?
+                } else {
+                    rev
+                }
+            }
+        };
+        let info = res.info();
+        let bookmark = move |rev: Revision, initial_end: bool| {
+            let mut meta = json!({"resourceVersion": rev.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}})
+        };
+        let stream = match self.storage.watch(&prefix, after).await {
+            Ok(s) => s,
+            Err(StorageError::Compacted {
+                requested,
+                compacted,
+            }) => {
+                // Upstream answers 200 with one ERROR event carrying 410 Expired.
+                let err = ApiError::expired(format!(
+                    "too old resource version: {requested} ({compacted})"
+                ));
+                let _ = tx.try_send(json!({"type": "ERROR", "object": err.to_status()}));
+                return Ok(rx);
+            }
+            Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), "")),
+        };
+        let timeout = self.watch_timeout(p);
+        let allow_bookmarks = p.allow_watch_bookmarks;
+        let send_initial_end = p.send_initial_events && allow_bookmarks;
+        tokio::spawn(async move {
+            for ev in initial {
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            if send_initial_end && tx.send(bookmark(after, true)).await.is_err() {
+                return;
+            }
+            let mut stream = stream;
+            let deadline = tokio::time::sleep(timeout);
+            tokio::pin!(deadline);
+            loop {
+                let next = tokio::select! {
+                    _ = &mut deadline => return,
+                    _ = tx.closed() => return,
+                    n = stream.next() => n,
+                };
+                let event = match next {
+                    None | Some(Err(_)) => return,
+                    Some(Ok(ev)) => ev,
+                };
+                let out = match event {
+                    WatchEvent::Progress { revision } => {
+                        allow_bookmarks.then(|| bookmark(revision, false))
+                    }
+                    other => transform_event(&other, &sel),
+                };
+                if let Some(out) = out
+                    && tx.send(out).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    fn watch_timeout(&self, p: &Params) -> Duration {
+        let max = self.config.max_watch_timeout;
+        match p.timeout_seconds {
+            Some(s) => Duration::from_secs(s).min(max),
+            None => {
+                let min = self.config.min_watch_timeout.min(max);
+                let span = (max - min).as_secs();
+                min + Duration::from_secs(if span == 0 {
+                    0
+                } else {
+                    rand::random_range(0..=span)
+                })
+            }
+        }
+    }
+}
+
+enum DeletePlan {
+    /// Write this object (deletionTimestamp set); it goes away later.
+    Mark(Value),
+    /// Already marked: answer the object as it is.
+    AlreadyDeleting,
+    /// Remove the key now.
+    Now,
+}
+
+/// A pod bound to a node and not finished is deleted gracefully: the kubelet finishes it.
+fn is_graceful_pod(pod: &Value) -> bool {
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    bound && phase != "Succeeded" && phase != "Failed"
+}
+
+fn values_equal_ignoring_rv(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// Turns a storage event into the event a watcher with `sel` sees: an object entering
+/// the selection is ADDED, leaving it is DELETED (upstream's cacheWatcher rules).
+fn transform_event(ev: &WatchEvent, sel: &Selection) -> Option<WatchItem> {
+    match ev {
+        WatchEvent::Put { kv, prev } => {
+            let new = decode_kv(kv).ok()?;
+            let old = prev.as_ref().and_then(|p| decode_kv(p).ok());
+            let new_in = sel.matches(&new);
+            let old_in = old.as_ref().is_some_and(|o| sel.matches(o));
+            match (old_in, new_in) {
+                (true, true) => Some(json!({"type": "MODIFIED", "object": new})),
+                (false, true) => Some(json!({"type": "ADDED", "object": new})),
+                (true, false) => {
+                    let mut gone = old?;
+                    set_rv(&mut gone, kv.mod_revision);
+                    Some(json!({"type": "DELETED", "object": gone}))
+                }
+                (false, false) => None,
+            }
+        }
+        WatchEvent::Delete { prev, revision } => {
+            let mut old = decode_kv(prev).ok()?;
+            if !sel.matches(&old) {
+                return None;
+            }
+            set_rv(&mut old, *revision);
+            Some(json!({"type": "DELETED", "object": old}))
+        }
+        WatchEvent::Progress { .. } => None,
+    }
+}

@@ -1,0 +1,131 @@
+//! The `bosun` binary: one command per component. Each subcommand only wires crates
+//! together; the logic lives in the crates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bosun_apiserver::server::{ApiServer, ServerConfig};
+use bosun_apiserver::storage::{MemoryStorage, MemoryStorageConfig, Storage};
+use bosun_apiserver::tls;
+use clap::{Args, Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How often the API server compacts storage history, and how much it keeps
+/// (kube-apiserver's default `--etcd-compaction-interval`).
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+
+#[derive(Parser)]
+#[command(
+    name = "bosun",
+    version,
+    about = "Bosun: a Kubernetes-style control plane built for measuring its hot paths"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a single-process cluster that kubectl drives.
+    Up(ApiserverArgs),
+    /// Run the API server alone.
+    Apiserver(ApiserverArgs),
+}
+
+#[derive(Args, Clone)]
+struct ApiserverArgs {
+    /// Directory for credentials, the kubeconfig and (later) the store.
+    #[arg(long, default_value = "./bosun-data")]
+    data_dir: PathBuf,
+    /// Address to serve the API on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Serve plain HTTP without authentication (benchmarks only).
+    #[arg(long)]
+    insecure_http: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Up(args) | Command::Apiserver(args) => runtime.block_on(run_apiserver(args)),
+    }
+}
+
+async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let (tls_config, token, scheme, ca) = if args.insecure_http {
+        (None, None, "http", None)
+    } else {
+        let material = tls::load_or_create(&args.data_dir, &[addr.ip()])?;
+        let token = tls::load_or_create_token(&args.data_dir)?;
+        (
+            Some(tls::server_config(&material)?),
+            Some(token),
+            "https",
+            Some(material.ca_pem),
+        )
+    };
+    let url = format!("{scheme}://{addr}");
+    let kubeconfig = tls::kubeconfig(&url, ca.as_deref(), token.as_deref());
+    tls::write_private(&args.data_dir, tls::KUBECONFIG_FILE, &kubeconfig)?;
+
+    let storage = MemoryStorage::new(MemoryStorageConfig::default());
+    let config = ServerConfig {
+        token,
+        advertise: addr.to_string(),
+        ..ServerConfig::default()
+    };
+    let server = ApiServer::new(storage.clone(), config)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrapping: {e}"))?;
+    tokio::spawn(compact_periodically(storage));
+
+    let kubeconfig_path = args.data_dir.join(tls::KUBECONFIG_FILE);
+    println!("bosun API server listening on {url}");
+    println!("  export KUBECONFIG={}", kubeconfig_path.display());
+    println!("  kubectl get namespaces");
+    tracing::info!(%url, "serving");
+    bosun_apiserver::serve(server, listener, tls_config, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await;
+    Ok(())
+}
+
+/// Compacts storage every interval to the revision seen one interval earlier, so
+/// watchers have at least one interval of history to resume from.
+async fn compact_periodically(storage: Arc<MemoryStorage>) {
+    let mut previous = None;
+    let mut tick = tokio::time::interval(COMPACTION_INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Some(rev) = previous
+            && let Err(e) = storage.compact(rev).await
+        {
+            tracing::warn!(error = %e, "compaction failed");
+        }
+        previous = storage.current_revision().await.ok();
+    }
+}

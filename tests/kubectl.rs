@@ -1,0 +1,482 @@
+//! kubectl v1.32 against a real `bosun up`: discovery, create/apply, get in every output
+//! format, describe, label, annotate, scale, the three patch types, delete, and watch.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Cluster, lines_of, wait_for_line};
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.26
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: busybox:1.36
+"#;
+
+const POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p1
+  labels: {tier: backend}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    resources:
+      requests: {cpu: 100m, memory: 64Mi}
+"#;
+
+const SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+"#;
+
+const CONFIGMAP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels: {team: a}
+data:
+  mode: fast
+"#;
+
+const NODE: &str = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-1
+  labels: {zone: z1}
+status:
+  capacity: {cpu: "8", memory: 32Gi, pods: "110"}
+"#;
+
+#[test]
+fn discovery_lists_every_served_resource() {
+    let c = Cluster::up();
+    let out = c.kubectl(&["api-resources"]);
+    for line in [
+        "pods ",
+        "po ",
+        "nodes ",
+        "services ",
+        "endpoints ",
+        "configmaps ",
+        "secrets ",
+        "namespaces ",
+        "events ",
+        "deployments ",
+        "replicasets ",
+        "endpointslices ",
+        "leases ",
+        "priorityclasses ",
+    ] {
+        assert!(out.contains(line), "api-resources lacks {line:?}:\n{out}");
+    }
+    assert!(out.contains("apps/v1"), "{out}");
+    assert!(out.contains("coordination.k8s.io/v1"), "{out}");
+    let version = c.kubectl(&["version", "-o", "json"]);
+    assert!(version.contains("\"serverVersion\""), "{version}");
+    let ns = c.kubectl(&["get", "namespaces"]);
+    for want in [
+        "NAME",
+        "STATUS",
+        "AGE",
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "Active",
+    ] {
+        assert!(ns.contains(want), "{want} missing:\n{ns}");
+    }
+}
+
+#[test]
+fn create_apply_reapply_and_get_in_every_format() {
+    let c = Cluster::up();
+    let out = c.kubectl_stdin(&["create", "-f", "-"], POD);
+    assert_eq!(out.trim(), "pod/p1 created");
+    assert!(
+        c.kubectl_with_stdin(&["create", "-f", "-"], Some(POD))
+            .status
+            .code()
+            != Some(0)
+    );
+
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT);
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    // Someone else labels the deployment; a re-apply with a new image must keep it.
+    c.kubectl(&["label", "deployment", "web", "owner=ops"]);
+    let changed = DEPLOYMENT.replace("nginx:1.26", "nginx:1.27");
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], &changed);
+    assert_eq!(out.trim(), "deployment.apps/web configured");
+    assert_eq!(
+        c.jsonpath(
+            &["deploy", "web"],
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.27"
+    );
+    assert_eq!(
+        c.jsonpath(
+            &["deploy", "web"],
+            "{.spec.template.spec.containers[1].image}"
+        ),
+        "busybox:1.36"
+    );
+    assert_eq!(
+        c.jsonpath(&["deploy", "web"], "{.metadata.labels.owner}"),
+        "ops"
+    );
+    assert_eq!(
+        c.jsonpath(&["deploy", "web"], "{.metadata.generation}"),
+        "2"
+    );
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], &changed);
+    assert_eq!(out.trim(), "deployment.apps/web unchanged");
+
+    let table = c.kubectl(&["get", "deploy", "web"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert!(table.lines().nth(1).unwrap().starts_with("web "), "{table}");
+    let wide = c.kubectl(&["get", "deploy", "-o", "wide"]);
+    assert!(
+        wide.lines().next().unwrap().contains("CONTAINERS"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("nginx,sidecar")
+            && wide.contains("nginx:1.27,busybox:1.36")
+            && wide.contains("app=web"),
+        "{wide}"
+    );
+    let pods = c.kubectl(&["get", "pods", "-o", "wide"]);
+    let header: Vec<&str> = pods.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED",
+            "NODE",
+            "READINESS",
+            "GATES"
+        ]
+    );
+    assert!(
+        pods.contains("p1 ") && pods.contains("0/1") && pods.contains("Pending"),
+        "{pods}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["get", "pod", "p1", "-o", "json"])).unwrap();
+    assert_eq!(json["kind"], "Pod");
+    assert_eq!(json["spec"]["restartPolicy"], "Always");
+    assert_eq!(json["status"]["qosClass"], "Burstable");
+    assert!(
+        json["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36)
+    );
+    let yaml = c.kubectl(&["get", "pod", "p1", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Pod") && yaml.contains("terminationGracePeriodSeconds: 30"),
+        "{yaml}"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&c.kubectl(&["get", "pods", "-o", "json"])).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    c.kubectl_stdin(&["apply", "-f", "-"], SERVICE);
+    let svc = c.kubectl(&["get", "svc", "web"]);
+    assert!(svc.contains("NodePort") && svc.contains("80:3"), "{svc}");
+    let ip = c.jsonpath(&["svc", "web"], "{.spec.clusterIP}");
+    assert!(ip.starts_with("10.9"), "{ip}");
+    // Re-applying a service keeps its allocated address and node port.
+    let np = c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}");
+    c.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &SERVICE.replace("targetPort: 8080", "targetPort: 9090"),
+    );
+    assert_eq!(c.jsonpath(&["svc", "web"], "{.spec.clusterIP}"), ip);
+    assert_eq!(c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}"), np);
+    assert_eq!(
+        c.jsonpath(&["svc", "web"], "{.spec.ports[0].targetPort}"),
+        "9090"
+    );
+}
+
+#[test]
+fn describe_label_annotate_scale_and_patch() {
+    let c = Cluster::up();
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT);
+    c.kubectl_stdin(&["create", "-f", "-"], POD);
+    c.kubectl_stdin(&["create", "-f", "-"], NODE);
+
+    let d = c.kubectl(&["describe", "deployment", "web"]);
+    assert!(
+        d.contains("Name:")
+            && d.contains("web")
+            && d.contains("Replicas:")
+            && d.contains("nginx:1.26"),
+        "{d}"
+    );
+    let d = c.kubectl(&["describe", "pod", "p1"]);
+    assert!(
+        d.contains("Status:")
+            && d.contains("Pending")
+            && d.contains("QoS Class:")
+            && d.contains("Burstable"),
+        "{d}"
+    );
+    let d = c.kubectl(&["describe", "node", "node-1"]);
+    assert!(d.contains("node-1") && d.contains("Capacity:"), "{d}");
+
+    assert_eq!(
+        c.kubectl(&["label", "pod", "p1", "env=prod"]).trim(),
+        "pod/p1 labeled"
+    );
+    assert_eq!(c.jsonpath(&["pod", "p1"], "{.metadata.labels.env}"), "prod");
+    c.kubectl(&["label", "pod", "p1", "env-"]);
+    assert_eq!(c.jsonpath(&["pod", "p1"], "{.metadata.labels.env}"), "");
+    let err = c.kubectl_fails(&["label", "pod", "p1", "tier=frontend"]);
+    assert!(err.contains("already has a value"), "{err}");
+    c.kubectl(&["label", "pod", "p1", "tier=frontend", "--overwrite"]);
+    assert_eq!(
+        c.jsonpath(&["pod", "p1"], "{.metadata.labels.tier}"),
+        "frontend"
+    );
+    assert_eq!(
+        c.kubectl(&["annotate", "node", "node-1", "note=hello"])
+            .trim(),
+        "node/node-1 annotated"
+    );
+    assert_eq!(
+        c.jsonpath(&["node", "node-1"], "{.metadata.annotations.note}"),
+        "hello"
+    );
+
+    assert_eq!(
+        c.kubectl(&["scale", "deployment", "web", "--replicas=5"])
+            .trim(),
+        "deployment.apps/web scaled"
+    );
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "5");
+    let err = c.kubectl_fails(&[
+        "scale",
+        "deployment",
+        "web",
+        "--replicas=3",
+        "--current-replicas=4",
+    ]);
+    assert!(
+        err.contains("expected")
+            || err.contains("precondition")
+            || err.contains("Conflict")
+            || err.contains("4"),
+        "{err}"
+    );
+
+    c.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.28"}]}}}}"#,
+    ]);
+    assert_eq!(
+        c.jsonpath(
+            &["deploy", "web"],
+            "{.spec.template.spec.containers[*].image}"
+        ),
+        "nginx:1.28 busybox:1.36"
+    );
+    c.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"merged":"yes"}}}"#,
+    ]);
+    assert_eq!(
+        c.jsonpath(&["deploy", "web"], "{.metadata.labels.merged}"),
+        "yes"
+    );
+    c.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
+    ]);
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "1");
+    let err = c.kubectl_fails(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/replicas","value":7}]"#,
+    ]);
+    assert!(!err.is_empty());
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "1");
+    c.kubectl(&[
+        "patch",
+        "node",
+        "node-1",
+        "-p",
+        r#"{"spec":{"unschedulable":true}}"#,
+    ]);
+    let nodes = c.kubectl(&["get", "nodes"]);
+    assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
+}
+
+#[test]
+fn delete_by_name_selector_and_all() {
+    let c = Cluster::up();
+    c.kubectl(&["create", "namespace", "team"]);
+    for i in 0..3 {
+        let pod = POD.replace("name: p1", &format!("name: p{i}")).replace(
+            "tier: backend",
+            if i == 0 { "tier: web" } else { "tier: db" },
+        );
+        c.kubectl_stdin(&["create", "-n", "team", "-f", "-"], &pod);
+    }
+    c.kubectl_stdin(&["apply", "-n", "team", "-f", "-"], DEPLOYMENT);
+    c.kubectl_stdin(&["apply", "-n", "team", "-f", "-"], SERVICE);
+    c.kubectl_stdin(&["apply", "-n", "team", "-f", "-"], CONFIGMAP);
+    c.kubectl_stdin(&["create", "-f", "-"], NODE);
+    c.kubectl_stdin(&["create", "-f", "-"], &NODE.replace("node-1", "node-2"));
+
+    assert_eq!(
+        c.kubectl(&["delete", "pod", "p0", "-n", "team"]).trim(),
+        "pod \"p0\" deleted"
+    );
+    let out = c.kubectl(&["delete", "pods", "-n", "team", "-l", "tier=db"]);
+    assert!(
+        out.contains("\"p1\" deleted") && out.contains("\"p2\" deleted"),
+        "{out}"
+    );
+    let left = c.kubectl_output(&["get", "pods", "-n", "team"]);
+    assert!(
+        String::from_utf8_lossy(&left.stderr).contains("No resources found"),
+        "{left:?}"
+    );
+    assert!(
+        c.kubectl(&["delete", "deployment", "web", "-n", "team"])
+            .contains("deleted")
+    );
+    assert!(
+        c.kubectl(&["delete", "service", "--all", "-n", "team"])
+            .contains("\"web\" deleted")
+    );
+    assert!(
+        c.kubectl(&["delete", "configmap", "-l", "team=a", "-n", "team"])
+            .contains("\"settings\" deleted")
+    );
+    assert!(
+        c.kubectl(&["delete", "nodes", "--all"])
+            .contains("\"node-2\" deleted")
+    );
+    assert!(
+        c.kubectl_fails(&["get", "node", "node-1"])
+            .contains("NotFound")
+    );
+
+    // Namespace deletion removes what is inside.
+    c.kubectl_stdin(&["apply", "-n", "team", "-f", "-"], CONFIGMAP);
+    assert!(
+        c.kubectl(&["delete", "namespace", "team"])
+            .contains("\"team\" deleted")
+    );
+    let err = c.kubectl_fails(&["get", "namespace", "team"]);
+    assert!(err.contains("not found"), "{err}");
+    let cms = c.kubectl(&["get", "configmaps", "-A", "-o", "name"]);
+    assert!(!cms.contains("settings"), "{cms}");
+}
+
+#[test]
+fn get_watch_shows_writes_from_another_client() {
+    let c = Cluster::up();
+    let mut watch = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["get", "pods", "-w", "--request-timeout=60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(watch.stdout.take().unwrap());
+    // An empty namespace prints nothing on stdout until the first event, so create the
+    // pod now: either the initial list or the watch must show it.
+    c.kubectl_stdin(&["create", "-f", "-"], POD);
+    let seen = wait_for_line(&lines, Duration::from_secs(30), |l| {
+        l.starts_with("p1 ") && l.contains("Pending")
+    });
+    assert!(seen.is_ok(), "watch never showed p1: {seen:?}");
+    c.kubectl(&["label", "pod", "p1", "seen=yes"]);
+    c.kubectl(&["delete", "pod", "p1"]);
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn bad_input_is_rejected_with_the_right_status_and_nothing_changes() {
+    let c = Cluster::up();
+    let err = c.kubectl_with_stdin(&["create", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, image: x}]}\n"));
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        !err.status.success() && stderr.contains("Invalid value: \"Bad_Name\""),
+        "{stderr}"
+    );
+    let err = c.kubectl_with_stdin(&["create", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec: {containers: [{name: c, image: x, resources: {requests: {cpu: lots}}}]}\n"));
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        !err.status.success() && stderr.contains("spec.containers[0].resources.requests[cpu]"),
+        "{stderr}"
+    );
+    let err = c.kubectl_fails(&["get", "widgets"]);
+    assert!(
+        err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
+    let pods = c.kubectl_output(&["get", "pods"]);
+    assert!(String::from_utf8_lossy(&pods.stderr).contains("No resources found"));
+}
