@@ -86,26 +86,22 @@ async fn kube_rs_crud_on_pods_and_nodes() {
     );
 }
 
+type Events = futures::stream::BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>>;
+
+/// The next watcher event, failing the test if none comes within 30 s.
+async fn next_event(stream: &mut Events) -> Option<Result<watcher::Event<Pod>, watcher::Error>> {
+    tokio::time::timeout(Duration::from_secs(30), stream.next()).await.expect("watcher stalled")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_watcher_survives_server_side_timeouts() {
     let c = common::Cluster::up();
     let client = client(&c).await;
     let pods: Api<Pod> = Api::namespaced(client, "default");
     // The server ends each watch after 1 s; the watcher must re-watch and carry on.
-    let mut stream = watcher(pods.clone(), watcher::Config::default().timeout(1)).boxed();
-    let next = |stream: &mut futures::stream::BoxStream<
-        'static,
-        Result<watcher::Event<Pod>, watcher::Error>,
-    >| {
-        let fut = stream.next();
-        async move {
-            tokio::time::timeout(Duration::from_secs(30), fut)
-                .await
-                .expect("watcher stalled")
-        }
-    };
+    let mut stream: Events = watcher(pods.clone(), watcher::Config::default().timeout(1)).boxed();
     loop {
-        match next(&mut stream).await.unwrap().unwrap() {
+        match next_event(&mut stream).await.unwrap().unwrap() {
             watcher::Event::InitDone => break,
             _ => continue,
         }
@@ -116,7 +112,7 @@ async fn kube_rs_watcher_survives_server_side_timeouts() {
         .await
         .unwrap();
     loop {
-        match next(&mut stream).await.unwrap() {
+        match next_event(&mut stream).await.unwrap() {
             Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p))
                 if p.metadata.name.as_deref() == Some("kr-late") =>
             {

@@ -8,12 +8,14 @@
 //! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`), matching.
 //! - [`validation`]: field errors and the name, label and annotation validators.
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
+//! - [`protobuf`]: Kubernetes' protobuf encoding of the served kinds (kubectl's generators send it).
 //! - [`kinds`]: the kinds served, their REST names, defaulting and validation.
 
 pub mod fields;
 pub mod kinds;
 pub mod labels;
 pub mod patch;
+pub mod protobuf;
 pub mod quantity;
 pub mod validation;
 

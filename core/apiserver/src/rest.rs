@@ -929,7 +929,7 @@ impl Rest {
             merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
             new = merged;
             meta = old_meta.clone();
-        } else if info.has_status {
+        } else if info.has_status && part == Part::Main {
             match current.get("status") {
                 Some(s) => new["status"] = s.clone(),
                 None => {
