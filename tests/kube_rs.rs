@@ -90,7 +90,9 @@ type Events = futures::stream::BoxStream<'static, Result<watcher::Event<Pod>, wa
 
 /// The next watcher event, failing the test if none comes within 30 s.
 async fn next_event(stream: &mut Events) -> Option<Result<watcher::Event<Pod>, watcher::Error>> {
-    tokio::time::timeout(Duration::from_secs(30), stream.next()).await.expect("watcher stalled")
+    tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .expect("watcher stalled")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,7 @@ fn pod_json(i: usize) -> Vec<u8> {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": format!("pod-{i:06}"), "namespace": "default",
             "uid": format!("00000000-0000-4000-8000-{i:012}"), "creationTimestamp": "2026-01-01T00:00:00Z",
-            "labels": {"app": format!("app-{}", i % 100), "tier": if i % 2 == 0 { "web" } else { "db" }}},
+            "labels": {"app": format!("app-{}", i % 100), "tier": if i.is_multiple_of(2) { "web" } else { "db" }}},
         "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
             "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}],
             "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",

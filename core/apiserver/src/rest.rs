@@ -782,8 +782,7 @@ impl Rest {
         res: &Resource,
         ns: Option<&str>,
         name: &str,
-        patch_type: PatchType,
-        body: &[u8],
+        (patch_type, body): (PatchType, &[u8]),
         part: Part,
         p: &Params,
     ) -> Result<Value, ApiError> {

@@ -374,7 +374,7 @@ impl ApiServer {
                     Part::Main
                 };
                 let patched = rest
-                    .patch(&res, ns, name, patch_type, &bytes, part, &params)
+                    .patch(&res, ns, name, (patch_type, &bytes), part, &params)
                     .await?;
                 respond_obj(200, &patched)
             }
@@ -855,16 +855,16 @@ fn to_table(
 fn encode_watch_event(res: &Resource, mut ev: Value, encoding: Encoding) -> Vec<u8> {
     if let Encoding::Table { include_object } = encoding {
         let ty = ev["type"].as_str().unwrap_or("");
-        if ty != "BOOKMARK" && ty != "ERROR" {
-            if let Ok(t) = to_table(res, &[&ev["object"]], include_object, true) {
-                let rv = ev
-                    .pointer("/object/metadata/resourceVersion")
-                    .cloned()
-                    .unwrap_or(json!(""));
-                let mut t = t;
-                t["metadata"] = json!({"resourceVersion": rv});
-                ev["object"] = t;
-            }
+        if ty != "BOOKMARK"
+            && ty != "ERROR"
+            && let Ok(mut t) = to_table(res, &[&ev["object"]], include_object, true)
+        {
+            let rv = ev
+                .pointer("/object/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
+            t["metadata"] = json!({"resourceVersion": rv});
+            ev["object"] = t;
         }
     }
     let mut line = serde_json::to_vec(&ev).unwrap_or_default();

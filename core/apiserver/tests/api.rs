@@ -114,6 +114,18 @@ fn pod(name: &str, labels: Value) -> Value {
     })
 }
 
+/// (what, method, path, content type, body, token, expected code, expected reason).
+type BadCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<u8>,
+    Option<&'a str>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test]
 async fn bad_input_gets_the_right_status_and_changes_nothing() {
     let api = TestApi::start().await;
@@ -129,7 +141,7 @@ async fn bad_input_gets_the_right_status_and_changes_nothing() {
         f(&mut p);
         serde_json::to_vec(&p).unwrap()
     };
-    let cases: Vec<(&str, &str, &str, &str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "malformed JSON",
             "POST",
