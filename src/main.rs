@@ -36,6 +36,37 @@ enum Command {
     Up(ApiserverArgs),
     /// Run the API server alone.
     Apiserver(ApiserverArgs),
+    /// Benchmarks and load generators.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// N concurrent clients creating and updating pods over HTTP/2; latency percentiles.
+    Api(BenchApiArgs),
+}
+
+#[derive(Args)]
+struct BenchApiArgs {
+    /// Target this cluster; without it, an embedded API server runs in this process.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// HTTP/2 connections the clients share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Total target rate of mutating requests per second; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// How long to load, in seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// Write the report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -64,7 +95,102 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Up(args) | Command::Apiserver(args) => runtime.block_on(run_apiserver(args)),
+        Command::Bench(BenchCommand::Api(args)) => runtime.block_on(bench_api(args)),
     }
+}
+
+async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
+    let mut embedded = None;
+    let config = match &args.kubeconfig {
+        Some(path) => bosun_client::Config::from_kubeconfig(path)?,
+        None => {
+            let dir = std::env::temp_dir().join(format!("bosun-bench-api-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let material = tls::load_or_create(&dir, &[addr.ip()])?;
+            let token = tls::load_or_create_token(&dir)?;
+            let storage = MemoryStorage::new(MemoryStorageConfig::default());
+            let config = ServerConfig {
+                token: Some(token.clone()),
+                advertise: addr.to_string(),
+                ..ServerConfig::default()
+            };
+            let server = ApiServer::new(storage, config)
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrapping: {e}"))?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let serving = tokio::spawn(bosun_apiserver::serve(
+                server,
+                listener,
+                Some(tls::server_config(&material)?),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            embedded = Some((stop, serving, dir));
+            bosun_client::Config::new(&format!("https://{addr}"))?
+                .with_bearer_token(token)
+                .with_root_ca_pem(material.ca_pem)
+        }
+    };
+    let cfg = bosun_harness::apiload::ApiLoadConfig {
+        clients: args.clients,
+        connections: args.connections,
+        rate_per_s: args.rate,
+        duration: Duration::from_secs(args.duration_s),
+        namespace: format!("bosun-apiload-{}", std::process::id()),
+    };
+    eprintln!(
+        "loading {} for {} s: {} clients on {} connections, rate {}",
+        if embedded.is_some() {
+            "an embedded API server"
+        } else {
+            "the cluster"
+        },
+        args.duration_s,
+        args.clients,
+        args.connections,
+        if args.rate == 0 {
+            "unpaced".to_string()
+        } else {
+            format!("{}/s", args.rate)
+        }
+    );
+    let report = bosun_harness::apiload::run(config, &cfg).await?;
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "op", "count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us"
+    );
+    for (op, s) in [
+        ("create", &report.create),
+        ("update", &report.update),
+        ("all", &report.all),
+    ] {
+        println!(
+            "{op:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            s.count,
+            s.latency_us_p50,
+            s.latency_us_p90,
+            s.latency_us_p99,
+            s.latency_us_p999,
+            s.latency_us_max
+        );
+    }
+    println!(
+        "{:.0} requests/s, {} errors",
+        report.requests_per_s, report.errors
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        println!("report: {}", path.display());
+    }
+    if let Some((stop, serving, dir)) = embedded {
+        let _ = stop.send(());
+        let _ = serving.await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
 }
 
 async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {

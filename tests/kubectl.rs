@@ -480,3 +480,84 @@ fn bad_input_is_rejected_with_the_right_status_and_nothing_changes() {
     let pods = c.kubectl_output(&["get", "pods"]);
     assert!(String::from_utf8_lossy(&pods.stderr).contains("No resources found"));
 }
+
+#[test]
+fn generator_commands_send_protobuf_and_work() {
+    // kubectl's `create <generator>` commands post Kubernetes protobuf, not JSON.
+    let c = Cluster::up();
+    assert_eq!(
+        c.kubectl(&["create", "namespace", "gen"]).trim(),
+        "namespace/gen created"
+    );
+    let ns = ["-n", "gen"];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&ns);
+        c.kubectl(&all)
+    };
+    assert!(
+        run(&["create", "configmap", "cfg", "--from-literal=mode=fast"])
+            .contains("configmap/cfg created")
+    );
+    assert_eq!(
+        c.jsonpath(&["configmap", "cfg", "-n", "gen"], "{.data.mode}"),
+        "fast"
+    );
+    assert!(
+        run(&[
+            "create",
+            "secret",
+            "generic",
+            "sec",
+            "--from-literal=pw=s3cret"
+        ])
+        .contains("secret/sec created")
+    );
+    assert_eq!(
+        c.jsonpath(&["secret", "sec", "-n", "gen"], "{.data.pw}"),
+        "czNjcmV0"
+    );
+    assert!(
+        run(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=3",
+            "--port=80"
+        ])
+        .contains("deployment.apps/web created")
+    );
+    assert_eq!(
+        c.jsonpath(
+            &["deploy", "web", "-n", "gen"],
+            "{.spec.replicas} {.spec.template.spec.containers[0].ports[0].containerPort}"
+        ),
+        "3 80"
+    );
+    assert!(
+        run(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+            .contains("service/web created")
+    );
+    assert_eq!(
+        c.jsonpath(&["svc", "web", "-n", "gen"], "{.spec.ports[0].targetPort}"),
+        "8080"
+    );
+    assert!(
+        c.kubectl(&[
+            "create",
+            "priorityclass",
+            "high",
+            "--value=1000",
+            "--description=important"
+        ])
+        .contains("priorityclass.scheduling.k8s.io/high created")
+    );
+    assert_eq!(c.jsonpath(&["priorityclass", "high"], "{.value}"), "1000");
+    assert!(
+        run(&["expose", "deployment", "web", "--name=web2", "--port=81"])
+            .contains("service/web2 exposed")
+    );
+    let err = c.kubectl_fails(&["create", "namespace", "Bad_NS"]);
+    assert!(err.contains("Invalid value: \"Bad_NS\""), "{err}");
+}

@@ -155,8 +155,8 @@ impl ApiError {
             "UnsupportedMediaType",
             format!(
                 "the body of the request was in an unknown format ({content_type}) - accepted media types include: \
-                 application/json, application/yaml, application/json-patch+json, \
-                 application/merge-patch+json, application/strategic-merge-patch+json"
+                 application/json, application/yaml, application/vnd.kubernetes.protobuf, \
+                 application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
             ),
         )
     }

@@ -10,6 +10,7 @@
 //!   `MemoryStorage`, its in-memory MVCC reference implementation.
 //! - [`resources`]: the served resources; typed logic behind `ResourceOps`.
 //! - [`rest`]: the generic REST store (create/get/list/update/patch/delete/watch).
+//! - [`cache`]: each stored version decoded once; LIST and WATCH share its wire bytes.
 //! - [`alloc`]: ClusterIP and NodePort allocation.
 //! - [`server`]: HTTP: auth, routing, negotiation, subresources, serving.
 //! - [`openapi`]: OpenAPI v3 operations (what kubectl needs to validate server-side).
@@ -42,6 +43,7 @@
 //! ```
 
 pub mod alloc;
+pub mod cache;
 pub mod discovery;
 pub mod error;
 pub mod metrics;

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::alloc::Allocators;
+use crate::cache::{CachedObject, DEFAULT_CACHE_BYTES, ObjectCache};
 use crate::error::{ApiError, GroupResource};
 use crate::resources::{Registry, Resource};
 use crate::storage::{KeyValue, ListOptions, Revision, Storage, StorageError, WatchEvent};
@@ -136,6 +137,12 @@ impl Selection {
         self.labels.is_everything() && self.fields.is_everything()
     }
 
+    /// Matches a cached object on its pre-parsed labels and fields (no decoding).
+    pub fn matches_cached(&self, obj: &CachedObject) -> bool {
+        (self.labels.is_everything() || self.labels.matches(&obj.labels))
+            && (self.fields.is_everything() || self.fields.matches(|f| obj.field(f)))
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         if !self.labels.is_everything() {
             let labels: BTreeMap<String, String> = obj
@@ -170,12 +177,97 @@ pub fn field_value(obj: &Value, field: &str) -> Option<String> {
     }
 }
 
-/// A watch event ready to send: `{"type": ..., "object": ...}`.
-pub type WatchItem = Value;
+/// A watch event ready to send.
+#[derive(Clone, Debug)]
+pub enum WatchItem {
+    /// `ADDED`/`MODIFIED`/`DELETED` of a cached object, shared by every watcher that
+    /// receives it: its wire bytes are encoded once.
+    Object {
+        event_type: &'static str,
+        object: Arc<CachedObject>,
+    },
+    /// Anything else (`BOOKMARK`, `ERROR`), as a full event value.
+    Raw(Value),
+}
+
+impl WatchItem {
+    /// The event as one JSON line (with the trailing newline).
+    pub fn to_json_line(&self) -> Vec<u8> {
+        match self {
+            WatchItem::Object { event_type, object } => {
+                let mut line = Vec::with_capacity(object.json.len() + 32);
+                line.extend_from_slice(b"{\"type\":\"");
+                line.extend_from_slice(event_type.as_bytes());
+                line.extend_from_slice(b"\",\"object\":");
+                line.extend_from_slice(&object.json);
+                line.extend_from_slice(b"}\n");
+                line
+            }
+            WatchItem::Raw(v) => {
+                let mut line = serde_json::to_vec(v).unwrap_or_default();
+                line.push(b'\n');
+                line
+            }
+        }
+    }
+
+    /// The event as a JSON value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            WatchItem::Object { event_type, object } => {
+                json!({"type": event_type, "object": object.value().unwrap_or(Value::Null)})
+            }
+            WatchItem::Raw(v) => v.clone(),
+        }
+    }
+}
+
+/// A LIST's answer with items as cached objects, so JSON responses are assembled from
+/// their wire bytes without re-encoding.
+pub struct ListOut {
+    pub kind: &'static str,
+    pub api_version: String,
+    pub metadata: Value,
+    pub items: Vec<Arc<CachedObject>>,
+}
+
+impl ListOut {
+    /// The list's JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let header =
+            json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": self.metadata});
+        let mut out = serde_json::to_vec(&header).unwrap_or_default();
+        out.pop(); // the closing brace
+        let body: usize = self.items.iter().map(|o| o.json.len() + 1).sum();
+        out.reserve(body + 16);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, o) in self.items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&o.json);
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+
+    /// The list as a JSON value.
+    pub fn to_value(&self) -> Result<Value, ApiError> {
+        let items: Vec<Value> = self
+            .items
+            .iter()
+            .map(|o| o.value())
+            .collect::<Result<_, _>>()?;
+        Ok(
+            json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": self.metadata, "items": items}),
+        )
+    }
+}
 
 /// The REST store shared by every request.
 pub struct Rest {
     pub storage: Arc<dyn Storage>,
+    pub cache: ObjectCache,
     pub registry: Registry,
     pub alloc: Allocators,
     pub config: RestConfig,
@@ -331,6 +423,7 @@ impl Rest {
         Rest {
             storage,
             registry: Registry::builtin(),
+            cache: ObjectCache::new(DEFAULT_CACHE_BYTES),
             alloc: Allocators::default(),
             config,
         }
@@ -343,6 +436,14 @@ impl Rest {
     fn storage_err<'a>(res: &Resource, name: &'a str) -> impl Fn(StorageError) -> ApiError + 'a {
         let gr = Self::gr(res);
         move |e| ApiError::from_storage(e, gr, name)
+    }
+
+    /// Caches a just-written version, so the watchers and LISTs that follow share one
+    /// encoding of it.
+    fn remember(&self, res: &Resource, key: &str, rev: Revision, obj: &Value) {
+        if let Ok(c) = CachedObject::build(res, rev, obj.clone()) {
+            self.cache.insert(key, Arc::new(c));
+        }
     }
 
     // ---------------------------------------------------------------------------------
@@ -399,12 +500,23 @@ impl Rest {
         Ok((decode_kv(&kv)?, kv))
     }
 
+    /// LIST as a JSON value.
     pub async fn list(
         &self,
         res: &Resource,
         ns: Option<&str>,
         p: &Params,
     ) -> Result<Value, ApiError> {
+        self.list_cached(res, ns, p).await?.to_value()
+    }
+
+    /// LIST with items as cached objects.
+    pub async fn list_cached(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        p: &Params,
+    ) -> Result<ListOut, ApiError> {
         let sel = Selection::parse(p, res)?;
         let prefix = res.list_prefix(ns);
         let (mut at, mut start) = match p.continue_token.as_deref() {
@@ -439,8 +551,8 @@ impl Rest {
             at = Some(page.revision);
             let n = page.items.len();
             for (i, kv) in page.items.iter().enumerate() {
-                let obj = decode_kv(kv)?;
-                if sel.matches(&obj) {
+                let obj = self.cache.get_or_build(res, kv)?;
+                if sel.matches_cached(&obj) {
                     items.push(obj);
                 }
                 if limit.is_some_and(|l| items.len() >= l) {
@@ -467,12 +579,12 @@ impl Rest {
                 metadata["remainingItemCount"] = json!(r);
             }
         }
-        Ok(json!({
-            "kind": info.list_kind,
-            "apiVersion": info.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok(ListOut {
+            kind: info.list_kind,
+            api_version: info.api_version(),
+            metadata,
+            items,
+        })
     }
 
     /// The revision a LIST reads at, from `resourceVersion` and `resourceVersionMatch`.
@@ -617,6 +729,7 @@ impl Rest {
         match created {
             Ok(kv) => {
                 set_rv(&mut obj, kv.mod_revision);
+                self.remember(res, &kv.key, kv.mod_revision, &obj);
                 Ok(obj)
             }
             Err(e) => {
@@ -901,6 +1014,7 @@ impl Rest {
                 Ok(written) => {
                     let mut out = new;
                     set_rv(&mut out, written.mod_revision);
+                    self.remember(res, &kv.key, written.mod_revision, &out);
                     return Ok(out);
                 }
                 Err(StorageError::Conflict { .. }) if retry => continue,
@@ -1264,50 +1378,31 @@ impl Rest {
         let prefix = res.list_prefix(ns);
         let (tx, rx) = mpsc::channel(WATCH_QUEUE_EVENTS);
         let mut initial = Vec::new();
-        let after = match p.resource_version.as_deref() {
-            None | Some("") | Some("0") => {
-                // Upstream: an unset or "0" resourceVersion starts with the current state,
-                // as ADDED events.
-                let list = self
-                    .list(
-                        res,
-                        ns,
-                        &Params {
-                            label_selector: p.label_selector.clone(),
-                            field_selector: p.field_selector.clone(),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                let rev = parse_rv(list["metadata"]["resourceVersion"].as_str().unwrap_or("0"))?;
-                for item in list["items"].as_array().into_iter().flatten() {
-                    initial.push(json!({"type": "ADDED", "object": item}));
-                }
-                rev
-            }
+        // Upstream: an unset or "0" resourceVersion starts with the current state as
+        // ADDED events; `sendInitialEvents` asks for the same from a given version.
+        let initial_at = match p.resource_version.as_deref() {
+            None | Some("") | Some("0") => Some(None),
+            Some(rv) if p.send_initial_events => Some(Some(rv.to_string())),
+            Some(_) => None,
+        };
+        let after = match initial_at {
             Some(rv) => {
-                let rev = parse_rv(rv)?;
-                if p.send_initial_events {
-                    let list = self
-                        .list(
-                            res,
-                            ns,
-                            &Params {
-                                label_selector: p.label_selector.clone(),
-                                field_selector: p.field_selector.clone(),
-                                resource_version: Some(rv.to_string()),
-                                ..Default::default()
-                            },
-                        )
-                        .await?;
-                    for item in list["items"].as_array().into_iter().flatten() {
-                        initial.push(json!({"type": "ADDED", "object": item}));
-                    }
-                    parse_rv(list["metadata"]["resourceVersion"].as_str().unwrap_or("0"))?
-                } else {
-                    rev
+                let list_params = Params {
+                    label_selector: p.label_selector.clone(),
+                    field_selector: p.field_selector.clone(),
+                    resource_version: rv,
+                    ..Default::default()
+                };
+                let list = self.list_cached(res, ns, &list_params).await?;
+                for object in list.items {
+                    initial.push(WatchItem::Object {
+                        event_type: "ADDED",
+                        object,
+                    });
                 }
+                parse_rv(list.metadata["resourceVersion"].as_str().unwrap_or("0"))?
             }
+            None => parse_rv(p.resource_version.as_deref().unwrap_or("0"))?,
         };
         let info = res.info();
         let bookmark = move |rev: Revision, initial_end: bool| {
@@ -1315,7 +1410,9 @@ impl Rest {
             if initial_end {
                 meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}})
+            WatchItem::Raw(
+                json!({"type": "BOOKMARK", "object": {"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}}),
+            )
         };
         let stream = match self.storage.watch(&prefix, after).await {
             Ok(s) => s,
@@ -1327,7 +1424,9 @@ impl Rest {
                 let err = ApiError::expired(format!(
                     "too old resource version: {requested} ({compacted})"
                 ));
-                let _ = tx.try_send(json!({"type": "ERROR", "object": err.to_status()}));
+                let _ = tx.try_send(WatchItem::Raw(
+                    json!({"type": "ERROR", "object": err.to_status()}),
+                ));
                 return Ok(rx);
             }
             Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), "")),
@@ -1335,6 +1434,8 @@ impl Rest {
         let timeout = self.watch_timeout(p);
         let allow_bookmarks = p.allow_watch_bookmarks;
         let send_initial_end = p.send_initial_events && allow_bookmarks;
+        let this = self.clone();
+        let res = res.clone();
         tokio::spawn(async move {
             for ev in initial {
                 if tx.send(ev).await.is_err() {
@@ -1361,7 +1462,7 @@ impl Rest {
                     WatchEvent::Progress { revision } => {
                         allow_bookmarks.then(|| bookmark(revision, false))
                     }
-                    other => transform_event(&other, &sel),
+                    other => this.transform_event(&res, &other, &sel),
                 };
                 if let Some(out) = out
                     && tx.send(out).await.is_err()
@@ -1423,34 +1524,69 @@ fn values_equal_ignoring_rv(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
-/// Turns a storage event into the event a watcher with `sel` sees: an object entering
-/// the selection is ADDED, leaving it is DELETED (upstream's cacheWatcher rules).
-fn transform_event(ev: &WatchEvent, sel: &Selection) -> Option<WatchItem> {
-    match ev {
-        WatchEvent::Put { kv, prev } => {
-            let new = decode_kv(kv).ok()?;
-            let old = prev.as_ref().and_then(|p| decode_kv(p).ok());
-            let new_in = sel.matches(&new);
-            let old_in = old.as_ref().is_some_and(|o| sel.matches(o));
-            match (old_in, new_in) {
-                (true, true) => Some(json!({"type": "MODIFIED", "object": new})),
-                (false, true) => Some(json!({"type": "ADDED", "object": new})),
-                (true, false) => {
-                    let mut gone = old?;
-                    set_rv(&mut gone, kv.mod_revision);
-                    Some(json!({"type": "DELETED", "object": gone}))
+/// The object `prev` as last seen, stamped with the revision that removed it.
+fn gone_object(res: &Resource, prev: &KeyValue, revision: Revision) -> Option<Arc<CachedObject>> {
+    CachedObject::from_stored(res, &prev.key, &prev.value, revision)
+        .ok()
+        .map(Arc::new)
+}
+
+impl Rest {
+    /// Turns a storage event into the event a watcher with `sel` sees: an object entering
+    /// the selection is ADDED, leaving it is DELETED (upstream's cacheWatcher rules).
+    /// The new version comes from the shared cache, so all watchers share its encoding.
+    fn transform_event(
+        &self,
+        res: &Resource,
+        ev: &WatchEvent,
+        sel: &Selection,
+    ) -> Option<WatchItem> {
+        match ev {
+            WatchEvent::Put { kv, prev } => {
+                let new = self.cache.get_or_build(res, kv).ok()?;
+                let new_in = sel.matches_cached(&new);
+                let old_in = match prev {
+                    None => false,
+                    Some(_) if sel.is_everything() => true,
+                    Some(p) => CachedObject::from_stored(res, &p.key, &p.value, p.mod_revision)
+                        .is_ok_and(|o| sel.matches_cached(&o)),
+                };
+                match (old_in, new_in) {
+                    (true, true) => Some(WatchItem::Object {
+                        event_type: "MODIFIED",
+                        object: new,
+                    }),
+                    (false, true) => Some(WatchItem::Object {
+                        event_type: "ADDED",
+                        object: new,
+                    }),
+                    (true, false) => {
+                        let gone = gone_object(res, prev.as_ref()?, kv.mod_revision)?;
+                        Some(WatchItem::Object {
+                            event_type: "DELETED",
+                            object: gone,
+                        })
+                    }
+                    (false, false) => None,
                 }
-                (false, false) => None,
             }
-        }
-        WatchEvent::Delete { prev, revision } => {
-            let mut old = decode_kv(prev).ok()?;
-            if !sel.matches(&old) {
-                return None;
+            WatchEvent::Delete { prev, revision } => {
+                // Every watcher of this key sees the same tombstone: cache it in the
+                // key's slot, which the live object no longer needs.
+                let gone = match self.cache.lookup(&prev.key, *revision) {
+                    Some(hit) => hit,
+                    None => {
+                        let built = gone_object(res, prev, *revision)?;
+                        self.cache.insert(&prev.key, built.clone());
+                        built
+                    }
+                };
+                sel.matches_cached(&gone).then_some(WatchItem::Object {
+                    event_type: "DELETED",
+                    object: gone,
+                })
             }
-            set_rv(&mut old, *revision);
-            Some(json!({"type": "DELETED", "object": old}))
+            WatchEvent::Progress { .. } => None,
         }
-        WatchEvent::Progress { .. } => None,
     }
 }

@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::request::{ResourcePath, Route, parse_query, route};
 use crate::resources::Resource;
-use crate::rest::{Params, Part, Rest, RestConfig};
+use crate::rest::{Params, Part, Rest, RestConfig, WatchItem};
 use crate::storage::Storage;
 
 /// Kubernetes' request body limit (3 MiB).
@@ -340,8 +340,12 @@ impl ApiServer {
                 self.serve_watch(&res, ns, &params, encoding).await
             }
             ("GET", None, None) => {
-                let list = rest.list(&res, ns, &params).await?;
-                respond_obj(200, &list)
+                let list = rest.list_cached(&res, ns, &params).await?;
+                match encoding {
+                    // The common path: the list's JSON is its items' cached wire bytes.
+                    Encoding::Json => Ok(respond(200, "application/json", list.to_json())),
+                    _ => respond_obj(200, &list.to_value()?),
+                }
             }
             ("GET", Some(name), None | Some("status")) => {
                 let obj = rest.get(&res, ns, name, &params).await?;
@@ -852,20 +856,22 @@ fn to_table(
     )
 }
 
-fn encode_watch_event(res: &Resource, mut ev: Value, encoding: Encoding) -> Vec<u8> {
-    if let Encoding::Table { include_object } = encoding {
-        let ty = ev["type"].as_str().unwrap_or("");
-        if ty != "BOOKMARK"
-            && ty != "ERROR"
-            && let Ok(mut t) = to_table(res, &[&ev["object"]], include_object, true)
-        {
-            let rv = ev
-                .pointer("/object/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or(json!(""));
-            t["metadata"] = json!({"resourceVersion": rv});
-            ev["object"] = t;
-        }
+fn encode_watch_event(res: &Resource, item: WatchItem, encoding: Encoding) -> Vec<u8> {
+    let Encoding::Table { include_object } = encoding else {
+        return item.to_json_line();
+    };
+    let mut ev = item.to_value();
+    let ty = ev["type"].as_str().unwrap_or("");
+    if ty != "BOOKMARK"
+        && ty != "ERROR"
+        && let Ok(mut t) = to_table(res, &[&ev["object"]], include_object, true)
+    {
+        let rv = ev
+            .pointer("/object/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(json!(""));
+        t["metadata"] = json!({"resourceVersion": rv});
+        ev["object"] = t;
     }
     let mut line = serde_json::to_vec(&ev).unwrap_or_default();
     line.push(b'\n');
@@ -932,6 +938,15 @@ fn decode_object(media: &str, bytes: &[u8]) -> Result<Value, ApiError> {
         })?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?,
+        bosun_api::protobuf::MEDIA_TYPE => {
+            bosun_api::protobuf::decode(bytes).map_err(|e| match e {
+                bosun_api::protobuf::ProtoError::UnknownKind { .. }
+                | bosun_api::protobuf::ProtoError::Unsupported { .. } => {
+                    ApiError::unsupported_media_type(&format!("{media}: {e}"))
+                }
+                other => ApiError::bad_request(format!("decoding the protobuf body: {other}")),
+            })?
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !v.is_object() {
@@ -1121,6 +1136,10 @@ mod tests {
             decode_object("application/vnd.kubernetes.protobuf", b"x")
                 .unwrap_err()
                 .code,
+            400
+        );
+        assert_eq!(
+            decode_object("application/cbor", b"x").unwrap_err().code,
             415
         );
     }

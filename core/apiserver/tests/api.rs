@@ -245,10 +245,20 @@ async fn bad_input_gets_the_right_status_and_changes_nothing() {
             "RequestEntityTooLarge",
         ),
         (
-            "protobuf body",
+            "protobuf garbage",
             "POST",
             pods,
             "application/vnd.kubernetes.protobuf",
+            good.clone(),
+            Some(TOKEN),
+            400,
+            "BadRequest",
+        ),
+        (
+            "CBOR body",
+            "POST",
+            pods,
+            "application/cbor",
             good.clone(),
             Some(TOKEN),
             415,
@@ -711,4 +721,56 @@ async fn finalizers_graceful_pods_binding_and_status() {
     let metrics = api.raw("GET", "/metrics", "", vec![], Some(TOKEN)).await.1;
     let text = String::from_utf8_lossy(&metrics);
     assert!(text.contains("apiserver_request_total{component=\"apiserver\",group=\"apps\",resource=\"deployments\""), "{text}");
+}
+
+#[tokio::test]
+async fn generate_name_dry_run_and_strict_field_validation() {
+    let api = TestApi::start().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let mut p = pod("", json!({}));
+    p["metadata"] = json!({"generateName": "web-"});
+    let created = api.ok("POST", pods, Some(p)).await;
+    let name = created["metadata"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("web-") && name.len() == "web-".len() + 5,
+        "{name}"
+    );
+
+    let before = api.revision().await;
+    let dry = api
+        .ok(
+            "POST",
+            &format!("{pods}?dryRun=All"),
+            Some(pod("dry", json!({}))),
+        )
+        .await;
+    assert_eq!(dry["metadata"]["name"], "dry");
+    assert_eq!(
+        dry["spec"]["restartPolicy"], "Always",
+        "dry runs are defaulted"
+    );
+    assert_eq!(api.revision().await, before, "a dry run writes nothing");
+    assert_eq!(api.req("GET", &format!("{pods}/dry"), None).await.0, 404);
+
+    let mut unknown = pod("u", json!({}));
+    unknown["spec"]["bogus"] = json!(1);
+    unknown["spec"]["containers"][0]["alsoBogus"] = json!("x");
+    let (code, status) = api
+        .req(
+            "POST",
+            &format!("{pods}?fieldValidation=Strict"),
+            Some(unknown.clone()),
+        )
+        .await;
+    assert_eq!(code, 400);
+    let msg = status["message"].as_str().unwrap();
+    assert!(
+        msg.contains(r#"unknown field "spec.bogus""#)
+            && msg.contains(r#"unknown field "spec.containers[0].alsoBogus""#),
+        "{msg}"
+    );
+    assert_eq!(api.revision().await, before);
+    // Without Strict, unknown fields are dropped.
+    let created = api.ok("POST", pods, Some(unknown)).await;
+    assert!(created["spec"].get("bogus").is_none());
 }

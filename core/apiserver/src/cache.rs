@@ -1,0 +1,268 @@
+//! The decoded-object cache: every stored version of an object is decoded once into a
+//! [`CachedObject`] holding its labels, its selectable field values and its final wire
+//! JSON (with `resourceVersion` set). LISTs filter on the parsed labels and fields and
+//! concatenate the wire bytes; watch events share one `CachedObject` among all watchers,
+//! so an event is encoded once however many watchers receive it.
+//!
+//! Entries are keyed by storage key and carry the `mod_revision` they were built from; a
+//! reader whose storage read returned another revision rebuilds the entry. The cache is
+//! bounded by bytes: when a shard's share is exceeded the shard is cleared, which costs
+//! only re-decoding.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::resources::Resource;
+use crate::storage::{KeyValue, Revision};
+
+/// Default bound of the cache's wire bytes (512 MiB).
+pub const DEFAULT_CACHE_BYTES: usize = 512 * 1024 * 1024;
+const SHARDS: usize = 16;
+
+/// One object version, decoded once.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub mod_revision: Revision,
+    /// The object's JSON with `metadata.resourceVersion` set: what clients receive.
+    pub json: Bytes,
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.name`, `metadata.namespace` and the resource's selectable fields.
+    fields: Vec<(&'static str, Option<String>)>,
+}
+
+impl CachedObject {
+    /// Builds the entry for `obj` as stored at `mod_revision`.
+    pub fn build(
+        res: &Resource,
+        mod_revision: Revision,
+        mut obj: Value,
+    ) -> Result<CachedObject, ApiError> {
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.insert(
+                "resourceVersion".into(),
+                Value::String(mod_revision.to_string()),
+            );
+        }
+        let labels = match obj.pointer("/metadata/labels") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let mut fields = Vec::with_capacity(2 + res.ops.selectable_fields().len());
+        for f in ["metadata.name", "metadata.namespace"]
+            .into_iter()
+            .chain(res.ops.selectable_fields().iter().copied())
+        {
+            fields.push((f, crate::rest::field_value(&obj, f)));
+        }
+        let json = serde_json::to_vec(&obj)
+            .map(Bytes::from)
+            .map_err(ApiError::internal)?;
+        Ok(CachedObject {
+            mod_revision,
+            json,
+            labels,
+            fields,
+        })
+    }
+
+    /// Decodes a stored value (which carries no resourceVersion) as of `mod_revision`.
+    pub fn from_stored(
+        res: &Resource,
+        key: &str,
+        value: &[u8],
+        mod_revision: Revision,
+    ) -> Result<CachedObject, ApiError> {
+        let obj: Value = serde_json::from_slice(value)
+            .map_err(|e| ApiError::internal(format!("stored object {key} is corrupt: {e}")))?;
+        Self::build(res, mod_revision, obj)
+    }
+
+    /// The value of a selectable field, as field selectors see it.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(f, _)| *f == name)
+            .and_then(|(_, v)| v.clone())
+    }
+
+    /// The object as a JSON value (for tables, YAML, internal callers).
+    pub fn value(&self) -> Result<Value, ApiError> {
+        serde_json::from_slice(&self.json).map_err(ApiError::internal)
+    }
+
+    fn cost(&self) -> usize {
+        self.json.len()
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+            + 128
+    }
+}
+
+/// The cache shared by all requests.
+pub struct ObjectCache {
+    shards: Vec<Mutex<HashMap<String, Arc<CachedObject>>>>,
+    shard_bytes: Vec<AtomicUsize>,
+    max_shard_bytes: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl ObjectCache {
+    pub fn new(max_bytes: usize) -> Self {
+        ObjectCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shard_bytes: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
+            max_shard_bytes: (max_bytes / SHARDS).max(1),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> usize {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        (h.finish() as usize) % SHARDS
+    }
+
+    /// The entry for `kv`, decoding it if the cache holds no entry of that revision.
+    pub fn get_or_build(
+        &self,
+        res: &Resource,
+        kv: &KeyValue,
+    ) -> Result<Arc<CachedObject>, ApiError> {
+        if let Some(hit) = self.lookup(&kv.key, kv.mod_revision) {
+            return Ok(hit);
+        }
+        let built = Arc::new(CachedObject::from_stored(
+            res,
+            &kv.key,
+            &kv.value,
+            kv.mod_revision,
+        )?);
+        self.insert(&kv.key, built.clone());
+        Ok(built)
+    }
+
+    /// The cached entry of `key` if it was built at `mod_revision`.
+    pub fn lookup(&self, key: &str, mod_revision: Revision) -> Option<Arc<CachedObject>> {
+        let shard = self.shards[self.shard(key)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shard
+            .get(key)
+            .filter(|o| o.mod_revision == mod_revision)
+            .cloned()
+    }
+
+    /// Records `obj` for `key` unless a newer version is already there.
+    pub fn insert(&self, key: &str, obj: Arc<CachedObject>) {
+        let i = self.shard(key);
+        let mut shard = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        if shard
+            .get(key)
+            .is_some_and(|old| old.mod_revision > obj.mod_revision)
+        {
+            return;
+        }
+        let cost = obj.cost();
+        if self.shard_bytes[i].load(Ordering::Relaxed) + cost > self.max_shard_bytes {
+            shard.clear();
+            self.shard_bytes[i].store(0, Ordering::Relaxed);
+        }
+        if let Some(old) = shard.insert(key.to_string(), obj) {
+            self.shard_bytes[i].fetch_sub(
+                old.cost().min(self.shard_bytes[i].load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+        }
+        self.shard_bytes[i].fetch_add(cost, Ordering::Relaxed);
+    }
+
+    /// Number of cached entries.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Registry;
+    use serde_json::json;
+
+    fn kv(key: &str, rev: Revision, obj: &Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Bytes::from(serde_json::to_vec(obj).unwrap()),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn entries_follow_revisions_and_carry_wire_json() {
+        let reg = Registry::builtin();
+        let pods = reg.get("", "v1", "pods").unwrap();
+        let cache = ObjectCache::new(1 << 20);
+        let obj = json!({"metadata": {"name": "p", "namespace": "d", "labels": {"a": "b"}}, "spec": {"nodeName": "n1"}});
+        let first = cache
+            .get_or_build(pods, &kv("/registry/pods/d/p", 5, &obj))
+            .unwrap();
+        let again = cache
+            .get_or_build(pods, &kv("/registry/pods/d/p", 5, &obj))
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "same revision: one decode");
+        assert_eq!(first.value().unwrap()["metadata"]["resourceVersion"], "5");
+        assert_eq!(first.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(first.field("spec.nodeName").as_deref(), Some("n1"));
+        assert_eq!(first.field("metadata.namespace").as_deref(), Some("d"));
+        let newer = cache
+            .get_or_build(pods, &kv("/registry/pods/d/p", 6, &obj))
+            .unwrap();
+        assert_eq!(newer.mod_revision, 6);
+        // An older version never replaces a newer one.
+        cache.insert("/registry/pods/d/p", first);
+        assert_eq!(
+            cache.lookup("/registry/pods/d/p", 6).unwrap().mod_revision,
+            6
+        );
+    }
+
+    #[test]
+    fn the_byte_bound_holds() {
+        let reg = Registry::builtin();
+        let pods = reg.get("", "v1", "pods").unwrap();
+        let cache = ObjectCache::new(SHARDS * 4096);
+        for i in 0..1000 {
+            let obj = json!({"metadata": {"name": format!("p{i}"), "annotations": {"x": "y".repeat(200)}}});
+            cache
+                .get_or_build(pods, &kv(&format!("/k/{i}"), i + 1, &obj))
+                .unwrap();
+        }
+        let total: usize = cache
+            .shard_bytes
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .sum();
+        assert!(total <= SHARDS * 4096, "{total}");
+        assert!(cache.len() < 1000);
+    }
+}

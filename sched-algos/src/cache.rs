@@ -1,0 +1,406 @@
+//! The scheduler's cache of nodes and pods, and the snapshots it hands to each cycle.
+//!
+//! The cache is the single writer: informer events (`add_node`, `add_pod`, ...) and the
+//! scheduler's own `assume_pod` / `forget_pod` mutate it. Every mutation of a node bumps
+//! the cache's generation and stamps it on the node. [`Cache::update_snapshot`] then
+//! refreshes a [`Snapshot`] by visiting only the nodes whose generation is newer than
+//! the snapshot's (upstream's `UpdateSnapshot`), so a cycle costs O(changed nodes), not
+//! O(nodes). Nodes are shared copy-on-write (`Arc`): the cache clones a node only when
+//! it changes one a snapshot still holds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1 as corev1;
+
+use crate::node_info::NodeInfo;
+use crate::pod_info::PodInfo;
+use crate::resource::ResourceError;
+
+/// A cache operation that does not fit the cache's state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("node has no name")]
+    NodeWithoutName,
+    #[error("node {0:?}: {1}")]
+    Node(String, ResourceError),
+    #[error("node {0:?} is not in the cache")]
+    NodeNotFound(String),
+    #[error("pod {0:?} has no node name")]
+    PodWithoutNode(String),
+    #[error("pod {0:?} is already in the cache")]
+    PodExists(String),
+    #[error("pod {0:?} is not in the cache")]
+    PodNotFound(String),
+    #[error("pod {0:?} is not assumed")]
+    PodNotAssumed(String),
+}
+
+#[derive(Clone, Debug)]
+struct NodeEntry {
+    info: Arc<NodeInfo>,
+    /// False for a placeholder created by a pod that arrived before its node.
+    has_node: bool,
+}
+
+#[derive(Clone, Debug)]
+struct PodEntry {
+    pod: Arc<PodInfo>,
+    node: String,
+    assumed: bool,
+}
+
+/// Nodes and pods, bound and assumed. See the module docs.
+#[derive(Debug, Default)]
+pub struct Cache {
+    nodes: HashMap<String, NodeEntry>,
+    /// Names of the nodes with a Node object, in the order snapshots list them.
+    order: Vec<String>,
+    /// Node names by the generation of their last change (one entry per node).
+    by_generation: BTreeMap<u64, String>,
+    generation: u64,
+    /// Bumped when the set of listed nodes changes: snapshots then rebuild their lists.
+    layout_generation: u64,
+    pods: HashMap<String, PodEntry>,
+}
+
+impl Cache {
+    pub fn new() -> Cache {
+        Cache::default()
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn n_pods(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// The current generation; strictly increases with every node change.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Adds or replaces a node, keeping its pods.
+    pub fn add_node(&mut self, node: &corev1::Node) -> Result<(), CacheError> {
+        let name = node.metadata.name.clone().ok_or(CacheError::NodeWithoutName)?;
+        let entry = self.nodes.entry(name.clone()).or_insert_with(|| NodeEntry {
+            info: Arc::new(NodeInfo::default()),
+            has_node: false,
+        });
+        Arc::make_mut(&mut entry.info)
+            .set_node(node)
+            .map_err(|e| CacheError::Node(name.clone(), e))?;
+        if !entry.has_node {
+            entry.has_node = true;
+            self.order.push(name.clone());
+            self.layout_generation += 1;
+        }
+        self.touch(&name);
+        Ok(())
+    }
+
+    /// Same as [`add_node`](Cache::add_node): nodes are replaced whole.
+    pub fn update_node(&mut self, node: &corev1::Node) -> Result<(), CacheError> {
+        self.add_node(node)
+    }
+
+    /// Removes a node from the listed nodes. Its pods stay accounted (upstream keeps
+    /// a node whose pods are not yet deleted) until they are removed.
+    pub fn remove_node(&mut self, name: &str) -> Result<(), CacheError> {
+        let entry = self.nodes.get_mut(name).filter(|e| e.has_node);
+        let entry = entry.ok_or_else(|| CacheError::NodeNotFound(name.to_owned()))?;
+        entry.has_node = false;
+        let empty = entry.info.pods.is_empty();
+        let generation = entry.info.generation;
+        self.order.retain(|n| n != name);
+        self.layout_generation += 1;
+        if empty {
+            self.nodes.remove(name);
+            self.by_generation.remove(&generation);
+        }
+        Ok(())
+    }
+
+    /// Adds a bound pod (`spec.nodeName` set). A pod this cache assumed is confirmed,
+    /// moving it if it was bound elsewhere than assumed.
+    pub fn add_pod(&mut self, pod: Arc<PodInfo>) -> Result<(), CacheError> {
+        if pod.node_name.is_empty() {
+            return Err(CacheError::PodWithoutNode(pod.key()));
+        }
+        match self.pods.get(&pod.uid) {
+            Some(e) if e.assumed => {
+                let uid = pod.uid.clone();
+                self.remove_pod(&uid)?;
+            }
+            Some(_) => return Err(CacheError::PodExists(pod.key())),
+            None => {}
+        }
+        let node = pod.node_name.clone();
+        self.place(pod, &node, false);
+        Ok(())
+    }
+
+    /// Replaces a bound pod (its requests or node may have changed).
+    pub fn update_pod(&mut self, pod: Arc<PodInfo>) -> Result<(), CacheError> {
+        self.remove_pod(&pod.uid)?;
+        self.add_pod(pod)
+    }
+
+    /// Removes a pod, bound or assumed, by UID.
+    pub fn remove_pod(&mut self, uid: &str) -> Result<Arc<PodInfo>, CacheError> {
+        let entry = self
+            .pods
+            .remove(uid)
+            .ok_or_else(|| CacheError::PodNotFound(uid.to_owned()))?;
+        let node = self.nodes.get_mut(&entry.node).expect("a cached pod's node is cached");
+        let removed = Arc::make_mut(&mut node.info).remove_pod(uid);
+        assert!(removed.is_some(), "pod {uid} missing from node {}", entry.node);
+        if !node.has_node && node.info.pods.is_empty() {
+            let generation = node.info.generation;
+            self.nodes.remove(&entry.node);
+            self.by_generation.remove(&generation);
+        } else {
+            self.touch(&entry.node);
+        }
+        Ok(entry.pod)
+    }
+
+    /// Accounts `pod` on `node_name` before its binding is confirmed (upstream's
+    /// `AssumePod`), so the next cycle sees the node's resources as taken.
+    pub fn assume_pod(&mut self, pod: Arc<PodInfo>, node_name: &str) -> Result<(), CacheError> {
+        if self.pods.contains_key(&pod.uid) {
+            return Err(CacheError::PodExists(pod.key()));
+        }
+        if !self.nodes.get(node_name).is_some_and(|e| e.has_node) {
+            return Err(CacheError::NodeNotFound(node_name.to_owned()));
+        }
+        self.place(pod, node_name, true);
+        Ok(())
+    }
+
+    /// Undoes [`assume_pod`](Cache::assume_pod) after a failed binding.
+    pub fn forget_pod(&mut self, uid: &str) -> Result<(), CacheError> {
+        match self.pods.get(uid) {
+            Some(e) if e.assumed => self.remove_pod(uid).map(drop),
+            Some(_) => Err(CacheError::PodNotAssumed(uid.to_owned())),
+            None => Err(CacheError::PodNotFound(uid.to_owned())),
+        }
+    }
+
+    pub fn is_assumed(&self, uid: &str) -> bool {
+        self.pods.get(uid).is_some_and(|e| e.assumed)
+    }
+
+    fn place(&mut self, pod: Arc<PodInfo>, node_name: &str, assumed: bool) {
+        let entry = self.nodes.entry(node_name.to_owned()).or_insert_with(|| NodeEntry {
+            info: Arc::new(NodeInfo {
+                name: node_name.to_owned(),
+                ..NodeInfo::default()
+            }),
+            has_node: false,
+        });
+        Arc::make_mut(&mut entry.info).add_pod(Arc::clone(&pod));
+        self.pods.insert(
+            pod.uid.clone(),
+            PodEntry {
+                pod,
+                node: node_name.to_owned(),
+                assumed,
+            },
+        );
+        self.touch(node_name);
+    }
+
+    /// Stamps a new generation on a node.
+    fn touch(&mut self, name: &str) {
+        self.generation += 1;
+        let entry = self.nodes.get_mut(name).expect("touched node exists");
+        let info = Arc::make_mut(&mut entry.info);
+        self.by_generation.remove(&info.generation);
+        info.generation = self.generation;
+        self.by_generation.insert(self.generation, name.to_owned());
+    }
+
+    /// Brings `snap` up to date, visiting only nodes changed since its generation (or
+    /// every node when the set of nodes changed).
+    pub fn update_snapshot(&self, snap: &mut Snapshot) {
+        if snap.layout_generation != self.layout_generation {
+            let nodes = self
+                .order
+                .iter()
+                .map(|n| Arc::clone(&self.nodes[n].info))
+                .collect();
+            *snap = Snapshot::from_nodes(nodes);
+            snap.layout_generation = self.layout_generation;
+        } else {
+            for name in self.by_generation.range(snap.generation + 1..).map(|(_, n)| n) {
+                if let Some(&idx) = snap.index.get(name) {
+                    snap.replace(idx, Arc::clone(&self.nodes[name].info));
+                }
+            }
+        }
+        snap.generation = self.generation;
+    }
+
+    /// A fresh snapshot of the current state.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::default();
+        snap.layout_generation = u64::MAX;
+        self.update_snapshot(&mut snap);
+        snap
+    }
+}
+
+/// Bit flags per node in [`NodeColumns::flags`].
+pub mod flags {
+    pub const UNSCHEDULABLE: u8 = 1;
+    /// Has a NoSchedule or NoExecute taint.
+    pub const HARD_TAINTS: u8 = 2;
+    /// Has a PreferNoSchedule taint.
+    pub const SOFT_TAINTS: u8 = 4;
+    /// Has a host port in use.
+    pub const PORTS_IN_USE: u8 = 8;
+}
+
+/// The hot numeric fields of every node, one column per field, indexed by node index:
+/// the filter and score loops read these contiguously instead of chasing a pointer
+/// per node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeColumns {
+    pub alloc_milli_cpu: Vec<i64>,
+    pub alloc_memory: Vec<i64>,
+    pub alloc_ephemeral_storage: Vec<i64>,
+    pub allowed_pods: Vec<i64>,
+    pub req_milli_cpu: Vec<i64>,
+    pub req_memory: Vec<i64>,
+    pub req_ephemeral_storage: Vec<i64>,
+    pub non_zero_milli_cpu: Vec<i64>,
+    pub non_zero_memory: Vec<i64>,
+    pub n_pods: Vec<i64>,
+    pub flags: Vec<u8>,
+}
+
+impl NodeColumns {
+    fn push(&mut self, n: &NodeInfo) {
+        self.alloc_milli_cpu.push(0);
+        self.alloc_memory.push(0);
+        self.alloc_ephemeral_storage.push(0);
+        self.allowed_pods.push(0);
+        self.req_milli_cpu.push(0);
+        self.req_memory.push(0);
+        self.req_ephemeral_storage.push(0);
+        self.non_zero_milli_cpu.push(0);
+        self.non_zero_memory.push(0);
+        self.n_pods.push(0);
+        self.flags.push(0);
+        self.set(self.flags.len() - 1, n);
+    }
+
+    fn set(&mut self, i: usize, n: &NodeInfo) {
+        use crate::pod_info::TaintEffect;
+        self.alloc_milli_cpu[i] = n.allocatable.milli_cpu;
+        self.alloc_memory[i] = n.allocatable.memory;
+        self.alloc_ephemeral_storage[i] = n.allocatable.ephemeral_storage;
+        self.allowed_pods[i] = n.allocatable.allowed_pod_number;
+        self.req_milli_cpu[i] = n.requested.milli_cpu;
+        self.req_memory[i] = n.requested.memory;
+        self.req_ephemeral_storage[i] = n.requested.ephemeral_storage;
+        self.non_zero_milli_cpu[i] = n.non_zero_milli_cpu;
+        self.non_zero_memory[i] = n.non_zero_memory;
+        self.n_pods[i] = n.pods.len() as i64;
+        let mut f = 0;
+        if n.unschedulable {
+            f |= flags::UNSCHEDULABLE;
+        }
+        if n.taints.iter().any(|t| t.effect.blocks_scheduling()) {
+            f |= flags::HARD_TAINTS;
+        }
+        if n.taints.iter().any(|t| t.effect == TaintEffect::PreferNoSchedule) {
+            f |= flags::SOFT_TAINTS;
+        }
+        if !n.used_ports.is_empty() {
+            f |= flags::PORTS_IN_USE;
+        }
+        self.flags[i] = f;
+    }
+}
+
+/// An immutable view of the cluster for one or more scheduling cycles. Node indexes
+/// (`u32`) are stable until the set of nodes changes.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    nodes: Vec<Arc<NodeInfo>>,
+    index: HashMap<String, u32>,
+    cols: NodeColumns,
+    /// How many listed nodes have each image (ImageLocality's spread).
+    image_nodes: HashMap<String, u32>,
+    generation: u64,
+    layout_generation: u64,
+}
+
+impl Snapshot {
+    /// A snapshot of exactly these nodes, in this order (for tests and benches; the
+    /// scheduler gets its snapshots from [`Cache::update_snapshot`]).
+    pub fn from_nodes(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
+        assert!(nodes.len() < u32::MAX as usize, "node index must fit u32");
+        let mut snap = Snapshot::default();
+        for (i, n) in nodes.iter().enumerate() {
+            snap.index.insert(n.name.clone(), i as u32);
+            snap.cols.push(n);
+            for image in n.images.keys() {
+                *snap.image_nodes.entry(image.clone()).or_default() += 1;
+            }
+        }
+        snap.nodes = nodes;
+        snap
+    }
+
+    fn replace(&mut self, idx: u32, info: Arc<NodeInfo>) {
+        let i = idx as usize;
+        for image in self.nodes[i].images.keys() {
+            let count = self.image_nodes.get_mut(image).expect("counted image");
+            *count -= 1;
+            if *count == 0 {
+                self.image_nodes.remove(image);
+            }
+        }
+        for image in info.images.keys() {
+            *self.image_nodes.entry(image.clone()).or_default() += 1;
+        }
+        self.cols.set(i, &info);
+        self.nodes[i] = info;
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node at `idx`. Panics if `idx >= n_nodes()`.
+    pub fn node(&self, idx: u32) -> &NodeInfo {
+        &self.nodes[idx as usize]
+    }
+
+    pub fn nodes(&self) -> &[Arc<NodeInfo>] {
+        &self.nodes
+    }
+
+    pub fn node_index(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    pub fn columns(&self) -> &NodeColumns {
+        &self.cols
+    }
+
+    /// How many nodes report this (normalised) image.
+    pub fn image_num_nodes(&self, image: &str) -> u32 {
+        self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    /// The cache generation this snapshot reflects.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}

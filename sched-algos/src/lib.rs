@@ -1,0 +1,1 @@
+//! Bosun scheduler algorithms (first slice in progress).

@@ -1,0 +1,79 @@
+//! The in-tree plugins, one per module, named as upstream names them.
+//!
+//! Next slice: `InterPodAffinity`, `PodTopologySpread` (both PreFilter/Filter and
+//! PreScore/Score over the snapshot's pods, using [`PodInfo::pod`](crate::PodInfo)
+//! and the label selectors of `bosun_api::labels`) and `DefaultPreemption`
+//! (a [`PostFilterPlugin`](crate::framework::PostFilterPlugin) that receives the
+//! per-node filter statuses).
+
+pub mod default_binder;
+pub mod image_locality;
+pub mod node_affinity;
+pub mod node_name;
+pub mod node_ports;
+pub mod node_resources;
+pub mod node_unschedulable;
+pub mod priority_sort;
+pub mod scheduling_gates;
+pub mod taint_toleration;
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1 as corev1;
+
+    use crate::cache::Snapshot;
+    use crate::framework::{CycleState, FilterPlugin, ScorePlugin};
+    use crate::node_info::NodeInfo;
+    use crate::pod_info::PodInfo;
+    use crate::status::Status;
+
+    pub fn pod(p: corev1::Pod) -> PodInfo {
+        PodInfo::new(p).expect("valid pod")
+    }
+
+    pub fn node(n: corev1::Node, pods: Vec<corev1::Pod>) -> NodeInfo {
+        let mut info = NodeInfo::new(&n).expect("valid node");
+        for p in pods {
+            info.add_pod(Arc::new(pod(p)));
+        }
+        info
+    }
+
+    pub fn snapshot(nodes: Vec<NodeInfo>) -> Snapshot {
+        Snapshot::from_nodes(nodes.into_iter().map(Arc::new).collect())
+    }
+
+    /// Runs a filter's batch form over every node of the snapshot; `None` is Success.
+    pub fn filter_all(
+        plugin: &dyn FilterPlugin,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+    ) -> Vec<Option<Status>> {
+        let idxs: Vec<u32> = (0..snap.n_nodes() as u32).collect();
+        let mut out = vec![None; idxs.len()];
+        plugin.filter_batch(state, pod, snap, &idxs, &mut out);
+        // The per-node form must agree with the batch form.
+        for (i, &idx) in idxs.iter().enumerate() {
+            let single = plugin.filter(state, pod, snap.node(idx));
+            assert_eq!(single.code(), out[i].as_ref().map_or(crate::Code::Success, Status::code));
+        }
+        out
+    }
+
+    /// Scores every node (batch form, checked against the per-node form), then
+    /// normalises.
+    pub fn score_all(plugin: &dyn ScorePlugin, state: &CycleState, pod: &PodInfo, snap: &Snapshot) -> (Vec<i64>, Vec<i64>) {
+        let idxs: Vec<u32> = (0..snap.n_nodes() as u32).collect();
+        let mut raw = vec![0; idxs.len()];
+        plugin.score_batch(state, pod, snap, &idxs, &mut raw).expect("score");
+        for (i, &idx) in idxs.iter().enumerate() {
+            assert_eq!(plugin.score(state, pod, snap.node(idx)).expect("score"), raw[i]);
+        }
+        let mut normalized = raw.clone();
+        assert!(plugin.normalize_scores(state, pod, &mut normalized).is_success());
+        (raw, normalized)
+    }
+}

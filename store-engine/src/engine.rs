@@ -1,0 +1,490 @@
+//! The engine: owns the log, the writer thread (group commit) and the checkpointer, and
+//! serves reads. Synchronous and thread-safe; every write returns once durable.
+//!
+//! Group commit: callers queue writes (bounded); the writer takes up to
+//! `batch_requests_max` of them, applies them to the [`Mvcc`] in queue order, appends
+//! their records, fdatasyncs once, then publishes the new revision to readers, runs the
+//! commit hooks and answers every caller. Readers see only durable revisions: the index
+//! holds applied-but-unsynced entries, but reads are served at the committed revision.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use crate::checkpoint;
+use crate::codec::{Record, encode_record};
+use crate::error::{Error, RequestError};
+use crate::logfile::LogDir;
+use crate::mvcc::Mvcc;
+use crate::types::*;
+use crate::wal::{Replay, SEGMENT_BYTES_MAX_DEFAULT, Wal};
+
+/// Bound on the hooks [`Engine::subscribe`] accepts.
+pub const MAX_COMMIT_HOOKS: usize = 16;
+
+/// Whether a write waits for fdatasync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Acknowledge a write only after fdatasync: the production mode.
+    Fdatasync,
+    /// FOR BENCHMARKS ONLY: acknowledge after the write reached the OS. A power cut
+    /// loses acknowledged writes; a process crash does not.
+    NoSyncBenchmarkOnly,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub sync: SyncMode,
+    /// The writer starts a new segment once the active one reaches this size.
+    pub segment_bytes_max: u64,
+    /// Bound on queued writes; callers block beyond it.
+    pub queue_requests_max: usize,
+    /// Bound on the writes that share one fdatasync.
+    pub batch_requests_max: usize,
+    /// Log bytes after which the engine checkpoints in the background; 0: only
+    /// [`Engine::checkpoint`] does.
+    pub checkpoint_after_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            sync: SyncMode::Fdatasync,
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+            queue_requests_max: 4096,
+            batch_requests_max: 1024,
+            checkpoint_after_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Called on the writer thread with each durable revision, in revision order. Must not
+/// block: it delays every writer.
+pub type CommitHook = Box<dyn Fn(&CommittedBatch) + Send + Sync>;
+
+/// Counters for benchmarks and reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub n_writes: u64,
+    pub n_groups: u64,
+    pub n_syncs: u64,
+    pub n_log_bytes: u64,
+    pub n_checkpoints: u64,
+    pub last_checkpoint_error: Option<String>,
+}
+
+enum WriteOp {
+    Txn(TxnRequest, SyncSender<Result<TxnResponse, Error>>),
+    Compact(i64, SyncSender<Result<i64, Error>>),
+    Snapshot(SyncSender<Result<(Mvcc, u64), Error>>),
+}
+
+#[derive(Default)]
+struct Counters {
+    n_writes: AtomicU64,
+    n_groups: AtomicU64,
+    n_syncs: AtomicU64,
+    n_log_bytes: AtomicU64,
+    n_checkpoints: AtomicU64,
+}
+
+struct Shared {
+    mvcc: RwLock<Mvcc>,
+    /// Newest durable revision: what reads see.
+    committed: AtomicI64,
+    hooks: RwLock<Vec<CommitHook>>,
+    poisoned: Mutex<Option<String>>,
+    /// Serialises checkpoint writers (explicit and background).
+    checkpoint_lock: Mutex<()>,
+    last_checkpoint_error: Mutex<Option<String>>,
+    counters: Counters,
+}
+
+/// The store engine over a [`LogDir`].
+pub struct Engine<D: LogDir + Clone> {
+    shared: Arc<Shared>,
+    dir: D,
+    tx: Option<SyncSender<WriteOp>>,
+    writer: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
+}
+
+struct ReplayInto<'a>(&'a mut Mvcc);
+
+impl Replay for ReplayInto<'_> {
+    fn replay(&mut self, record: Record) -> Result<(), String> {
+        match record {
+            Record::SegmentHeader(h) if h.base_revision == self.0.current_revision() => Ok(()),
+            Record::SegmentHeader(h) => Err(format!(
+                "segment starts at revision {}, log is at {}",
+                h.base_revision,
+                self.0.current_revision()
+            )),
+            Record::Revision(batch) => self.0.restore(&batch),
+            Record::Compact(rev) => self.0.compact(rev).map_err(|e| e.to_string()),
+        }
+    }
+    fn revision(&self) -> i64 {
+        self.0.current_revision()
+    }
+}
+
+impl<D: LogDir + Clone> Engine<D> {
+    /// Opens (or creates) the store in `dir`: loads the newest checkpoint, replays the
+    /// log after it, truncates a torn tail, and starts the writer.
+    pub fn open(dir: D, config: EngineConfig) -> Result<Engine<D>, Error> {
+        assert!(
+            config.queue_requests_max > 0,
+            "queue_requests_max must be positive"
+        );
+        assert!(
+            config.batch_requests_max > 0,
+            "batch_requests_max must be positive"
+        );
+        let (mut mvcc, first_segment) = checkpoint::load_latest(&dir)?.unwrap_or((Mvcc::new(), 0));
+        let wal = Wal::open(
+            dir.clone(),
+            config.segment_bytes_max,
+            first_segment,
+            &mut ReplayInto(&mut mvcc),
+        )?;
+        let shared = Arc::new(Shared {
+            committed: AtomicI64::new(mvcc.current_revision()),
+            mvcc: RwLock::new(mvcc),
+            hooks: RwLock::new(Vec::new()),
+            poisoned: Mutex::new(None),
+            checkpoint_lock: Mutex::new(()),
+            last_checkpoint_error: Mutex::new(None),
+            counters: Counters::default(),
+        });
+        let (ckpt_tx, ckpt_rx) = sync_channel(1);
+        let checkpointer = {
+            let (shared, dir) = (shared.clone(), dir.clone());
+            std::thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(&shared, &dir, ckpt_rx))?
+        };
+        let (tx, rx) = sync_channel(config.queue_requests_max);
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || {
+                    Writer {
+                        shared,
+                        wal,
+                        config,
+                        ckpt_tx,
+                        bytes_since_checkpoint: 0,
+                    }
+                    .run(rx)
+                })?
+        };
+        Ok(Engine {
+            shared,
+            dir,
+            tx: Some(tx),
+            writer: Some(writer),
+            checkpointer: Some(checkpointer),
+        })
+    }
+
+    /// Newest durable revision.
+    pub fn current_revision(&self) -> i64 {
+        self.shared.committed.load(Ordering::Acquire)
+    }
+
+    pub fn compacted_revision(&self) -> i64 {
+        self.shared.mvcc.read().unwrap().compacted_revision()
+    }
+
+    /// Reads at the newest durable revision, or at `req.revision`.
+    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, Error> {
+        let mvcc = self.shared.mvcc.read().unwrap();
+        Ok(mvcc.range(req, self.current_revision())?)
+    }
+
+    pub fn put(&self, req: PutRequest) -> Result<PutResponse, Error> {
+        match self.single(RequestOp::Put(req))? {
+            ResponseOp::Put(r) => Ok(r),
+            other => unreachable!("put answered {other:?}"),
+        }
+    }
+
+    pub fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse, Error> {
+        match self.single(RequestOp::DeleteRange(req))? {
+            ResponseOp::DeleteRange(r) => Ok(r),
+            other => unreachable!("delete answered {other:?}"),
+        }
+    }
+
+    fn single(&self, op: RequestOp) -> Result<ResponseOp, Error> {
+        let mut resp = self.txn(TxnRequest {
+            success: vec![op],
+            ..TxnRequest::default()
+        })?;
+        assert_eq!(resp.responses.len(), 1, "one op, one response");
+        Ok(resp.responses.pop().expect("one response"))
+    }
+
+    /// Runs a transaction; returns once its writes (if any) are durable.
+    pub fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        self.call(|reply| WriteOp::Txn(req, reply))
+    }
+
+    /// Compacts history before `revision` (durably); returns the revision at the time.
+    pub fn compact(&self, revision: i64) -> Result<i64, Error> {
+        self.call(|reply| WriteOp::Compact(revision, reply))
+    }
+
+    /// Writes a checkpoint of the current state and removes the segments it covers.
+    /// Returns the first segment it does not cover. Writers pause only while the index
+    /// is copied (a clone that shares keys and values), not while it is written.
+    pub fn checkpoint(&self) -> Result<u64, Error> {
+        let (mvcc, first_segment) = self.call(WriteOp::Snapshot)?;
+        let _guard = self.shared.checkpoint_lock.lock().unwrap();
+        checkpoint::write(&self.dir, &mvcc, first_segment)?;
+        self.shared
+            .counters
+            .n_checkpoints
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(first_segment)
+    }
+
+    /// Registers a hook called with every durable revision from now on.
+    ///
+    /// # Panics
+    /// If more than [`MAX_COMMIT_HOOKS`] are registered.
+    pub fn subscribe(&self, hook: CommitHook) {
+        let mut hooks = self.shared.hooks.write().unwrap();
+        assert!(
+            hooks.len() < MAX_COMMIT_HOOKS,
+            "at most {MAX_COMMIT_HOOKS} commit hooks"
+        );
+        hooks.push(hook);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.shared.counters;
+        EngineStats {
+            n_writes: c.n_writes.load(Ordering::Relaxed),
+            n_groups: c.n_groups.load(Ordering::Relaxed),
+            n_syncs: c.n_syncs.load(Ordering::Relaxed),
+            n_log_bytes: c.n_log_bytes.load(Ordering::Relaxed),
+            n_checkpoints: c.n_checkpoints.load(Ordering::Relaxed),
+            last_checkpoint_error: self.shared.last_checkpoint_error.lock().unwrap().clone(),
+        }
+    }
+
+    /// Number of keys with retained history (live or not yet compacted).
+    pub fn n_indexed_keys(&self) -> usize {
+        self.shared.mvcc.read().unwrap().index().n_keys()
+    }
+
+    fn call<T>(
+        &self,
+        make: impl FnOnce(SyncSender<Result<T, Error>>) -> WriteOp,
+    ) -> Result<T, Error> {
+        if let Some(reason) = self.shared.poisoned.lock().unwrap().clone() {
+            return Err(Error::Poisoned(reason));
+        }
+        let (reply_tx, reply_rx) = sync_channel(1);
+        let tx = self.tx.as_ref().ok_or(Error::Shutdown)?;
+        tx.send(make(reply_tx)).map_err(|_| Error::Shutdown)?;
+        reply_rx
+            .recv()
+            .map_err(|_| Error::Poisoned("writer thread stopped".into()))?
+    }
+}
+
+impl<D: LogDir + Clone> Drop for Engine<D> {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer drain it and exit; it then closes the
+        // checkpointer's queue.
+        drop(self.tx.take());
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if let Some(c) = self.checkpointer.take() {
+            let _ = c.join();
+        }
+    }
+}
+
+fn checkpoint_loop<D: LogDir>(shared: &Shared, dir: &D, rx: Receiver<(Mvcc, u64)>) {
+    while let Ok((mvcc, first_segment)) = rx.recv() {
+        let _guard = shared.checkpoint_lock.lock().unwrap();
+        match checkpoint::write(dir, &mvcc, first_segment) {
+            Ok(()) => {
+                shared
+                    .counters
+                    .n_checkpoints
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => *shared.last_checkpoint_error.lock().unwrap() = Some(e.to_string()),
+        }
+    }
+}
+
+enum Reply {
+    Txn(
+        SyncSender<Result<TxnResponse, Error>>,
+        Result<TxnResponse, RequestError>,
+    ),
+    Compact(SyncSender<Result<i64, Error>>, Result<i64, RequestError>),
+}
+
+struct Writer<D: LogDir> {
+    shared: Arc<Shared>,
+    wal: Wal<D>,
+    config: EngineConfig,
+    ckpt_tx: SyncSender<(Mvcc, u64)>,
+    bytes_since_checkpoint: u64,
+}
+
+impl<D: LogDir> Writer<D> {
+    fn run(mut self, rx: Receiver<WriteOp>) {
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < self.config.batch_requests_max {
+                match rx.try_recv() {
+                    Ok(op) => group.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+            let due = self.config.checkpoint_after_bytes;
+            if due > 0 && self.bytes_since_checkpoint >= due && self.poison_reason().is_none() {
+                match self.snapshot() {
+                    Ok(snap) => match self.ckpt_tx.try_send(snap) {
+                        Ok(()) => self.bytes_since_checkpoint = 0,
+                        // The previous checkpoint is still being written; retry later.
+                        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+                    },
+                    Err(e) => self.poison(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn poison_reason(&self) -> Option<String> {
+        self.shared.poisoned.lock().unwrap().clone()
+    }
+
+    fn poison(&self, reason: String) {
+        self.shared.poisoned.lock().unwrap().get_or_insert(reason);
+    }
+
+    /// Applies, persists, syncs once, publishes, then answers every op of the group.
+    fn commit_group(&mut self, group: Vec<WriteOp>) {
+        if let Some(reason) = self.poison_reason() {
+            return reply_all_failed(group, &reason);
+        }
+        let mut buf = Vec::new();
+        let mut replies = Vec::with_capacity(group.len());
+        let mut batches = Vec::new();
+        let mut snapshots = Vec::new();
+        let (base_revision, applied_revision) = {
+            let mut mvcc = self.shared.mvcc.write().unwrap();
+            let base = mvcc.current_revision();
+            for op in group {
+                match op {
+                    WriteOp::Txn(req, reply) => {
+                        let result = mvcc.apply(&req).map(|applied| {
+                            if let Some(batch) = applied.batch {
+                                encode_record(&Record::Revision(batch.clone()), &mut buf);
+                                batches.push(batch);
+                            }
+                            applied.response
+                        });
+                        replies.push(Reply::Txn(reply, result));
+                    }
+                    WriteOp::Compact(rev, reply) => {
+                        let result = mvcc.compact(rev).map(|()| mvcc.current_revision());
+                        if result.is_ok() {
+                            encode_record(&Record::Compact(rev), &mut buf);
+                        }
+                        replies.push(Reply::Compact(reply, result));
+                    }
+                    WriteOp::Snapshot(reply) => snapshots.push(reply),
+                }
+            }
+            (base, mvcc.current_revision())
+        };
+        if !buf.is_empty()
+            && let Err(e) = self.persist(&buf, base_revision)
+        {
+            let reason = format!("log write failed: {e}");
+            self.poison(reason.clone());
+            for r in replies {
+                match r {
+                    Reply::Txn(tx, _) => drop(tx.send(Err(Error::Poisoned(reason.clone())))),
+                    Reply::Compact(tx, _) => drop(tx.send(Err(Error::Poisoned(reason.clone())))),
+                }
+            }
+            return;
+        }
+        self.shared
+            .committed
+            .store(applied_revision, Ordering::Release);
+        let c = &self.shared.counters;
+        c.n_writes
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
+        c.n_groups.fetch_add(1, Ordering::Relaxed);
+        for hook in self.shared.hooks.read().unwrap().iter() {
+            batches.iter().for_each(hook);
+        }
+        for r in replies {
+            // A caller that went away is not an error of the store.
+            match r {
+                Reply::Txn(tx, res) => drop(tx.send(res.map_err(Error::from))),
+                Reply::Compact(tx, res) => drop(tx.send(res.map_err(Error::from))),
+            }
+        }
+        for reply in snapshots {
+            let snap = self.snapshot();
+            if let Err(e) = &snap {
+                self.poison(format!("segment roll failed: {e}"));
+            }
+            drop(reply.send(snap));
+        }
+    }
+
+    fn persist(&mut self, buf: &[u8], base_revision: i64) -> std::io::Result<()> {
+        self.wal.append(buf, base_revision)?;
+        if self.config.sync == SyncMode::Fdatasync {
+            self.wal.sync()?;
+            self.shared.counters.n_syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.shared
+            .counters
+            .n_log_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.bytes_since_checkpoint += buf.len() as u64;
+        Ok(())
+    }
+
+    /// A copy of the (fully durable) state and a fresh segment: the copy covers every
+    /// segment below the returned id.
+    fn snapshot(&mut self) -> Result<(Mvcc, u64), Error> {
+        let mvcc = self.shared.mvcc.read().unwrap().clone();
+        assert_eq!(
+            mvcc.current_revision(),
+            self.shared.committed.load(Ordering::Acquire)
+        );
+        let id = self.wal.roll(mvcc.current_revision())?;
+        Ok((mvcc, id))
+    }
+}
+
+fn reply_all_failed(group: Vec<WriteOp>, reason: &str) {
+    for op in group {
+        let err = || Error::Poisoned(reason.to_string());
+        match op {
+            WriteOp::Txn(_, tx) => drop(tx.send(Err(err()))),
+            WriteOp::Compact(_, tx) => drop(tx.send(Err(err()))),
+            WriteOp::Snapshot(tx) => drop(tx.send(Err(err()))),
+        }
+    }
+}

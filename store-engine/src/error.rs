@@ -1,0 +1,73 @@
+//! Typed errors, one enum per layer plus the crate's umbrella [`Error`].
+
+use std::io;
+
+/// A request the store refuses; nothing was written. These map to etcd's gRPC errors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// etcd: "etcdserver: key is not provided".
+    #[error("key is not provided")]
+    EmptyKey,
+    /// The range end sorts before the key (and is not the "\0" = to-the-end marker).
+    #[error("range end sorts before the key")]
+    RangeEndBeforeKey,
+    /// etcd: "etcdserver: request is too large".
+    #[error("request is too large: {size_bytes} bytes (limit {limit_bytes})")]
+    TooLarge {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
+    /// etcd: "etcdserver: too many operations in txn request".
+    #[error("too many operations in txn request: {n_ops} (limit {limit})")]
+    TooManyOps { n_ops: usize, limit: usize },
+    /// etcd: "etcdserver: duplicate key given in txn request".
+    #[error("duplicate key given in txn request")]
+    DuplicateKey,
+    /// One revision would change more keys than [`crate::MAX_CHANGES_PER_REVISION`].
+    #[error("one revision would change {n_changes} keys (limit {limit})")]
+    TooManyChanges { n_changes: usize, limit: usize },
+    /// etcd: "mvcc: required revision has been compacted".
+    #[error("required revision {requested} has been compacted (compacted at {compacted})")]
+    Compacted { requested: i64, compacted: i64 },
+    /// etcd: "mvcc: required revision is a future revision".
+    #[error("required revision {requested} is a future revision (current {current})")]
+    FutureRevision { requested: i64, current: i64 },
+}
+
+/// Data on disk that fails its integrity checks somewhere a torn write cannot explain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("corruption in {file} at offset {offset}: {reason}")]
+pub struct Corruption {
+    /// File name inside the data directory (a segment or a checkpoint).
+    pub file: String,
+    /// Byte offset of the first record that failed its checks.
+    pub offset: u64,
+    pub reason: String,
+}
+
+/// The crate's umbrella error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Corruption(#[from] Corruption),
+    #[error("log I/O failed: {0}")]
+    Io(#[from] io::Error),
+    /// An earlier write or fdatasync failed; the engine refuses writes until reopened
+    /// (retrying an fdatasync after a failure can report success for lost data).
+    #[error("engine failed earlier and refuses writes: {0}")]
+    Poisoned(String),
+    #[error("engine is shut down")]
+    Shutdown,
+}
+
+impl Error {
+    /// The request error, if this is one.
+    pub fn as_request(&self) -> Option<&RequestError> {
+        match self {
+            Error::Request(e) => Some(e),
+            _ => None,
+        }
+    }
+}

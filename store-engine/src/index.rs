@@ -1,0 +1,233 @@
+//! The in-memory index: each key's revision history, on etcd's `keyIndex` model.
+//!
+//! A key's history is one vector of entries sorted by [`Revision`]. A tombstone closes a
+//! generation; the next put opens a new one (version 1, `create_revision` = its own
+//! revision). Values live in the entries, shared by [`Bytes`] handles.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::types::{Bytes, KeyValue, Revision};
+
+/// One change to a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub rev: Revision,
+    /// `None` is a tombstone.
+    pub put: Option<PutEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutEntry {
+    pub create_revision: i64,
+    pub version: i64,
+    pub value: Bytes,
+    pub lease: i64,
+}
+
+/// Which keys an operation covers, decoded from etcd's `(key, range_end)` pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySpan<'a> {
+    One(&'a [u8]),
+    /// `[from, to)`, or `[from, ..)` when `to` is `None`.
+    Range {
+        from: &'a [u8],
+        to: Option<&'a [u8]>,
+    },
+}
+
+impl<'a> KeySpan<'a> {
+    /// Caller has checked that `range_end` does not sort before `key`.
+    pub fn new(key: &'a [u8], range_end: &'a [u8]) -> KeySpan<'a> {
+        match range_end {
+            [] => KeySpan::One(key),
+            [0] => KeySpan::Range {
+                from: key,
+                to: None,
+            },
+            end => KeySpan::Range {
+                from: key,
+                to: Some(end),
+            },
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        match *self {
+            KeySpan::One(k) => k == key,
+            KeySpan::Range { from, to } => key >= from && to.is_none_or(|t| key < t),
+        }
+    }
+
+    fn bounds(&self) -> (Bound<&'a [u8]>, Bound<&'a [u8]>) {
+        match *self {
+            KeySpan::One(k) => (Bound::Included(k), Bound::Included(k)),
+            KeySpan::Range { from, to: None } => (Bound::Included(from), Bound::Unbounded),
+            KeySpan::Range { from, to: Some(t) } if t <= from => {
+                // An empty span: BTreeMap::range panics on inverted bounds.
+                (Bound::Included(from), Bound::Excluded(from))
+            }
+            KeySpan::Range { from, to: Some(t) } => (Bound::Included(from), Bound::Excluded(t)),
+        }
+    }
+}
+
+/// Key -> history. Cloning is a deep copy of the tree but shares every key and value.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    keys: BTreeMap<Bytes, Vec<Entry>>,
+}
+
+impl Index {
+    pub fn n_keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The key's value as of revision `at` (main), if live then.
+    pub fn get(&self, key: &[u8], at: i64) -> Option<KeyValue> {
+        let (k, history) = self.keys.get_key_value(key)?;
+        live_at(k, history, at)
+    }
+
+    /// Live keys in `span` as of `at`, in key order; `f` returns false to stop.
+    pub fn for_each_live(&self, span: &KeySpan<'_>, at: i64, mut f: impl FnMut(KeyValue) -> bool) {
+        for (k, history) in self.keys.range::<[u8], _>(span.bounds()) {
+            if let Some(kv) = live_at(k, history, at)
+                && !f(kv)
+            {
+                return;
+            }
+        }
+    }
+
+    /// Appends a put at `rev`, which must be newer than every revision of the key.
+    /// Returns the new version of the key.
+    pub fn put(&mut self, key: &[u8], rev: Revision, value: Bytes, lease: i64) -> KeyValue {
+        let history = match self.keys.get_mut(key) {
+            Some(h) => h,
+            None => self.keys.entry(Bytes::from(key)).or_default(),
+        };
+        let (create_revision, version) = match history.last() {
+            Some(Entry {
+                rev: last,
+                put: Some(p),
+            }) => {
+                assert!(*last < rev, "put at {rev:?} not after {last:?}");
+                (p.create_revision, p.version + 1)
+            }
+            Some(Entry {
+                rev: last,
+                put: None,
+            }) => {
+                assert!(*last < rev, "put at {rev:?} not after {last:?}");
+                (rev.main, 1)
+            }
+            None => (rev.main, 1),
+        };
+        let put = PutEntry {
+            create_revision,
+            version,
+            value,
+            lease,
+        };
+        history.push(Entry {
+            rev,
+            put: Some(put.clone()),
+        });
+        let key = self
+            .keys
+            .get_key_value(key)
+            .expect("just inserted")
+            .0
+            .clone();
+        to_kv(&key, rev, &put)
+    }
+
+    /// Appends a tombstone at `rev` if the key is live; returns whether it was.
+    pub fn delete(&mut self, key: &[u8], rev: Revision) -> bool {
+        let Some(history) = self.keys.get_mut(key) else {
+            return false;
+        };
+        match history.last() {
+            Some(Entry {
+                rev: last,
+                put: Some(_),
+            }) => {
+                assert!(*last < rev, "delete at {rev:?} not after {last:?}");
+                history.push(Entry { rev, put: None });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends a restored entry (replay, checkpoint load): its revision must be newer
+    /// than every revision of the key.
+    pub fn restore(&mut self, key: Bytes, entry: Entry) {
+        let history = self.keys.entry(key).or_default();
+        if let Some(last) = history.last() {
+            assert!(
+                last.rev < entry.rev,
+                "restore {:?} not after {:?}",
+                entry.rev,
+                last.rev
+            );
+        }
+        history.push(entry);
+    }
+
+    /// Removes every change at main revision `main` (undo of a failed txn). Touches
+    /// only `keys`, which must include every key changed at `main`.
+    pub fn rollback(&mut self, keys: &[Bytes], main: i64) {
+        for key in keys {
+            let history = self.keys.get_mut(key).expect("rolled-back key exists");
+            while history.last().is_some_and(|e| e.rev.main == main) {
+                history.pop();
+            }
+            if history.is_empty() {
+                self.keys.remove(key);
+            }
+        }
+    }
+
+    /// etcd's compaction: for each key, drops the entries older than the newest one at
+    /// or before `at`; drops that one too if it is a tombstone. Reads at `at` or later
+    /// see the same data afterwards.
+    pub fn compact(&mut self, at: i64) {
+        self.keys.retain(|_, history| {
+            let n_at_or_before = history.partition_point(|e| e.rev.main <= at);
+            if n_at_or_before > 0 {
+                let keep_from = n_at_or_before - 1;
+                let drop_to = if history[keep_from].put.is_none() {
+                    keep_from + 1
+                } else {
+                    keep_from
+                };
+                history.drain(..drop_to);
+            }
+            !history.is_empty()
+        });
+    }
+
+    /// Every key with its history, in key order (for checkpoints).
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Vec<Entry>)> {
+        self.keys.iter()
+    }
+}
+
+fn live_at(key: &Bytes, history: &[Entry], at: i64) -> Option<KeyValue> {
+    let n = history.partition_point(|e| e.rev.main <= at);
+    let entry = history.get(n.checked_sub(1)?)?;
+    entry.put.as_ref().map(|p| to_kv(key, entry.rev, p))
+}
+
+fn to_kv(key: &Bytes, rev: Revision, p: &PutEntry) -> KeyValue {
+    KeyValue {
+        key: key.clone(),
+        create_revision: p.create_revision,
+        mod_revision: rev.main,
+        version: p.version,
+        value: p.value.clone(),
+        lease: p.lease,
+    }
+}

@@ -1,0 +1,749 @@
+//! The MVCC state machine: applies one write transaction at the next revision and
+//! returns what to persist; serves reads at any retained revision. No IO, no clocks,
+//! no threads: the [`crate::engine`] drives it and the log replays into it.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use crate::error::RequestError;
+use crate::index::{Entry, Index, KeySpan, PutEntry};
+use crate::types::*;
+
+/// The store's state: the index plus its current and compacted revisions.
+///
+/// Invariants: `compacted <= current`; every entry in the index has `main <= current`;
+/// reads below `compacted` are refused.
+#[derive(Clone, Debug)]
+pub struct Mvcc {
+    index: Index,
+    current: i64,
+    compacted: i64,
+}
+
+/// The outcome of one applied transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub response: TxnResponse,
+    /// The changes to persist and publish, `None` when the txn wrote nothing (and so
+    /// took no revision).
+    pub batch: Option<CommittedBatch>,
+}
+
+impl Default for Mvcc {
+    fn default() -> Self {
+        Mvcc::new()
+    }
+}
+
+impl Mvcc {
+    /// An empty store at revision 1, as etcd's.
+    pub fn new() -> Mvcc {
+        Mvcc {
+            index: Index::default(),
+            current: 1,
+            compacted: 0,
+        }
+    }
+
+    /// Rebuilds a store from a checkpoint's parts.
+    pub fn from_parts(index: Index, current: i64, compacted: i64) -> Mvcc {
+        assert!(
+            compacted <= current,
+            "compacted {compacted} > current {current}"
+        );
+        Mvcc {
+            index,
+            current,
+            compacted,
+        }
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Revision of the last applied write (1 for an empty store).
+    pub fn current_revision(&self) -> i64 {
+        self.current
+    }
+
+    /// Oldest readable revision (0 before the first compaction).
+    pub fn compacted_revision(&self) -> i64 {
+        self.compacted
+    }
+
+    /// Serves a range as of `visible` (the newest revision the caller may see, at most
+    /// the current one): `req.revision` 0 reads at `visible`.
+    pub fn range(&self, req: &RangeRequest, visible: i64) -> Result<RangeResponse, RequestError> {
+        assert!(
+            visible <= self.current,
+            "visible {visible} > current {}",
+            self.current
+        );
+        check_span(&req.key, &req.range_end)?;
+        let at = self.check_read_revision(req.revision, visible)?;
+        Ok(self.range_at(req, at, visible))
+    }
+
+    fn check_read_revision(&self, revision: i64, visible: i64) -> Result<i64, RequestError> {
+        let at = if revision <= 0 { visible } else { revision };
+        if at > visible {
+            return Err(RequestError::FutureRevision {
+                requested: at,
+                current: visible,
+            });
+        }
+        if at < self.compacted {
+            return Err(RequestError::Compacted {
+                requested: at,
+                compacted: self.compacted,
+            });
+        }
+        Ok(at)
+    }
+
+    fn range_at(&self, req: &RangeRequest, at: i64, header_revision: i64) -> RangeResponse {
+        let span = KeySpan::new(&req.key, &req.range_end);
+        let limit = if req.limit > 0 {
+            req.limit as usize
+        } else {
+            usize::MAX
+        };
+        let mut resp = RangeResponse {
+            header_revision,
+            ..RangeResponse::default()
+        };
+        self.index.for_each_live(&span, at, |mut kv| {
+            resp.count += 1;
+            if req.count_only {
+                return true;
+            }
+            if resp.kvs.len() < limit {
+                if req.keys_only {
+                    kv.value = Bytes::from(&[][..]);
+                }
+                resp.kvs.push(kv);
+            }
+            true
+        });
+        resp.more = (resp.count as usize) > resp.kvs.len() && !req.count_only;
+        resp
+    }
+
+    /// Applies one transaction at revision `current + 1` if it writes. On an error
+    /// nothing changed.
+    pub fn apply(&mut self, txn: &TxnRequest) -> Result<Applied, RequestError> {
+        self.check_txn(txn)?;
+        let succeeded = txn.compare.iter().all(|c| self.compare_holds(c));
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let main = self.current + 1;
+        let mut run = TxnRun {
+            main,
+            events: Vec::new(),
+            touched: Vec::new(),
+        };
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            match self.apply_op(op, &mut run) {
+                Ok(r) => responses.push(r),
+                Err(e) => {
+                    self.index.rollback(&run.touched, main);
+                    return Err(e);
+                }
+            }
+        }
+        let wrote = !run.events.is_empty();
+        let header_revision = if wrote { main } else { self.current };
+        set_header_revisions(&mut responses, header_revision);
+        if wrote {
+            self.current = main;
+        }
+        let batch = wrote.then_some(CommittedBatch {
+            revision: main,
+            events: run.events,
+        });
+        Ok(Applied {
+            response: TxnResponse {
+                header_revision,
+                succeeded,
+                responses,
+            },
+            batch,
+        })
+    }
+
+    fn apply_op(&mut self, op: &RequestOp, run: &mut TxnRun) -> Result<ResponseOp, RequestError> {
+        match op {
+            // Reads inside a txn see the txn's earlier writes, as etcd's.
+            RequestOp::Range(r) => {
+                let at = if r.revision > 0 { r.revision } else { run.main };
+                Ok(ResponseOp::Range(self.range_at(r, at, 0)))
+            }
+            RequestOp::Put(p) => {
+                run.check_room(1)?;
+                let prev = self.index.get(&p.key, run.main);
+                let rev = Revision {
+                    main: run.main,
+                    sub: run.events.len() as i64,
+                };
+                let kv = self
+                    .index
+                    .put(&p.key, rev, Bytes::from(&p.value[..]), p.lease);
+                run.touched.push(kv.key.clone());
+                let prev_kv = if p.prev_kv { prev.clone() } else { None };
+                run.events.push(Event {
+                    kind: EventKind::Put,
+                    kv,
+                    prev_kv: prev,
+                });
+                Ok(ResponseOp::Put(PutResponse {
+                    header_revision: 0,
+                    prev_kv,
+                }))
+            }
+            RequestOp::DeleteRange(d) => {
+                let span = KeySpan::new(&d.key, &d.range_end);
+                let mut live = Vec::new();
+                self.index.for_each_live(&span, run.main, |kv| {
+                    live.push(kv);
+                    live.len() <= MAX_CHANGES_PER_REVISION
+                });
+                run.check_room(live.len())?;
+                let deleted = live.len() as i64;
+                for prev in &live {
+                    let rev = Revision {
+                        main: run.main,
+                        sub: run.events.len() as i64,
+                    };
+                    assert!(self.index.delete(&prev.key, rev), "live key deletes");
+                    run.touched.push(prev.key.clone());
+                    let kv = tombstone_kv(prev.key.clone(), run.main);
+                    run.events.push(Event {
+                        kind: EventKind::Delete,
+                        kv,
+                        prev_kv: Some(prev.clone()),
+                    });
+                }
+                let prev_kvs = if d.prev_kv { live } else { Vec::new() };
+                Ok(ResponseOp::DeleteRange(DeleteRangeResponse {
+                    header_revision: 0,
+                    deleted,
+                    prev_kvs,
+                }))
+            }
+        }
+    }
+
+    fn compare_holds(&self, c: &Compare) -> bool {
+        let span = KeySpan::new(&c.key, &c.range_end);
+        let (mut any, mut holds) = (false, true);
+        self.index.for_each_live(&span, self.current, |kv| {
+            any = true;
+            holds = compare_kv(c, Some(&kv));
+            holds
+        });
+        if any {
+            return holds;
+        }
+        // etcd: a value compare on a missing key always fails.
+        !matches!(c.target, CompareTarget::Value(_)) && compare_kv(c, None)
+    }
+
+    /// etcd's request checks: sizes, op counts, spans, range revisions, duplicate keys.
+    fn check_txn(&self, txn: &TxnRequest) -> Result<(), RequestError> {
+        for n_ops in [txn.compare.len(), txn.success.len(), txn.failure.len()] {
+            if n_ops > MAX_TXN_OPS {
+                return Err(RequestError::TooManyOps {
+                    n_ops,
+                    limit: MAX_TXN_OPS,
+                });
+            }
+        }
+        let size_bytes = txn_size_bytes(txn);
+        if size_bytes > MAX_REQUEST_BYTES {
+            return Err(RequestError::TooLarge {
+                size_bytes,
+                limit_bytes: MAX_REQUEST_BYTES,
+            });
+        }
+        for c in &txn.compare {
+            check_span(&c.key, &c.range_end)?;
+        }
+        for ops in [&txn.success, &txn.failure] {
+            for op in ops {
+                match op {
+                    RequestOp::Range(r) => {
+                        check_span(&r.key, &r.range_end)?;
+                        self.check_read_revision(r.revision, self.current)?;
+                    }
+                    RequestOp::Put(p) => check_span(&p.key, &[])?,
+                    RequestOp::DeleteRange(d) => check_span(&d.key, &d.range_end)?,
+                }
+            }
+            check_duplicate_keys(ops)?;
+        }
+        Ok(())
+    }
+
+    /// Discards history before `at`: reads below it fail afterwards. etcd's errors: at
+    /// or below the compacted revision is `Compacted`, above the current `FutureRevision`.
+    pub fn compact(&mut self, at: i64) -> Result<(), RequestError> {
+        if at <= self.compacted {
+            return Err(RequestError::Compacted {
+                requested: at,
+                compacted: self.compacted,
+            });
+        }
+        if at > self.current {
+            return Err(RequestError::FutureRevision {
+                requested: at,
+                current: self.current,
+            });
+        }
+        self.index.compact(at);
+        self.compacted = at;
+        Ok(())
+    }
+
+    /// Replays one persisted revision. Errors (not panics) on data that cannot be next,
+    /// since it comes from disk.
+    pub fn restore(&mut self, batch: &CommittedBatch) -> Result<(), String> {
+        if batch.revision != self.current + 1 {
+            return Err(format!(
+                "revision {} follows {}",
+                batch.revision, self.current
+            ));
+        }
+        if batch.events.is_empty() || batch.events.len() > MAX_CHANGES_PER_REVISION {
+            return Err(format!(
+                "revision {} has {} changes",
+                batch.revision,
+                batch.events.len()
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (sub, ev) in batch.events.iter().enumerate() {
+            if ev.kv.mod_revision != batch.revision || !seen.insert(ev.kv.key.clone()) {
+                return Err(format!("revision {}: bad change {sub}", batch.revision));
+            }
+            let rev = Revision {
+                main: batch.revision,
+                sub: sub as i64,
+            };
+            let put = (ev.kind == EventKind::Put).then(|| PutEntry {
+                create_revision: ev.kv.create_revision,
+                version: ev.kv.version,
+                value: ev.kv.value.clone(),
+                lease: ev.kv.lease,
+            });
+            self.index.restore(ev.kv.key.clone(), Entry { rev, put });
+        }
+        self.current = batch.revision;
+        Ok(())
+    }
+}
+
+struct TxnRun {
+    main: i64,
+    events: Vec<Event>,
+    touched: Vec<Bytes>,
+}
+
+impl TxnRun {
+    fn check_room(&self, n_more: usize) -> Result<(), RequestError> {
+        let n_changes = self.events.len() + n_more;
+        if n_changes > MAX_CHANGES_PER_REVISION {
+            return Err(RequestError::TooManyChanges {
+                n_changes,
+                limit: MAX_CHANGES_PER_REVISION,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn tombstone_kv(key: Bytes, main: i64) -> KeyValue {
+    KeyValue {
+        key,
+        create_revision: 0,
+        mod_revision: main,
+        version: 0,
+        value: Bytes::from(&[][..]),
+        lease: 0,
+    }
+}
+
+fn set_header_revisions(responses: &mut [ResponseOp], revision: i64) {
+    for r in responses {
+        match r {
+            ResponseOp::Range(x) => x.header_revision = revision,
+            ResponseOp::Put(x) => x.header_revision = revision,
+            ResponseOp::DeleteRange(x) => x.header_revision = revision,
+        }
+    }
+}
+
+fn compare_kv(c: &Compare, kv: Option<&KeyValue>) -> bool {
+    let field = |f: fn(&KeyValue) -> i64| kv.map_or(0, f);
+    let ord = match &c.target {
+        CompareTarget::Value(v) => kv.map_or(&[][..], |kv| &kv.value[..]).cmp(&v[..]),
+        CompareTarget::Version(n) => field(|kv| kv.version).cmp(n),
+        CompareTarget::CreateRevision(n) => field(|kv| kv.create_revision).cmp(n),
+        CompareTarget::ModRevision(n) => field(|kv| kv.mod_revision).cmp(n),
+        CompareTarget::Lease(n) => field(|kv| kv.lease).cmp(n),
+    };
+    match c.result {
+        CompareResult::Equal => ord == Ordering::Equal,
+        CompareResult::Greater => ord == Ordering::Greater,
+        CompareResult::Less => ord == Ordering::Less,
+        CompareResult::NotEqual => ord != Ordering::Equal,
+    }
+}
+
+/// etcd's `checkRequestRange`-style span check, shared by every keyed operation.
+pub fn check_span(key: &[u8], range_end: &[u8]) -> Result<(), RequestError> {
+    if key.is_empty() {
+        return Err(RequestError::EmptyKey);
+    }
+    if !range_end.is_empty() && range_end != [0] && range_end < key {
+        return Err(RequestError::RangeEndBeforeKey);
+    }
+    Ok(())
+}
+
+/// etcd's `checkIntervals` for one branch: no key put twice, no put inside a deleted range.
+fn check_duplicate_keys(ops: &[RequestOp]) -> Result<(), RequestError> {
+    let dels: Vec<KeySpan<'_>> = ops
+        .iter()
+        .filter_map(|op| match op {
+            RequestOp::DeleteRange(d) => Some(KeySpan::new(&d.key, &d.range_end)),
+            _ => None,
+        })
+        .collect();
+    let mut puts = HashSet::new();
+    for op in ops {
+        if let RequestOp::Put(p) = op
+            && (!puts.insert(&p.key[..]) || dels.iter().any(|d| d.contains(&p.key)))
+        {
+            return Err(RequestError::DuplicateKey);
+        }
+    }
+    Ok(())
+}
+
+/// The bytes a request is charged against [`MAX_REQUEST_BYTES`].
+pub fn txn_size_bytes(txn: &TxnRequest) -> usize {
+    let compares: usize = txn
+        .compare
+        .iter()
+        .map(|c| {
+            let operand = if let CompareTarget::Value(v) = &c.target {
+                v.len()
+            } else {
+                8
+            };
+            c.key.len() + c.range_end.len() + operand + REQUEST_OP_OVERHEAD_BYTES
+        })
+        .sum();
+    let op_size = |op: &RequestOp| match op {
+        RequestOp::Range(r) => r.key.len() + r.range_end.len(),
+        RequestOp::Put(p) => p.key.len() + p.value.len(),
+        RequestOp::DeleteRange(d) => d.key.len() + d.range_end.len(),
+    } + REQUEST_OP_OVERHEAD_BYTES;
+    compares
+        + txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .map(op_size)
+            .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &[u8], value: &[u8]) -> RequestOp {
+        RequestOp::Put(PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease: 0,
+            prev_kv: false,
+        })
+    }
+    fn del(key: &[u8], end: &[u8]) -> RequestOp {
+        RequestOp::DeleteRange(DeleteRangeRequest {
+            key: key.to_vec(),
+            range_end: end.to_vec(),
+            prev_kv: false,
+        })
+    }
+    fn range(key: &[u8], end: &[u8], revision: i64) -> RequestOp {
+        RequestOp::Range(RangeRequest {
+            key: key.to_vec(),
+            range_end: end.to_vec(),
+            revision,
+            ..Default::default()
+        })
+    }
+    fn ops(success: Vec<RequestOp>) -> TxnRequest {
+        TxnRequest {
+            success,
+            ..Default::default()
+        }
+    }
+
+    /// etcd's request checks (etcdserver/api/v3rpc/key.go `checkTxnRequest`,
+    /// `checkIntervals`; mvcc `ErrCompacted`/`ErrFutureRev`), one row per case, on a
+    /// store at revision 4 compacted at 3.
+    #[test]
+    fn request_checks_match_etcd() {
+        let big = vec![0u8; MAX_REQUEST_BYTES];
+        let many = vec![range(b"a", b"", 0); MAX_TXN_OPS + 1];
+        let cases: Vec<(&str, TxnRequest, Option<RequestError>)> = vec![
+            (
+                "empty key",
+                ops(vec![put(b"", b"v")]),
+                Some(RequestError::EmptyKey),
+            ),
+            (
+                "range end before key",
+                ops(vec![del(b"b", b"a")]),
+                Some(RequestError::RangeEndBeforeKey),
+            ),
+            (
+                "range end \\0 is to the end",
+                ops(vec![del(b"b", b"\0")]),
+                None,
+            ),
+            (
+                "range end equal to key is empty",
+                ops(vec![range(b"b", b"b", 0)]),
+                None,
+            ),
+            (
+                "too large",
+                ops(vec![put(b"k", &big)]),
+                Some(RequestError::TooLarge {
+                    size_bytes: MAX_REQUEST_BYTES + 17,
+                    limit_bytes: MAX_REQUEST_BYTES,
+                }),
+            ),
+            (
+                "too many ops",
+                ops(many),
+                Some(RequestError::TooManyOps {
+                    n_ops: MAX_TXN_OPS + 1,
+                    limit: MAX_TXN_OPS,
+                }),
+            ),
+            (
+                "max ops is fine",
+                ops(vec![range(b"a", b"", 0); MAX_TXN_OPS]),
+                None,
+            ),
+            (
+                "same key put twice",
+                ops(vec![put(b"a", b"1"), put(b"a", b"2")]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "put inside a deleted range",
+                ops(vec![del(b"a", b"c"), put(b"b", b"1")]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "put before the delete counts too",
+                ops(vec![put(b"b", b"1"), del(b"a", b"\0")]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "overlapping deletes are allowed",
+                ops(vec![del(b"a", b"c"), del(b"b", b"d")]),
+                None,
+            ),
+            (
+                "same key in then and else",
+                TxnRequest {
+                    success: vec![put(b"a", b"1")],
+                    failure: vec![put(b"a", b"2")],
+                    ..Default::default()
+                },
+                None,
+            ),
+            (
+                "range at a compacted revision",
+                ops(vec![range(b"a", b"", 2)]),
+                Some(RequestError::Compacted {
+                    requested: 2,
+                    compacted: 3,
+                }),
+            ),
+            (
+                "range at the compacted revision",
+                ops(vec![range(b"a", b"", 3)]),
+                None,
+            ),
+            (
+                "range at a future revision",
+                ops(vec![range(b"a", b"", 5)]),
+                Some(RequestError::FutureRevision {
+                    requested: 5,
+                    current: 4,
+                }),
+            ),
+        ];
+        for (name, txn, want) in cases {
+            let mut m = store_at_4_compacted_at_3();
+            let before = (m.current_revision(), m.index().clone());
+            let got = m.apply(&txn).err();
+            assert_eq!(got, want, "{name}");
+            if want.is_some() {
+                assert_eq!(
+                    m.current_revision(),
+                    before.0,
+                    "{name}: a refused txn changes nothing"
+                );
+                assert_eq!(
+                    format!("{:?}", m.index()),
+                    format!("{:?}", before.1),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    fn store_at_4_compacted_at_3() -> Mvcc {
+        let mut m = Mvcc::new();
+        for (k, v) in [(b"a", b"1"), (b"b", b"2"), (b"a", b"3")] {
+            m.apply(&ops(vec![put(k, v)])).unwrap();
+        }
+        m.compact(3).unwrap();
+        m
+    }
+
+    /// etcd `applyCompare`: a missing key has version/revisions/lease 0, and a value
+    /// compare on it fails whatever the operator.
+    #[test]
+    fn compare_on_missing_keys_follows_etcd() {
+        let m = store_at_4_compacted_at_3();
+        let cmp = |key: &[u8], result, target| Compare {
+            key: key.to_vec(),
+            range_end: vec![],
+            result,
+            target,
+        };
+        let cases = [
+            (
+                cmp(b"zz", CompareResult::Equal, CompareTarget::Version(0)),
+                true,
+            ),
+            (
+                cmp(
+                    b"zz",
+                    CompareResult::Equal,
+                    CompareTarget::CreateRevision(0),
+                ),
+                true,
+            ),
+            (
+                cmp(
+                    b"zz",
+                    CompareResult::NotEqual,
+                    CompareTarget::Value(b"x".to_vec()),
+                ),
+                false,
+            ),
+            (
+                cmp(b"zz", CompareResult::Equal, CompareTarget::Value(vec![])),
+                false,
+            ),
+            (
+                cmp(b"a", CompareResult::Equal, CompareTarget::Version(2)),
+                true,
+            ),
+            (
+                cmp(
+                    b"a",
+                    CompareResult::Greater,
+                    CompareTarget::Value(b"2".to_vec()),
+                ),
+                true,
+            ),
+            (
+                cmp(b"a", CompareResult::Equal, CompareTarget::CreateRevision(2)),
+                true,
+            ),
+            (
+                cmp(b"a", CompareResult::Less, CompareTarget::ModRevision(4)),
+                false,
+            ),
+        ];
+        for (c, want) in cases {
+            assert_eq!(m.compare_holds(&c), want, "{c:?}");
+        }
+    }
+
+    /// Generations: a delete closes one, the next put starts version 1 again.
+    #[test]
+    fn delete_closes_a_generation() {
+        let mut m = Mvcc::new();
+        m.apply(&ops(vec![put(b"k", b"1")])).unwrap(); // 2
+        m.apply(&ops(vec![put(b"k", b"2")])).unwrap(); // 3
+        m.apply(&ops(vec![del(b"k", b"")])).unwrap(); // 4
+        m.apply(&ops(vec![put(b"k", b"3")])).unwrap(); // 5
+        let kv = m.index().get(b"k", 5).unwrap();
+        assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (5, 5, 1));
+        assert_eq!(m.index().get(b"k", 4), None);
+        assert_eq!(m.index().get(b"k", 3).unwrap().version, 2);
+        // Deleting a missing key writes nothing and takes no revision.
+        let applied = m.apply(&ops(vec![del(b"nope", b"")])).unwrap();
+        assert_eq!((applied.batch, applied.response.header_revision), (None, 5));
+    }
+
+    /// A txn's reads see its own earlier writes (etcd's write txn reads at rev + 1).
+    #[test]
+    fn txn_reads_its_own_writes() {
+        let mut m = Mvcc::new();
+        let applied = m
+            .apply(&ops(vec![put(b"a", b"1"), range(b"a", b"", 0)]))
+            .unwrap();
+        let ResponseOp::Range(r) = &applied.response.responses[1] else {
+            panic!("range response")
+        };
+        assert_eq!((r.count, r.header_revision), (1, 2));
+    }
+
+    /// A txn that fails halfway (too many changes) is rolled back entirely.
+    #[test]
+    fn a_txn_that_fails_halfway_changes_nothing() {
+        let mut m = Mvcc::new();
+        m.apply(&ops(vec![put(b"a", b"x")])).unwrap();
+        for chunk in 0..(MAX_CHANGES_PER_REVISION / MAX_TXN_OPS) {
+            let puts = (0..MAX_TXN_OPS)
+                .map(|i| put(format!("m{chunk:05}{i:03}").as_bytes(), b""))
+                .collect();
+            m.apply(&ops(puts)).unwrap();
+        }
+        let current = m.current_revision();
+        // One change more than the bound: refused, and the put before the delete undone.
+        let limit = MAX_CHANGES_PER_REVISION;
+        let txn = ops(vec![put(b"a", b"y"), del(b"m", b"n")]);
+        assert_eq!(
+            m.apply(&txn).err(),
+            Some(RequestError::TooManyChanges {
+                n_changes: limit + 1,
+                limit
+            })
+        );
+        assert_eq!(m.current_revision(), current);
+        assert_eq!(&m.index().get(b"a", current).unwrap().value[..], b"x");
+        // Exactly the bound fits.
+        let applied = m.apply(&ops(vec![del(b"m", b"n")])).unwrap();
+        assert_eq!(applied.batch.map(|b| b.events.len()), Some(limit));
+    }
+}
