@@ -225,7 +225,13 @@ fn create_apply_reapply_and_get_in_every_format() {
     let svc = c.kubectl(&["get", "svc", "web"]);
     assert!(svc.contains("NodePort") && svc.contains("80:3"), "{svc}");
     let ip = c.jsonpath(&["svc", "web"], "{.spec.clusterIP}");
-    assert!(ip.starts_with("10.9"), "{ip}");
+    let addr: std::net::Ipv4Addr = ip.parse().unwrap();
+    // Inside the default service CIDR 10.96.0.0/12.
+    assert_eq!(
+        u32::from(addr) & 0xfff0_0000,
+        u32::from(std::net::Ipv4Addr::new(10, 96, 0, 0)),
+        "{ip}"
+    );
     // Re-applying a service keeps its allocated address and node port.
     let np = c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}");
     c.kubectl_stdin(

@@ -4,6 +4,8 @@
 //!   per-request object work).
 //! - `apiserver`: LIST of 100k pods with a label selector through the REST layer, and one
 //!   storage write fanned out to 1k watchers.
+//! - `store_engine`: group-committed puts (fdatasync vs no-sync, 1 vs 8 writers), ranges,
+//!   index lookups, and the pure MVCC apply path.
 //!
 //! Run one suite with `cargo bench -p bosun-benches --bench api`. Figures and the commands
 //! that produced them are recorded in `BENCHMARKS.md` at the repository root.

@@ -2,7 +2,6 @@
 //! each creating a pod and then updating it (a merge patch of a label), alternately,
 //! paced to a total target rate. The same load runs against any Kubernetes API server.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_client::{Api, Client, Config, Patch};

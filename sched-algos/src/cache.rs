@@ -84,7 +84,11 @@ impl Cache {
 
     /// Adds or replaces a node, keeping its pods.
     pub fn add_node(&mut self, node: &corev1::Node) -> Result<(), CacheError> {
-        let name = node.metadata.name.clone().ok_or(CacheError::NodeWithoutName)?;
+        let name = node
+            .metadata
+            .name
+            .clone()
+            .ok_or(CacheError::NodeWithoutName)?;
         let entry = self.nodes.entry(name.clone()).or_insert_with(|| NodeEntry {
             info: Arc::new(NodeInfo::default()),
             has_node: false,
@@ -154,9 +158,16 @@ impl Cache {
             .pods
             .remove(uid)
             .ok_or_else(|| CacheError::PodNotFound(uid.to_owned()))?;
-        let node = self.nodes.get_mut(&entry.node).expect("a cached pod's node is cached");
+        let node = self
+            .nodes
+            .get_mut(&entry.node)
+            .expect("a cached pod's node is cached");
         let removed = Arc::make_mut(&mut node.info).remove_pod(uid);
-        assert!(removed.is_some(), "pod {uid} missing from node {}", entry.node);
+        assert!(
+            removed.is_some(),
+            "pod {uid} missing from node {}",
+            entry.node
+        );
         if !node.has_node && node.info.pods.is_empty() {
             let generation = node.info.generation;
             self.nodes.remove(&entry.node);
@@ -194,13 +205,16 @@ impl Cache {
     }
 
     fn place(&mut self, pod: Arc<PodInfo>, node_name: &str, assumed: bool) {
-        let entry = self.nodes.entry(node_name.to_owned()).or_insert_with(|| NodeEntry {
-            info: Arc::new(NodeInfo {
-                name: node_name.to_owned(),
-                ..NodeInfo::default()
-            }),
-            has_node: false,
-        });
+        let entry = self
+            .nodes
+            .entry(node_name.to_owned())
+            .or_insert_with(|| NodeEntry {
+                info: Arc::new(NodeInfo {
+                    name: node_name.to_owned(),
+                    ..NodeInfo::default()
+                }),
+                has_node: false,
+            });
         Arc::make_mut(&mut entry.info).add_pod(Arc::clone(&pod));
         self.pods.insert(
             pod.uid.clone(),
@@ -235,7 +249,11 @@ impl Cache {
             *snap = Snapshot::from_nodes(nodes);
             snap.layout_generation = self.layout_generation;
         } else {
-            for name in self.by_generation.range(snap.generation + 1..).map(|(_, n)| n) {
+            for name in self
+                .by_generation
+                .range(snap.generation + 1..)
+                .map(|(_, n)| n)
+            {
                 if let Some(&idx) = snap.index.get(name) {
                     snap.replace(idx, Arc::clone(&self.nodes[name].info));
                 }
@@ -317,7 +335,10 @@ impl NodeColumns {
         if n.taints.iter().any(|t| t.effect.blocks_scheduling()) {
             f |= flags::HARD_TAINTS;
         }
-        if n.taints.iter().any(|t| t.effect == TaintEffect::PreferNoSchedule) {
+        if n.taints
+            .iter()
+            .any(|t| t.effect == TaintEffect::PreferNoSchedule)
+        {
             f |= flags::SOFT_TAINTS;
         }
         if !n.used_ports.is_empty() {
@@ -402,5 +423,145 @@ impl Snapshot {
     /// The cache generation this snapshot reflects.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{NodeBuilder, PodBuilder};
+
+    fn pod(name: &str, node: &str, cpu: &str) -> Arc<PodInfo> {
+        let mut b = PodBuilder::new(name).request(cpu, "1Gi");
+        if !node.is_empty() {
+            b = b.node_name(node);
+        }
+        Arc::new(PodInfo::new(b.build()).unwrap())
+    }
+
+    fn cache_with(n: usize) -> Cache {
+        let mut c = Cache::new();
+        for i in 0..n {
+            c.add_node(
+                &NodeBuilder::new(&format!("n{i}"))
+                    .capacity("4", "8Gi", 110)
+                    .image(&["img:1"], 100)
+                    .build(),
+            )
+            .unwrap();
+        }
+        c
+    }
+
+    #[test]
+    fn incremental_snapshot_copies_only_changed_nodes() {
+        let mut c = cache_with(4);
+        let mut snap = Snapshot::default();
+        c.update_snapshot(&mut snap);
+        assert_eq!(snap.n_nodes(), 4);
+        assert_eq!(snap.image_num_nodes("img:1"), 4);
+        let before: Vec<Arc<NodeInfo>> = snap.nodes().to_vec();
+        c.assume_pod(pod("a", "", "1"), "n2").unwrap();
+        c.update_snapshot(&mut snap);
+        for i in 0..4 {
+            assert_eq!(
+                Arc::ptr_eq(&before[i], &snap.nodes()[i]),
+                i != 2,
+                "node {i}"
+            );
+        }
+        assert_eq!(snap.columns().req_milli_cpu, [0, 0, 1000, 0]);
+        assert_eq!(snap.columns().n_pods, [0, 0, 1, 0]);
+        assert_eq!(snap.node(2).generation, c.generation());
+        assert_eq!(snap.generation(), c.generation());
+        // A fresh snapshot equals the incrementally maintained one.
+        let fresh = c.snapshot();
+        assert_eq!(fresh.columns().req_milli_cpu, snap.columns().req_milli_cpu);
+    }
+
+    #[test]
+    fn assume_confirm_forget() {
+        let mut c = cache_with(2);
+        c.assume_pod(pod("a", "", "1"), "n0").unwrap();
+        assert!(c.is_assumed("uid-a"));
+        assert_eq!(
+            c.assume_pod(pod("a", "", "1"), "n0"),
+            Err(CacheError::PodExists("default/a".into()))
+        );
+        assert_eq!(
+            c.assume_pod(pod("b", "", "1"), "zz"),
+            Err(CacheError::NodeNotFound("zz".into()))
+        );
+        // The binding lands elsewhere than assumed: the pod moves.
+        c.add_pod(pod("a", "n1", "1")).unwrap();
+        assert!(!c.is_assumed("uid-a"));
+        let snap = c.snapshot();
+        assert_eq!(snap.columns().req_milli_cpu, [0, 1000]);
+        assert_eq!(
+            c.forget_pod("uid-a"),
+            Err(CacheError::PodNotAssumed("uid-a".into()))
+        );
+        c.assume_pod(pod("b", "", "2"), "n0").unwrap();
+        c.forget_pod("uid-b").unwrap();
+        assert_eq!(c.snapshot().columns().req_milli_cpu, [0, 1000]);
+        assert_eq!(
+            c.add_pod(pod("c", "", "1")),
+            Err(CacheError::PodWithoutNode("default/c".into()))
+        );
+    }
+
+    #[test]
+    fn nodes_come_and_go() {
+        let mut c = cache_with(3);
+        let mut snap = c.snapshot();
+        // A pod arriving before its node is kept on a placeholder, not listed.
+        c.add_pod(pod("early", "n9", "1")).unwrap();
+        c.update_snapshot(&mut snap);
+        assert_eq!(snap.n_nodes(), 3);
+        c.add_node(&NodeBuilder::new("n9").capacity("4", "8Gi", 110).build())
+            .unwrap();
+        c.update_snapshot(&mut snap);
+        assert_eq!(snap.n_nodes(), 4);
+        assert_eq!(
+            snap.node(snap.node_index("n9").unwrap())
+                .requested
+                .milli_cpu,
+            1000
+        );
+        // Removing a node with pods unlists it; its pods can still be removed.
+        c.remove_node("n9").unwrap();
+        c.update_snapshot(&mut snap);
+        assert_eq!(snap.n_nodes(), 3);
+        assert!(snap.node_index("n9").is_none());
+        c.remove_pod("uid-early").unwrap();
+        assert_eq!(
+            c.remove_node("n9"),
+            Err(CacheError::NodeNotFound("n9".into()))
+        );
+        c.remove_node("n0").unwrap();
+        c.update_snapshot(&mut snap);
+        assert_eq!(snap.image_num_nodes("img:1"), 2);
+        // Updating a node keeps its pods.
+        c.add_pod(pod("x", "n1", "3")).unwrap();
+        c.update_node(
+            &NodeBuilder::new("n1")
+                .capacity("8", "8Gi", 110)
+                .unschedulable()
+                .build(),
+        )
+        .unwrap();
+        c.update_snapshot(&mut snap);
+        let i = snap.node_index("n1").unwrap() as usize;
+        assert_eq!(snap.columns().alloc_milli_cpu[i], 8000);
+        assert_eq!(snap.columns().req_milli_cpu[i], 3000);
+        assert_eq!(
+            snap.columns().flags[i] & flags::UNSCHEDULABLE,
+            flags::UNSCHEDULABLE
+        );
+        assert_eq!(
+            snap.image_num_nodes("img:1"),
+            1,
+            "n1's update dropped its image"
+        );
     }
 }

@@ -71,12 +71,15 @@ impl NodeBuilder {
     }
 
     pub fn taint(mut self, key: &str, value: &str, effect: &str) -> NodeBuilder {
-        self.spec().taints.get_or_insert_with(Vec::new).push(corev1::Taint {
-            key: key.to_owned(),
-            value: (!value.is_empty()).then(|| value.to_owned()),
-            effect: effect.to_owned(),
-            time_added: None,
-        });
+        self.spec()
+            .taints
+            .get_or_insert_with(Vec::new)
+            .push(corev1::Taint {
+                key: key.to_owned(),
+                value: (!value.is_empty()).then(|| value.to_owned()),
+                effect: effect.to_owned(),
+                time_added: None,
+            });
         self
     }
 
@@ -86,10 +89,13 @@ impl NodeBuilder {
     }
 
     pub fn image(mut self, names: &[&str], size_bytes: i64) -> NodeBuilder {
-        self.status().images.get_or_insert_with(Vec::new).push(corev1::ContainerImage {
-            names: Some(names.iter().map(|n| (*n).to_owned()).collect()),
-            size_bytes: Some(size_bytes),
-        });
+        self.status()
+            .images
+            .get_or_insert_with(Vec::new)
+            .push(corev1::ContainerImage {
+                names: Some(names.iter().map(|n| (*n).to_owned()).collect()),
+                size_bytes: Some(size_bytes),
+            });
         self
     }
 
@@ -137,7 +143,8 @@ impl PodBuilder {
 
     /// Requests cpu and memory on the last container.
     pub fn request(self, cpu: &str, memory: &str) -> PodBuilder {
-        self.request_resource("cpu", cpu).request_resource("memory", memory)
+        self.request_resource("cpu", cpu)
+            .request_resource("memory", memory)
     }
 
     /// Requests one resource on the last container.
@@ -174,15 +181,18 @@ impl PodBuilder {
         requests.insert("cpu".to_owned(), q(cpu));
         requests.insert("memory".to_owned(), q(memory));
         let n = self.spec().init_containers.as_ref().map_or(0, Vec::len);
-        self.spec().init_containers.get_or_insert_with(Vec::new).push(corev1::Container {
-            name: format!("init{n}"),
-            restart_policy: sidecar.then(|| "Always".to_owned()),
-            resources: Some(corev1::ResourceRequirements {
-                requests: Some(requests),
-                ..Default::default()
-            }),
-            ..corev1::Container::default()
-        });
+        self.spec()
+            .init_containers
+            .get_or_insert_with(Vec::new)
+            .push(corev1::Container {
+                name: format!("init{n}"),
+                restart_policy: sidecar.then(|| "Always".to_owned()),
+                resources: Some(corev1::ResourceRequirements {
+                    requests: Some(requests),
+                    ..Default::default()
+                }),
+                ..corev1::Container::default()
+            });
         self
     }
 
@@ -192,13 +202,16 @@ impl PodBuilder {
     }
 
     pub fn host_port(mut self, ip: &str, protocol: &str, port: i32) -> PodBuilder {
-        self.last_container().ports.get_or_insert_with(Vec::new).push(corev1::ContainerPort {
-            container_port: port,
-            host_port: Some(port),
-            host_ip: (!ip.is_empty()).then(|| ip.to_owned()),
-            protocol: (!protocol.is_empty()).then(|| protocol.to_owned()),
-            name: None,
-        });
+        self.last_container()
+            .ports
+            .get_or_insert_with(Vec::new)
+            .push(corev1::ContainerPort {
+                container_port: port,
+                host_port: Some(port),
+                host_ip: (!ip.is_empty()).then(|| ip.to_owned()),
+                protocol: (!protocol.is_empty()).then(|| protocol.to_owned()),
+                name: None,
+            });
         self
     }
 
@@ -230,7 +243,9 @@ impl PodBuilder {
         self.spec()
             .scheduling_gates
             .get_or_insert_with(Vec::new)
-            .push(corev1::PodSchedulingGate { name: name.to_owned() });
+            .push(corev1::PodSchedulingGate {
+                name: name.to_owned(),
+            });
         self
     }
 
@@ -243,15 +258,24 @@ impl PodBuilder {
     }
 
     /// Adds a toleration; empty strings leave the field unset.
-    pub fn toleration(mut self, key: &str, operator: &str, value: &str, effect: &str) -> PodBuilder {
+    pub fn toleration(
+        mut self,
+        key: &str,
+        operator: &str,
+        value: &str,
+        effect: &str,
+    ) -> PodBuilder {
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        self.spec().tolerations.get_or_insert_with(Vec::new).push(corev1::Toleration {
-            key: opt(key),
-            operator: opt(operator),
-            value: opt(value),
-            effect: opt(effect),
-            toleration_seconds: None,
-        });
+        self.spec()
+            .tolerations
+            .get_or_insert_with(Vec::new)
+            .push(corev1::Toleration {
+                key: opt(key),
+                operator: opt(operator),
+                value: opt(value),
+                effect: opt(effect),
+                toleration_seconds: None,
+            });
         self
     }
 

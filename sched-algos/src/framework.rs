@@ -6,7 +6,7 @@
 //!   a verdict. They do no IO and read no clock (binding is returned as a decision).
 //! - A plugin must be `Send + Sync`: Filter and Score run on rayon workers, concurrently
 //!   for different nodes of the same cycle.
-//! - Returning a [`Code::Error`] status aborts the cycle with that error.
+//! - Returning a [`Code::Error`](crate::Code::Error) status aborts the cycle with that error.
 //!
 //! Filter and Score have batch forms over a slice of node indexes, with per-node
 //! defaults; a plugin overrides the batch form to run a tight loop over
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::cache::Snapshot;
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, QueuedPodInfo};
-use crate::status::{Code, Status};
+use crate::status::Status;
 
 /// The highest score a Score plugin may give after normalisation (upstream's
 /// `MaxNodeScore`).
@@ -53,7 +53,10 @@ impl CycleState {
             e.1 = Box::new(value);
             return;
         }
-        assert!(self.entries.len() < MAX_CYCLE_STATE_ENTRIES, "cycle state full");
+        assert!(
+            self.entries.len() < MAX_CYCLE_STATE_ENTRIES,
+            "cycle state full"
+        );
         self.entries.push((key, Box::new(value)));
     }
 
@@ -402,6 +405,5 @@ mod tests {
         assert_eq!(s.read::<i64>("a"), Some(&6));
         assert_eq!(s.read::<u8>("a"), None);
         assert_eq!(s.read::<i64>("b"), None);
-        let _ = Code::Skip;
     }
 }

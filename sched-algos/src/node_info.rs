@@ -67,7 +67,9 @@ impl NodeInfo {
         self.images = BTreeMap::new();
         for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for name in image.names.iter().flatten() {
-                self.images.entry(name.clone()).or_insert(image.size_bytes.unwrap_or(0));
+                self.images
+                    .entry(name.clone())
+                    .or_insert(image.size_bytes.unwrap_or(0));
             }
         }
         Ok(())

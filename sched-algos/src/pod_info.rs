@@ -217,14 +217,24 @@ impl PodInfo {
         );
         let default_spec = corev1::PodSpec::default();
         let spec = pod.spec.as_ref().unwrap_or(&default_spec);
-        let exact = pod_requests(spec, false).map_err(|e| PodInfoError::Resource(key.clone(), e))?;
+        let exact =
+            pod_requests(spec, false).map_err(|e| PodInfoError::Resource(key.clone(), e))?;
         let non_zero = pod_requests(spec, true).map_err(|e| PodInfoError::Resource(key, e))?;
         let non_zero_milli_cpu = non_zero.get(CPU).map_or(0, Quantity::milli_value);
         let non_zero_memory = non_zero.get(MEMORY).map_or(0, Quantity::value);
-        let affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
-        let required = affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        let affinity = spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref());
+        let required = affinity.and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
         let preferred = affinity
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_deref())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
             .unwrap_or_default();
         let init = spec.init_containers.as_deref().unwrap_or_default();
         Ok(PodInfo {
@@ -279,7 +289,8 @@ impl PodInfo {
 pub fn normalized_image_name(name: &str) -> String {
     let last_colon = name.rfind(':');
     let last_slash = name.rfind('/');
-    if last_colon.map(|c| c as isize).unwrap_or(-1) <= last_slash.map(|s| s as isize).unwrap_or(-1) {
+    if last_colon.map(|c| c as isize).unwrap_or(-1) <= last_slash.map(|s| s as isize).unwrap_or(-1)
+    {
         format!("{name}:latest")
     } else {
         name.to_owned()
@@ -334,14 +345,28 @@ type ResourceList = BTreeMap<String, Quantity>;
 fn pod_requests(spec: &corev1::PodSpec, non_missing: bool) -> Result<ResourceList, ResourceError> {
     let container_requests = |c: &corev1::Container| -> Result<ResourceList, ResourceError> {
         let mut out = ResourceList::new();
-        for (name, q) in c.resources.as_ref().and_then(|r| r.requests.as_ref()).into_iter().flatten() {
+        for (name, q) in c
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .into_iter()
+            .flatten()
+        {
             out.insert(name.clone(), resource::parse(name, q)?);
         }
         if non_missing {
-            out.entry(CPU.to_owned())
-                .or_insert_with(|| Quantity::from_milli(resource::DEFAULT_MILLI_CPU_REQUEST, bosun_api::quantity::Format::DecimalSI));
-            out.entry(MEMORY.to_owned())
-                .or_insert_with(|| Quantity::from_value(resource::DEFAULT_MEMORY_REQUEST, bosun_api::quantity::Format::DecimalSI));
+            out.entry(CPU.to_owned()).or_insert_with(|| {
+                Quantity::from_milli(
+                    resource::DEFAULT_MILLI_CPU_REQUEST,
+                    bosun_api::quantity::Format::DecimalSI,
+                )
+            });
+            out.entry(MEMORY.to_owned()).or_insert_with(|| {
+                Quantity::from_value(
+                    resource::DEFAULT_MEMORY_REQUEST,
+                    bosun_api::quantity::Format::DecimalSI,
+                )
+            });
         }
         Ok(out)
     };
@@ -371,7 +396,10 @@ fn pod_requests(spec: &corev1::PodSpec, non_missing: bool) -> Result<ResourceLis
         }
     }
     for (name, q) in spec.overhead.iter().flatten() {
-        add_list(&mut reqs, &ResourceList::from([(name.clone(), resource::parse(name, q)?)]));
+        add_list(
+            &mut reqs,
+            &ResourceList::from([(name.clone(), resource::parse(name, q)?)]),
+        );
     }
     Ok(reqs)
 }

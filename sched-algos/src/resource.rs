@@ -128,7 +128,10 @@ impl Resource {
     /// Whether nothing at all is requested (upstream's all-zero check in `fitsRequest`;
     /// a scalar entry, even at 0, counts as requested, as `len(ScalarResources)` does).
     pub fn is_empty_request(&self) -> bool {
-        self.milli_cpu == 0 && self.memory == 0 && self.ephemeral_storage == 0 && self.scalar.is_empty()
+        self.milli_cpu == 0
+            && self.memory == 0
+            && self.ephemeral_storage == 0
+            && self.scalar.is_empty()
     }
 }
 

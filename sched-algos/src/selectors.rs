@@ -70,7 +70,11 @@ impl NodeSelectorTerm {
         if let Some(reqs) = &self.fields {
             // Upstream's fields.Set has only metadata.name; a missing field reads as "".
             let all = reqs.iter().all(|r| {
-                let actual = if r.key == OBJECT_NAME_FIELD { node_name } else { "" };
+                let actual = if r.key == OBJECT_NAME_FIELD {
+                    node_name
+                } else {
+                    ""
+                };
                 (actual == r.value) == r.equal
             });
             // Upstream skips field matching when the node has no fields (no name).
@@ -100,7 +104,11 @@ fn field_requirement(expr: &corev1::NodeSelectorRequirement) -> Result<FieldRequ
     let equal = match expr.operator.as_str() {
         "In" => true,
         "NotIn" => false,
-        other => return Err(format!("{other:?} is not a valid node field selector operator")),
+        other => {
+            return Err(format!(
+                "{other:?} is not a valid node field selector operator"
+            ));
+        }
     };
     let values = expr.values.as_deref().unwrap_or_default();
     let [value] = values else {

@@ -60,6 +60,7 @@ fn kill_9_at_any_moment_loses_no_acknowledged_write() {
     }
     let dir = std::env::temp_dir().join(format!("bosun-store-kill9-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _cleanup = RemoveOnDrop(dir.clone());
     let mut acked: Vec<String> = Vec::new();
     // Kill after these many acknowledgements in successive rounds on the same store.
     for kill_after in [1, 37, 150] {
@@ -89,7 +90,15 @@ fn kill_9_at_any_moment_loses_no_acknowledged_write() {
         child.wait().unwrap();
         check(&dir, &acked);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Removes the store directory even when an assertion fails.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn check(dir: &std::path::Path, acked: &[String]) {

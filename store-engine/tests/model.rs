@@ -557,7 +557,7 @@ fn run(ops: Vec<Op>) {
 
 proptest! {
     #![proptest_config(Config {
-        cases: 48,
+        cases: 128,
         rng_seed: RngSeed::Fixed(0xB05E_5EED),
         failure_persistence: None,
         ..Config::default()

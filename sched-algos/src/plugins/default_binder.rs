@@ -21,7 +21,12 @@ impl Plugin for DefaultBinder {
 }
 
 impl BindPlugin for DefaultBinder {
-    fn bind(&self, _: &mut CycleState, pod: &PodInfo, node_name: &str) -> Result<corev1::Binding, Status> {
+    fn bind(
+        &self,
+        _: &mut CycleState,
+        pod: &PodInfo,
+        node_name: &str,
+    ) -> Result<corev1::Binding, Status> {
         Ok(corev1::Binding {
             metadata: ObjectMeta {
                 namespace: Some(pod.namespace.clone()),
@@ -47,7 +52,9 @@ mod tests {
     #[test]
     fn golden() {
         let p = pod(PodBuilder::new("web").build());
-        let b = DefaultBinder.bind(&mut CycleState::new(), &p, "n7").expect("binding");
+        let b = DefaultBinder
+            .bind(&mut CycleState::new(), &p, "n7")
+            .expect("binding");
         assert_eq!(b.metadata.namespace.as_deref(), Some("default"));
         assert_eq!(b.metadata.name.as_deref(), Some("web"));
         assert_eq!(b.metadata.uid.as_deref(), Some("uid-web"));

@@ -48,7 +48,11 @@ fn node_score(pod: &PodInfo, node: &NodeInfo, spreads: &[f64]) -> i64 {
         .images
         .iter()
         .zip(spreads)
-        .filter_map(|(image, spread)| node.images.get(image).map(|&size| (size as f64 * spread) as i64))
+        .filter_map(|(image, spread)| {
+            node.images
+                .get(image)
+                .map(|&size| (size as f64 * spread) as i64)
+        })
         .sum();
     calculate_priority(sum, pod.n_containers)
 }
@@ -65,8 +69,19 @@ pub fn calculate_priority(sum_scores: i64, n_containers: usize) -> i64 {
 }
 
 impl PreScorePlugin for ImageLocality {
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, snap: &Snapshot, _: &[u32]) -> Status {
-        state.write(PRE_SCORE_KEY, PreScoreState { spreads: spreads(pod, snap) });
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        _: &[u32],
+    ) -> Status {
+        state.write(
+            PRE_SCORE_KEY,
+            PreScoreState {
+                spreads: spreads(pod, snap),
+            },
+        );
         Status::success()
     }
 }
@@ -81,7 +96,14 @@ impl ScorePlugin for ImageLocality {
         }
     }
 
-    fn score_batch(&self, state: &CycleState, pod: &PodInfo, snap: &Snapshot, nodes: &[u32], out: &mut [i64]) -> Result<(), Status> {
+    fn score_batch(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [i64],
+    ) -> Result<(), Status> {
         let s = state
             .read::<PreScoreState>(PRE_SCORE_KEY)
             .ok_or_else(|| Status::error("ImageLocality: PreScore state missing"))?;
@@ -122,7 +144,11 @@ mod tests {
         let snap = nodes();
         let p = pod(p.build());
         let mut state = CycleState::new();
-        assert!(ImageLocality.pre_score(&mut state, &p, &snap, &[0, 1]).is_success());
+        assert!(
+            ImageLocality
+                .pre_score(&mut state, &p, &snap, &[0, 1])
+                .is_success()
+        );
         let (raw, norm) = score_all(&ImageLocality, &state, &p, &snap);
         assert_eq!(raw, norm, "no normalisation");
         raw
@@ -134,9 +160,25 @@ mod tests {
     fn golden() {
         // n1: 40MB*0.5 + 300MB*0.5 = 170MB; max = 2*1000MB;
         // 100*(170-23)/(2000-23) = 14700/1977 = 7. n2: clamped to 23MB -> 0.
-        assert_eq!(scores(PodBuilder::new("p").image("gcr.io/40").container("", "").image("gcr.io/300")), [7, 0]);
+        assert_eq!(
+            scores(
+                PodBuilder::new("p")
+                    .image("gcr.io/40")
+                    .container("", "")
+                    .image("gcr.io/300")
+            ),
+            [7, 0]
+        );
         // n2: 250MB*0.5 = 125MB, 10MB*0.5 = 5MB: 130MB; 100*(130-23)/1977 = 5.
-        assert_eq!(scores(PodBuilder::new("p").image("gcr.io/250").container("", "").image("gcr.io/10:v1")), [0, 5]);
+        assert_eq!(
+            scores(
+                PodBuilder::new("p")
+                    .image("gcr.io/250")
+                    .container("", "")
+                    .image("gcr.io/10:v1")
+            ),
+            [0, 5]
+        );
         // n1: 2000MB*0.5 = 1000MB; max = 1000MB (one container): 100.
         assert_eq!(scores(PodBuilder::new("p").image("gcr.io/2000")), [100, 0]);
         // Untagged image matches `:latest` only; `gcr.io/10` -> `gcr.io/10:latest`, absent.

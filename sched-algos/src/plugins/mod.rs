@@ -58,22 +58,39 @@ pub(crate) mod testutil {
         // The per-node form must agree with the batch form.
         for (i, &idx) in idxs.iter().enumerate() {
             let single = plugin.filter(state, pod, snap.node(idx));
-            assert_eq!(single.code(), out[i].as_ref().map_or(crate::Code::Success, Status::code));
+            assert_eq!(
+                single.code(),
+                out[i].as_ref().map_or(crate::Code::Success, Status::code)
+            );
         }
         out
     }
 
     /// Scores every node (batch form, checked against the per-node form), then
     /// normalises.
-    pub fn score_all(plugin: &dyn ScorePlugin, state: &CycleState, pod: &PodInfo, snap: &Snapshot) -> (Vec<i64>, Vec<i64>) {
+    pub fn score_all(
+        plugin: &dyn ScorePlugin,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+    ) -> (Vec<i64>, Vec<i64>) {
         let idxs: Vec<u32> = (0..snap.n_nodes() as u32).collect();
         let mut raw = vec![0; idxs.len()];
-        plugin.score_batch(state, pod, snap, &idxs, &mut raw).expect("score");
+        plugin
+            .score_batch(state, pod, snap, &idxs, &mut raw)
+            .expect("score");
         for (i, &idx) in idxs.iter().enumerate() {
-            assert_eq!(plugin.score(state, pod, snap.node(idx)).expect("score"), raw[i]);
+            assert_eq!(
+                plugin.score(state, pod, snap.node(idx)).expect("score"),
+                raw[i]
+            );
         }
         let mut normalized = raw.clone();
-        assert!(plugin.normalize_scores(state, pod, &mut normalized).is_success());
+        assert!(
+            plugin
+                .normalize_scores(state, pod, &mut normalized)
+                .is_success()
+        );
         (raw, normalized)
     }
 }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use crate::cache::Snapshot;
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult, PreScorePlugin,
-    ScorePlugin, default_normalize_score,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
+    PreScorePlugin, ScorePlugin, default_normalize_score,
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
@@ -57,10 +57,11 @@ impl NodeAffinity {
             .preferred_during_scheduling_ignored_during_execution
             .as_deref()
             .unwrap_or_default();
-        let added_preferred = PreferredTerms::parse(preferred).map_err(|message| ConfigError::InvalidArgs {
-            plugin: NAME.to_owned(),
-            message,
-        })?;
+        let added_preferred =
+            PreferredTerms::parse(preferred).map_err(|message| ConfigError::InvalidArgs {
+                plugin: NAME.to_owned(),
+                message,
+            })?;
         Ok(NodeAffinity {
             added_required,
             added_preferred: (!added_preferred.terms.is_empty()).then_some(added_preferred),
@@ -75,8 +76,16 @@ impl Plugin for NodeAffinity {
 }
 
 impl PreFilterPlugin for NodeAffinity {
-    fn pre_filter(&self, _: &mut CycleState, pod: &PodInfo, _: &Snapshot) -> (Option<PreFilterResult>, Status) {
-        if pod.required_affinity.is_none() && self.added_required.is_none() && pod.node_selector.is_empty() {
+    fn pre_filter(
+        &self,
+        _: &mut CycleState,
+        pod: &PodInfo,
+        _: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
+        if pod.required_affinity.is_none()
+            && self.added_required.is_none()
+            && pod.node_selector.is_empty()
+        {
             return (None, Status::skip());
         }
         match &pod.required_node_names {
@@ -158,14 +167,29 @@ mod tests {
 
     fn nodes() -> Snapshot {
         snapshot(vec![
-            node(NodeBuilder::new("n1").label("zone", "a").label("gen", "3").build(), vec![]),
-            node(NodeBuilder::new("n2").label("zone", "b").label("gen", "5").build(), vec![]),
+            node(
+                NodeBuilder::new("n1")
+                    .label("zone", "a")
+                    .label("gen", "3")
+                    .build(),
+                vec![],
+            ),
+            node(
+                NodeBuilder::new("n2")
+                    .label("zone", "b")
+                    .label("gen", "5")
+                    .build(),
+                vec![],
+            ),
             node(NodeBuilder::new("n3").label("zone", "c").build(), vec![]),
         ])
     }
 
     fn fits(pl: &NodeAffinity, p: &PodInfo) -> Vec<bool> {
-        filter_all(pl, &CycleState::new(), p, &nodes()).iter().map(Option::is_none).collect()
+        filter_all(pl, &CycleState::new(), p, &nodes())
+            .iter()
+            .map(Option::is_none)
+            .collect()
     }
 
     #[test]
@@ -173,13 +197,34 @@ mod tests {
         let pl = NodeAffinity::default();
         let cases: Vec<(PodBuilder, [bool; 3])> = vec![
             (PodBuilder::new("none"), [true, true, true]),
-            (PodBuilder::new("sel").node_selector("zone", "b"), [false, true, false]),
-            (PodBuilder::new("in").required_term(term(&[("zone", "In", &["a", "c"])])), [true, false, true]),
-            (PodBuilder::new("notin").required_term(term(&[("zone", "NotIn", &["a"])])), [false, true, true]),
-            (PodBuilder::new("exists").required_term(term(&[("gen", "Exists", &[])])), [true, true, false]),
-            (PodBuilder::new("dne").required_term(term(&[("gen", "DoesNotExist", &[])])), [false, false, true]),
-            (PodBuilder::new("gt").required_term(term(&[("gen", "Gt", &["4"])])), [false, true, false]),
-            (PodBuilder::new("lt").required_term(term(&[("gen", "Lt", &["4"])])), [true, false, false]),
+            (
+                PodBuilder::new("sel").node_selector("zone", "b"),
+                [false, true, false],
+            ),
+            (
+                PodBuilder::new("in").required_term(term(&[("zone", "In", &["a", "c"])])),
+                [true, false, true],
+            ),
+            (
+                PodBuilder::new("notin").required_term(term(&[("zone", "NotIn", &["a"])])),
+                [false, true, true],
+            ),
+            (
+                PodBuilder::new("exists").required_term(term(&[("gen", "Exists", &[])])),
+                [true, true, false],
+            ),
+            (
+                PodBuilder::new("dne").required_term(term(&[("gen", "DoesNotExist", &[])])),
+                [false, false, true],
+            ),
+            (
+                PodBuilder::new("gt").required_term(term(&[("gen", "Gt", &["4"])])),
+                [false, true, false],
+            ),
+            (
+                PodBuilder::new("lt").required_term(term(&[("gen", "Lt", &["4"])])),
+                [true, false, false],
+            ),
             // Terms are ORed; expressions within a term ANDed.
             (
                 PodBuilder::new("or")
@@ -188,7 +233,8 @@ mod tests {
                 [true, false, true],
             ),
             (
-                PodBuilder::new("and").required_term(term(&[("zone", "In", &["a", "b"]), ("gen", "Gt", &["4"])])),
+                PodBuilder::new("and")
+                    .required_term(term(&[("zone", "In", &["a", "b"]), ("gen", "Gt", &["4"])])),
                 [false, true, false],
             ),
             // nodeSelector AND affinity.
@@ -198,11 +244,24 @@ mod tests {
                     .required_term(term(&[("zone", "In", &["b"])])),
                 [false, false, false],
             ),
-            (PodBuilder::new("field").required_term(field_term(&[("metadata.name", "In", &["n2"])])), [false, true, false]),
+            (
+                PodBuilder::new("field").required_term(field_term(&[(
+                    "metadata.name",
+                    "In",
+                    &["n2"],
+                )])),
+                [false, true, false],
+            ),
             // An invalid term never matches (bad operator).
-            (PodBuilder::new("bad").required_term(term(&[("zone", "Foo", &["a"])])), [false, false, false]),
+            (
+                PodBuilder::new("bad").required_term(term(&[("zone", "Foo", &["a"])])),
+                [false, false, false],
+            ),
             // An empty term matches nothing.
-            (PodBuilder::new("empty").required_term(term(&[])), [false, false, false]),
+            (
+                PodBuilder::new("empty").required_term(term(&[])),
+                [false, false, false],
+            ),
         ];
         for (b, want) in cases {
             let p = pod(b.build());
@@ -210,8 +269,14 @@ mod tests {
         }
         let p = pod(PodBuilder::new("sel").node_selector("zone", "b").build());
         let out = filter_all(&pl, &CycleState::new(), &p, &nodes());
-        assert_eq!(out[0].as_ref().map(Status::message).as_deref(), Some(ERR_REASON_POD));
-        assert_eq!(out[0].as_ref().map(Status::code), Some(Code::UnschedulableAndUnresolvable));
+        assert_eq!(
+            out[0].as_ref().map(Status::message).as_deref(),
+            Some(ERR_REASON_POD)
+        );
+        assert_eq!(
+            out[0].as_ref().map(Status::code),
+            Some(Code::UnschedulableAndUnresolvable)
+        );
     }
 
     #[test]
@@ -224,8 +289,15 @@ mod tests {
         let p = pod(PodBuilder::new("p").build());
         let out = filter_all(&pl, &CycleState::new(), &p, &nodes());
         assert!(out[0].is_none());
-        assert_eq!(out[1].as_ref().map(Status::message).as_deref(), Some(ERR_REASON_ENFORCED));
-        assert!(pl.pre_filter(&mut CycleState::new(), &p, &nodes()).1.is_success());
+        assert_eq!(
+            out[1].as_ref().map(Status::message).as_deref(),
+            Some(ERR_REASON_ENFORCED)
+        );
+        assert!(
+            pl.pre_filter(&mut CycleState::new(), &p, &nodes())
+                .1
+                .is_success()
+        );
     }
 
     #[test]
@@ -236,20 +308,28 @@ mod tests {
         assert!(run(PodBuilder::new("p")).1.is_skip());
         let (res, s) = run(PodBuilder::new("p").node_selector("zone", "a"));
         assert!(s.is_success() && res.is_none());
-        let (res, _) = run(PodBuilder::new("p").required_term(field_term(&[("metadata.name", "In", &["n1", "n2"])])));
+        let (res, _) = run(PodBuilder::new("p").required_term(field_term(&[(
+            "metadata.name",
+            "In",
+            &["n1", "n2"],
+        )])));
         assert_eq!(res.unwrap().node_names, ["n1", "n2"]);
         // A term without a name restriction makes every node eligible.
-        let (res, _) = run(
-            PodBuilder::new("p")
-                .required_term(field_term(&[("metadata.name", "In", &["n1"])]))
-                .required_term(term(&[("zone", "In", &["c"])])),
-        );
+        let (res, _) = run(PodBuilder::new("p")
+            .required_term(field_term(&[("metadata.name", "In", &["n1"])]))
+            .required_term(term(&[("zone", "In", &["c"])])));
         assert!(res.is_none());
         // Intersection within a term is empty: conflict.
-        let (_, s) = run(PodBuilder::new("p").required_term(corev1::NodeSelectorTerm {
-            match_expressions: None,
-            match_fields: field_term(&[("metadata.name", "In", &["n1"]), ("metadata.name", "In", &["n2"])]).match_fields,
-        }));
+        let (_, s) = run(
+            PodBuilder::new("p").required_term(corev1::NodeSelectorTerm {
+                match_expressions: None,
+                match_fields: field_term(&[
+                    ("metadata.name", "In", &["n1"]),
+                    ("metadata.name", "In", &["n2"]),
+                ])
+                .match_fields,
+            }),
+        );
         assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
         assert_eq!(s.message(), ERR_REASON_CONFLICT);
     }
@@ -273,7 +353,12 @@ mod tests {
         assert_eq!(norm, [100, 71, 0]);
         let none = pod(PodBuilder::new("n").build());
         assert!(pl.pre_score(&mut state, &none, &snap, &[0, 1, 2]).is_skip());
-        let bad = pod(PodBuilder::new("b").preferred_term(1, term(&[("zone", "Bogus", &["a"])])).build());
-        assert_eq!(pl.pre_score(&mut state, &bad, &snap, &[0]).code(), Code::Error);
+        let bad = pod(PodBuilder::new("b")
+            .preferred_term(1, term(&[("zone", "Bogus", &["a"])]))
+            .build());
+        assert_eq!(
+            pl.pre_score(&mut state, &bad, &snap, &[0]).code(),
+            Code::Error
+        );
     }
 }

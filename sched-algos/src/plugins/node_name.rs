@@ -42,11 +42,21 @@ mod tests {
         ]);
         let state = CycleState::new();
         let any = pod(PodBuilder::new("p").build());
-        assert!(filter_all(&NodeName, &state, &any, &snap).iter().all(Option::is_none));
+        assert!(
+            filter_all(&NodeName, &state, &any, &snap)
+                .iter()
+                .all(Option::is_none)
+        );
         let pinned = pod(PodBuilder::new("p").node_name("b").build());
         let out = filter_all(&NodeName, &state, &pinned, &snap);
-        assert_eq!(out[0].as_ref().map(Status::message).as_deref(), Some(ERR_REASON));
-        assert_eq!(out[0].as_ref().map(Status::code), Some(Code::UnschedulableAndUnresolvable));
+        assert_eq!(
+            out[0].as_ref().map(Status::message).as_deref(),
+            Some(ERR_REASON)
+        );
+        assert_eq!(
+            out[0].as_ref().map(Status::code),
+            Some(Code::UnschedulableAndUnresolvable)
+        );
         assert!(out[1].is_none());
     }
 }

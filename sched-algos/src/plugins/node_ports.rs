@@ -23,7 +23,12 @@ impl Plugin for NodePorts {
 
 impl PreFilterPlugin for NodePorts {
     /// Skip when the pod wants no host port (upstream since 1.27).
-    fn pre_filter(&self, _: &mut CycleState, pod: &PodInfo, _: &Snapshot) -> (Option<PreFilterResult>, Status) {
+    fn pre_filter(
+        &self,
+        _: &mut CycleState,
+        pod: &PodInfo,
+        _: &Snapshot,
+    ) -> (Option<PreFilterResult>, Status) {
         if pod.host_ports.is_empty() {
             return (None, Status::skip());
         }
@@ -39,7 +44,14 @@ impl FilterPlugin for NodePorts {
         Status::success()
     }
 
-    fn filter_batch(&self, state: &CycleState, pod: &PodInfo, snap: &Snapshot, nodes: &[u32], out: &mut [Option<Status>]) {
+    fn filter_batch(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [Option<Status>],
+    ) {
         let f = &snap.columns().flags;
         for (slot, &idx) in out.iter_mut().zip(nodes) {
             // Only nodes with a port in use can conflict.
@@ -62,12 +74,18 @@ mod tests {
     /// Cases from upstream node_ports_test.go `TestNodePorts`.
     #[test]
     fn golden() {
-        let used = |ip: &str, proto: &str, port: i32| PodBuilder::new("used").host_port(ip, proto, port).build();
+        let used = |ip: &str, proto: &str, port: i32| {
+            PodBuilder::new("used").host_port(ip, proto, port).build()
+        };
         // (wanted (ip, proto, port), used on node, fits)
         let cases: &[((&str, &str, i32), (&str, &str, i32), bool)] = &[
             (("", "UDP", 8080), ("", "UDP", 9090), true),
             (("", "UDP", 8080), ("", "UDP", 8080), false),
-            (("127.0.0.1", "TCP", 8080), ("127.0.0.1", "TCP", 8080), false),
+            (
+                ("127.0.0.1", "TCP", 8080),
+                ("127.0.0.1", "TCP", 8080),
+                false,
+            ),
             (("127.0.0.1", "TCP", 8080), ("127.0.0.1", "UDP", 8080), true),
             (("127.0.0.1", "TCP", 8080), ("127.0.0.2", "TCP", 8080), true),
             (("0.0.0.0", "TCP", 8001), ("127.0.0.1", "TCP", 8001), false),
@@ -77,12 +95,19 @@ mod tests {
         ];
         let state = CycleState::new();
         for &((wip, wproto, wport), (uip, uproto, uport), fits) in cases {
-            let snap = snapshot(vec![node(NodeBuilder::new("n").build(), vec![used(uip, uproto, uport)])]);
+            let snap = snapshot(vec![node(
+                NodeBuilder::new("n").build(),
+                vec![used(uip, uproto, uport)],
+            )]);
             let p = pod(PodBuilder::new("p").host_port(wip, wproto, wport).build());
             let (_, pre) = NodePorts.pre_filter(&mut CycleState::new(), &p, &snap);
             assert!(pre.is_success());
             let out = filter_all(&NodePorts, &state, &p, &snap);
-            assert_eq!(out[0].is_none(), fits, "want {wip}/{wproto}/{wport} used {uip}/{uproto}/{uport}");
+            assert_eq!(
+                out[0].is_none(),
+                fits,
+                "want {wip}/{wproto}/{wport} used {uip}/{uproto}/{uport}"
+            );
             if let Some(s) = &out[0] {
                 assert_eq!(s.code(), Code::Unschedulable);
                 assert_eq!(s.message(), ERR_REASON);
@@ -90,6 +115,11 @@ mod tests {
         }
         let no_ports = pod(PodBuilder::new("p").build());
         let snap = snapshot(vec![]);
-        assert!(NodePorts.pre_filter(&mut CycleState::new(), &no_ports, &snap).1.is_skip());
+        assert!(
+            NodePorts
+                .pre_filter(&mut CycleState::new(), &no_ports, &snap)
+                .1
+                .is_skip()
+        );
     }
 }

@@ -44,7 +44,14 @@ impl FilterPlugin for NodeUnschedulable {
         rejected()
     }
 
-    fn filter_batch(&self, _: &CycleState, pod: &PodInfo, snap: &Snapshot, nodes: &[u32], out: &mut [Option<Status>]) {
+    fn filter_batch(
+        &self,
+        _: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [Option<Status>],
+    ) {
         if tolerates_unschedulable(pod) {
             return;
         }
@@ -77,10 +84,18 @@ mod tests {
         assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
         assert_eq!(s.message(), ERR_REASON_UNSCHEDULABLE);
         // Tolerating the unschedulable taint (any effect, Exists) admits the pod.
-        let tolerant = pod(PodBuilder::new("t").toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "").build());
-        assert!(filter_all(&NodeUnschedulable, &state, &tolerant, &snap).iter().all(Option::is_none));
+        let tolerant = pod(PodBuilder::new("t")
+            .toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "")
+            .build());
+        assert!(
+            filter_all(&NodeUnschedulable, &state, &tolerant, &snap)
+                .iter()
+                .all(Option::is_none)
+        );
         // A NoExecute-only toleration does not tolerate NoSchedule.
-        let wrong = pod(PodBuilder::new("w").toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "NoExecute").build());
+        let wrong = pod(PodBuilder::new("w")
+            .toleration(TAINT_NODE_UNSCHEDULABLE, "Exists", "", "NoExecute")
+            .build());
         assert!(filter_all(&NodeUnschedulable, &state, &wrong, &snap)[1].is_some());
     }
 }

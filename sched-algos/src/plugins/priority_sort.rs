@@ -44,7 +44,13 @@ mod tests {
             (q("same", 5, 1), q("same2", 5, 1), false),
         ];
         for (a, b, want) in &cases {
-            assert_eq!(PrioritySort.less(a, b), *want, "{} vs {}", a.pod.name, b.pod.name);
+            assert_eq!(
+                PrioritySort.less(a, b),
+                *want,
+                "{} vs {}",
+                a.pod.name,
+                b.pod.name
+            );
         }
         let mut pods = vec![q("a", 1, 3), q("b", 9, 9), q("c", 1, 1), q("d", 9, 2)];
         pods.sort_by(|a, b| PrioritySort.compare(a, b));

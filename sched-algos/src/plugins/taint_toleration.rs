@@ -8,7 +8,8 @@
 
 use crate::cache::{Snapshot, flags};
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreScorePlugin, ScorePlugin, default_normalize_score,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreScorePlugin, ScorePlugin,
+    default_normalize_score,
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::{PodInfo, TaintEffect, Toleration, tolerations_tolerate};
@@ -42,7 +43,14 @@ impl FilterPlugin for TaintToleration {
         }
     }
 
-    fn filter_batch(&self, state: &CycleState, pod: &PodInfo, snap: &Snapshot, nodes: &[u32], out: &mut [Option<Status>]) {
+    fn filter_batch(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [Option<Status>],
+    ) {
         let f = &snap.columns().flags;
         for (slot, &idx) in out.iter_mut().zip(nodes) {
             if slot.is_none() && f[idx as usize] & flags::HARD_TAINTS != 0 {
@@ -63,7 +71,11 @@ struct PreScoreState {
 fn prefer_no_schedule_tolerations(pod: &PodInfo) -> Vec<Toleration> {
     pod.tolerations
         .iter()
-        .filter(|t| t.effect.as_ref().is_none_or(|e| *e == TaintEffect::PreferNoSchedule))
+        .filter(|t| {
+            t.effect
+                .as_ref()
+                .is_none_or(|e| *e == TaintEffect::PreferNoSchedule)
+        })
         .cloned()
         .collect()
 }
@@ -96,7 +108,14 @@ impl ScorePlugin for TaintToleration {
         })
     }
 
-    fn score_batch(&self, state: &CycleState, pod: &PodInfo, snap: &Snapshot, nodes: &[u32], out: &mut [i64]) -> Result<(), Status> {
+    fn score_batch(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [i64],
+    ) -> Result<(), Status> {
         let owned;
         let tolerations = match state.read::<PreScoreState>(PRE_SCORE_KEY) {
             Some(s) => &s.tolerations,
@@ -132,9 +151,24 @@ mod tests {
     fn filter_golden() {
         let snap = snapshot(vec![
             node(NodeBuilder::new("clean").build(), vec![]),
-            node(NodeBuilder::new("gpu").taint("dedicated", "gpu", "NoSchedule").build(), vec![]),
-            node(NodeBuilder::new("evict").taint("maint", "", "NoExecute").build(), vec![]),
-            node(NodeBuilder::new("soft").taint("slow", "", "PreferNoSchedule").build(), vec![]),
+            node(
+                NodeBuilder::new("gpu")
+                    .taint("dedicated", "gpu", "NoSchedule")
+                    .build(),
+                vec![],
+            ),
+            node(
+                NodeBuilder::new("evict")
+                    .taint("maint", "", "NoExecute")
+                    .build(),
+                vec![],
+            ),
+            node(
+                NodeBuilder::new("soft")
+                    .taint("slow", "", "PreferNoSchedule")
+                    .build(),
+                vec![],
+            ),
         ]);
         let state = CycleState::new();
         let plain = pod(PodBuilder::new("p").build());
@@ -142,8 +176,14 @@ mod tests {
         assert!(out[0].is_none());
         let s = out[1].as_ref().expect("rejected");
         assert_eq!(s.code(), Code::UnschedulableAndUnresolvable);
-        assert_eq!(s.message(), "node(s) had untolerated taint {dedicated: gpu}");
-        assert_eq!(out[2].as_ref().map(Status::message).as_deref(), Some("node(s) had untolerated taint {maint: }"));
+        assert_eq!(
+            s.message(),
+            "node(s) had untolerated taint {dedicated: gpu}"
+        );
+        assert_eq!(
+            out[2].as_ref().map(Status::message).as_deref(),
+            Some("node(s) had untolerated taint {maint: }")
+        );
         assert!(out[3].is_none(), "PreferNoSchedule never filters");
 
         // (toleration key, operator, value, effect) -> fits "gpu" node?
@@ -169,7 +209,12 @@ mod tests {
     #[test]
     fn score_golden() {
         let snap = snapshot(vec![
-            node(NodeBuilder::new("n1").taint("foo", "bar", "PreferNoSchedule").build(), vec![]),
+            node(
+                NodeBuilder::new("n1")
+                    .taint("foo", "bar", "PreferNoSchedule")
+                    .build(),
+                vec![],
+            ),
             node(
                 NodeBuilder::new("n2")
                     .taint("foo", "bar", "PreferNoSchedule")
@@ -186,14 +231,22 @@ mod tests {
                 vec![],
             ),
         ]);
-        let p = pod(PodBuilder::new("p").toleration("foo", "Equal", "bar", "PreferNoSchedule").build());
+        let p = pod(PodBuilder::new("p")
+            .toleration("foo", "Equal", "bar", "PreferNoSchedule")
+            .build());
         let mut state = CycleState::new();
-        assert!(TaintToleration.pre_score(&mut state, &p, &snap, &[0, 1, 2]).is_success());
+        assert!(
+            TaintToleration
+                .pre_score(&mut state, &p, &snap, &[0, 1, 2])
+                .is_success()
+        );
         let (raw, norm) = score_all(&TaintToleration, &state, &p, &snap);
         assert_eq!(raw, [0, 1, 2]);
         assert_eq!(norm, [100, 50, 0]);
         // No intolerable taints anywhere: all reversed to 100.
-        let tolerant = pod(PodBuilder::new("t").toleration("", "Exists", "", "").build());
+        let tolerant = pod(PodBuilder::new("t")
+            .toleration("", "Exists", "", "")
+            .build());
         let (_, norm) = score_all(&TaintToleration, &CycleState::new(), &tolerant, &snap);
         assert_eq!(norm, [100, 100, 100]);
     }

@@ -1,0 +1,139 @@
+//! Store engine: group-committed puts (fdatasync vs no-sync, 1 vs 8 writers), ranges,
+//! single-key index lookups, and the pure MVCC apply path without IO.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bosun_store_engine::*;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+const N_KEYS: usize = 10_000;
+const N_PUTS_PER_WRITER: usize = 64;
+
+fn put(key: String) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: vec![b'v'; 256],
+        ..Default::default()
+    }
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("bosun-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn bench_put(c: &mut Criterion) {
+    let mut g = c.benchmark_group("store_engine/put");
+    g.sample_size(10);
+    for (name, sync) in [
+        ("fdatasync", SyncMode::Fdatasync),
+        ("nosync", SyncMode::NoSyncBenchmarkOnly),
+    ] {
+        for n_writers in [1usize, 8] {
+            let path = temp_dir(&format!("{name}-{n_writers}"));
+            let config = EngineConfig {
+                sync,
+                ..EngineConfig::default()
+            };
+            let engine = Arc::new(Engine::open(StdDir::open(&path).unwrap(), config).unwrap());
+            g.throughput(Throughput::Elements((n_writers * N_PUTS_PER_WRITER) as u64));
+            let mut round = 0u64;
+            g.bench_function(format!("{name}/{n_writers}_writers"), |b| {
+                b.iter(|| {
+                    round += 1;
+                    std::thread::scope(|s| {
+                        for w in 0..n_writers {
+                            let engine = &engine;
+                            s.spawn(move || {
+                                for i in 0..N_PUTS_PER_WRITER {
+                                    engine
+                                        .put(put(format!("/registry/pods/w{w}/{round}-{i}")))
+                                        .unwrap();
+                                }
+                            });
+                        }
+                    });
+                })
+            });
+            let stats = engine.stats();
+            eprintln!(
+                "{name}/{n_writers}: {} writes in {} fdatasyncs",
+                stats.n_writes, stats.n_syncs
+            );
+            drop(engine);
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+    g.finish();
+}
+
+fn loaded_engine() -> Engine<MemDir> {
+    let config = EngineConfig {
+        sync: SyncMode::NoSyncBenchmarkOnly,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::open(MemDir::new(), config).unwrap();
+    for i in 0..N_KEYS {
+        engine
+            .put(put(format!("/registry/pods/ns{}/p{i:06}", i % 100)))
+            .unwrap();
+    }
+    engine
+}
+
+fn bench_read(c: &mut Criterion) {
+    let engine = loaded_engine();
+    let mut g = c.benchmark_group("store_engine/read");
+    let get = RangeRequest {
+        key: b"/registry/pods/ns7/p005007".to_vec(),
+        ..Default::default()
+    };
+    g.bench_function("index_lookup", |b| {
+        b.iter(|| black_box(engine.range(&get).unwrap()))
+    });
+    let ns = RangeRequest {
+        key: b"/registry/pods/ns7/".to_vec(),
+        range_end: b"/registry/pods/ns70".to_vec(),
+        ..Default::default()
+    };
+    g.throughput(Throughput::Elements((N_KEYS / 100) as u64));
+    g.bench_function("range_100_keys", |b| {
+        b.iter(|| black_box(engine.range(&ns).unwrap()))
+    });
+    let count = RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        count_only: true,
+        ..Default::default()
+    };
+    g.throughput(Throughput::Elements(N_KEYS as u64));
+    g.bench_function("count_all_10k", |b| {
+        b.iter(|| black_box(engine.range(&count).unwrap()))
+    });
+    g.finish();
+}
+
+fn bench_apply(c: &mut Criterion) {
+    // The pure state machine: a 128-put txn applied with no IO (the CPU ceiling).
+    let txn = TxnRequest {
+        success: (0..128)
+            .map(|i| RequestOp::Put(put(format!("/registry/pods/ns/p{i:03}"))))
+            .collect(),
+        ..Default::default()
+    };
+    let mut g = c.benchmark_group("store_engine/mvcc");
+    g.throughput(Throughput::Elements(128));
+    g.bench_function("apply_txn_128_puts", |b| {
+        b.iter_batched(
+            Mvcc::new,
+            |mut m| black_box(m.apply(&txn).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_put, bench_read, bench_apply);
+criterion_main!(benches);
