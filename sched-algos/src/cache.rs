@@ -264,8 +264,10 @@ impl Cache {
 
     /// A fresh snapshot of the current state.
     pub fn snapshot(&self) -> Snapshot {
-        let mut snap = Snapshot::default();
-        snap.layout_generation = u64::MAX;
+        let mut snap = Snapshot {
+            layout_generation: u64::MAX,
+            ..Snapshot::default()
+        };
         self.update_snapshot(&mut snap);
         snap
     }

@@ -176,7 +176,7 @@ pub enum ScheduleError {
     NoNodes,
     /// No node fits; the pod goes to the unschedulable queue.
     #[error("{0}")]
-    Fit(FitError),
+    Fit(Box<FitError>),
     /// A plugin failed (`Code::Error` or an unexpected code); the pod backs off.
     #[error("running {point} plugin {}: {}", .status.plugin(), .status.message())]
     Plugin { point: &'static str, status: Status },
@@ -406,7 +406,8 @@ fn run_filters(
                     pl.filter_batch(state, pod, snap, nodes, out);
                 }
             });
-        for i in done..end {
+        let mut i = done;
+        while i < end {
             match &statuses[i] {
                 None if feasible.len() < to_find => feasible.push(order[i]),
                 None => {}
@@ -418,12 +419,12 @@ fn run_filters(
                 }
                 Some(_) => {}
             }
+            i += 1;
             if feasible.len() == to_find {
-                done = i + 1;
                 break;
             }
-            done = i + 1;
         }
+        done = i;
     }
     let rejected = if feasible.is_empty() {
         let mut r: Vec<(u32, Status)> = (0..done)
@@ -544,7 +545,7 @@ fn post_filter(
     mut err: FitError,
 ) -> ScheduleError {
     if profile.post_filter.is_empty() {
-        return ScheduleError::Fit(err);
+        return ScheduleError::Fit(Box::new(err));
     }
     let mut reasons = Vec::new();
     for pl in &profile.post_filter {
@@ -552,7 +553,7 @@ fn post_filter(
         if s.is_success() || s.code() == Code::UnschedulableAndUnresolvable {
             err.diagnosis.post_filter_msg = s.message();
             err.post_filter_result = result;
-            return ScheduleError::Fit(err);
+            return ScheduleError::Fit(Box::new(err));
         }
         if !s.is_rejected() {
             return ScheduleError::Plugin {
@@ -566,7 +567,7 @@ fn post_filter(
         reasons.extend(s.reasons().iter().cloned());
     }
     err.diagnosis.post_filter_msg = reasons.join(", ");
-    ScheduleError::Fit(err)
+    ScheduleError::Fit(Box::new(err))
 }
 
 /// Runs the Bind plugins in order; the first that does not Skip decides.
