@@ -93,9 +93,13 @@ impl Cache {
             info: Arc::new(NodeInfo::default()),
             has_node: false,
         });
-        Arc::make_mut(&mut entry.info)
-            .set_node(node)
-            .map_err(|e| CacheError::Node(name.clone(), e))?;
+        if let Err(e) = Arc::make_mut(&mut entry.info).set_node(node) {
+            // Drop a placeholder created just now for this bad node.
+            if !entry.has_node && entry.info.pods.is_empty() {
+                self.nodes.remove(&name);
+            }
+            return Err(CacheError::Node(name, e));
+        }
         if !entry.has_node {
             entry.has_node = true;
             self.order.push(name.clone());
@@ -465,12 +469,8 @@ mod tests {
         let before: Vec<Arc<NodeInfo>> = snap.nodes().to_vec();
         c.assume_pod(pod("a", "", "1"), "n2").unwrap();
         c.update_snapshot(&mut snap);
-        for i in 0..4 {
-            assert_eq!(
-                Arc::ptr_eq(&before[i], &snap.nodes()[i]),
-                i != 2,
-                "node {i}"
-            );
+        for (i, (old, new)) in before.iter().zip(snap.nodes()).enumerate() {
+            assert_eq!(Arc::ptr_eq(old, new), i != 2, "node {i}");
         }
         assert_eq!(snap.columns().req_milli_cpu, [0, 0, 1000, 0]);
         assert_eq!(snap.columns().n_pods, [0, 0, 1, 0]);

@@ -16,7 +16,7 @@ use crate::checkpoint;
 use crate::codec::{Record, encode_record};
 use crate::error::{Error, RequestError};
 use crate::logfile::LogDir;
-use crate::mvcc::Mvcc;
+use crate::mvcc::{HistoryChunk, Mvcc, TxnLimits};
 use crate::types::*;
 use crate::wal::{Replay, SEGMENT_BYTES_MAX_DEFAULT, Wal};
 
@@ -75,7 +75,11 @@ pub struct EngineStats {
 }
 
 enum WriteOp {
-    Txn(TxnRequest, SyncSender<Result<TxnResponse, Error>>),
+    Txn(
+        TxnRequest,
+        TxnLimits,
+        SyncSender<Result<TxnResponse, Error>>,
+    ),
     Compact(i64, SyncSender<Result<i64, Error>>),
     Snapshot(SyncSender<Result<(Mvcc, u64), Error>>),
 }
@@ -230,7 +234,28 @@ impl<D: LogDir + Clone> Engine<D> {
 
     /// Runs a transaction; returns once its writes (if any) are durable.
     pub fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call(|reply| WriteOp::Txn(req, reply))
+        self.call(|reply| WriteOp::Txn(req, TxnLimits::Client, reply))
+    }
+
+    /// A txn of the store's own (see [`TxnLimits::Internal`]): not held to the client
+    /// request limits, only to [`MAX_CHANGES_PER_REVISION`].
+    pub fn txn_internal(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        self.call(|reply| WriteOp::Txn(req, TxnLimits::Internal, reply))
+    }
+
+    /// Retained changes in `key..range_end` with revisions in `[from, to]` (clamped
+    /// to the newest durable revision); see [`Mvcc::history`].
+    pub fn history(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from: i64,
+        to: i64,
+        max_events: usize,
+    ) -> Result<HistoryChunk, Error> {
+        let mvcc = self.shared.mvcc.read().unwrap();
+        let visible = self.current_revision();
+        Ok(mvcc.history(key, range_end, from, to, visible, max_events)?)
     }
 
     /// Compacts history before `revision` (durably); returns the revision at the time.
@@ -390,8 +415,8 @@ impl<D: LogDir> Writer<D> {
             let base = mvcc.current_revision();
             for op in group {
                 match op {
-                    WriteOp::Txn(req, reply) => {
-                        let result = mvcc.apply(&req).map(|applied| {
+                    WriteOp::Txn(req, limits, reply) => {
+                        let result = mvcc.apply_with(&req, limits).map(|applied| {
                             if let Some(batch) = applied.batch {
                                 encode_record(&Record::Revision(batch.clone()), &mut buf);
                                 batches.push(batch);
@@ -482,7 +507,7 @@ fn reply_all_failed(group: Vec<WriteOp>, reason: &str) {
     for op in group {
         let err = || Error::Poisoned(reason.to_string());
         match op {
-            WriteOp::Txn(_, tx) => drop(tx.send(Err(err()))),
+            WriteOp::Txn(_, _, tx) => drop(tx.send(Err(err()))),
             WriteOp::Compact(_, tx) => drop(tx.send(Err(err()))),
             WriteOp::Snapshot(tx) => drop(tx.send(Err(err()))),
         }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::types::{Bytes, KeyValue, Revision};
+use crate::types::{Bytes, Event, EventKind, KeyValue, Revision};
 
 /// One change to a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,6 +209,37 @@ impl Index {
         });
     }
 
+    /// Every change in `span` with main revision in `[from, to]`, key by key (each key's
+    /// in revision order), with the key's value just before it if that is retained.
+    pub fn for_each_change(
+        &self,
+        span: &KeySpan<'_>,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(Revision, Event),
+    ) {
+        for (k, history) in self.keys.range::<[u8], _>(span.bounds()) {
+            let first = history.partition_point(|e| e.rev.main < from);
+            for i in first..history.len() {
+                let entry = &history[i];
+                if entry.rev.main > to {
+                    break;
+                }
+                let prev_kv = i.checked_sub(1).and_then(|p| {
+                    history[p]
+                        .put
+                        .as_ref()
+                        .map(|put| to_kv(k, history[p].rev, put))
+                });
+                let (kind, kv) = match &entry.put {
+                    Some(put) => (EventKind::Put, to_kv(k, entry.rev, put)),
+                    None => (EventKind::Delete, tombstone_kv(k.clone(), entry.rev.main)),
+                };
+                f(entry.rev, Event { kind, kv, prev_kv });
+            }
+        }
+    }
+
     /// Every key with its history, in key order (for checkpoints).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Vec<Entry>)> {
         self.keys.iter()
@@ -229,5 +260,17 @@ fn to_kv(key: &Bytes, rev: Revision, p: &PutEntry) -> KeyValue {
         version: p.version,
         value: p.value.clone(),
         lease: p.lease,
+    }
+}
+
+/// A delete as etcd reports it: the key and the deleting revision, everything else zero.
+pub(crate) fn tombstone_kv(key: Bytes, main: i64) -> KeyValue {
+    KeyValue {
+        key,
+        create_revision: 0,
+        mod_revision: main,
+        version: 0,
+        value: Bytes::from(&[][..]),
+        lease: 0,
     }
 }

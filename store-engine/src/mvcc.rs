@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use crate::error::RequestError;
-use crate::index::{Entry, Index, KeySpan, PutEntry};
+use crate::index::{Entry, Index, KeySpan, PutEntry, tombstone_kv};
 use crate::types::*;
 
 /// The store's state: the index plus its current and compacted revisions.
@@ -18,6 +18,15 @@ pub struct Mvcc {
     index: Index,
     current: i64,
     compacted: i64,
+}
+
+/// Retained changes read back for a watcher catching up ([`Mvcc::history`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryChunk {
+    /// In revision order, then `sub` order.
+    pub events: Vec<Event>,
+    /// Every change up to this revision is in `events` (or matched nothing).
+    pub last_revision: i64,
 }
 
 /// The outcome of one applied transaction.
@@ -133,7 +142,17 @@ impl Mvcc {
     /// Applies one transaction at revision `current + 1` if it writes. On an error
     /// nothing changed.
     pub fn apply(&mut self, txn: &TxnRequest) -> Result<Applied, RequestError> {
-        self.check_txn(txn)?;
+        self.apply_with(txn, TxnLimits::Client)
+    }
+
+    /// [`Mvcc::apply`] with a choice of request limits: the store's own txns (a lease
+    /// revocation deleting every attached key in one revision) are not client requests.
+    pub fn apply_with(
+        &mut self,
+        txn: &TxnRequest,
+        limits: TxnLimits,
+    ) -> Result<Applied, RequestError> {
+        self.check_txn(txn, limits)?;
         let succeeded = txn.compare.iter().all(|c| self.compare_holds(c));
         let ops = if succeeded {
             &txn.success
@@ -254,22 +273,14 @@ impl Mvcc {
     }
 
     /// etcd's request checks: sizes, op counts, spans, range revisions, duplicate keys.
-    fn check_txn(&self, txn: &TxnRequest) -> Result<(), RequestError> {
-        for n_ops in [txn.compare.len(), txn.success.len(), txn.failure.len()] {
-            if n_ops > MAX_TXN_OPS {
-                return Err(RequestError::TooManyOps {
-                    n_ops,
-                    limit: MAX_TXN_OPS,
-                });
-            }
+    fn check_txn(&self, txn: &TxnRequest, limits: TxnLimits) -> Result<(), RequestError> {
+        if limits == TxnLimits::Client {
+            check_request_limits(txn)?;
         }
-        let size_bytes = txn_size_bytes(txn);
-        if size_bytes > MAX_REQUEST_BYTES {
-            return Err(RequestError::TooLarge {
-                size_bytes,
-                limit_bytes: MAX_REQUEST_BYTES,
-            });
-        }
+        self.check_spans_and_keys(txn)
+    }
+
+    fn check_spans_and_keys(&self, txn: &TxnRequest) -> Result<(), RequestError> {
         for c in &txn.compare {
             check_span(&c.key, &c.range_end)?;
         }
@@ -287,6 +298,51 @@ impl Mvcc {
             check_duplicate_keys(ops)?;
         }
         Ok(())
+    }
+
+    /// The changes in `key..range_end` with revisions in `[from, to]`, in revision
+    /// order, cut after the first whole revision that reaches `max_events` (so one chunk
+    /// may exceed it by at most one revision's changes). `to` is clamped to `visible`.
+    ///
+    /// Errors: `from` below the compacted revision is `Compacted` (its changes are gone).
+    pub fn history(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from: i64,
+        to: i64,
+        visible: i64,
+        max_events: usize,
+    ) -> Result<HistoryChunk, RequestError> {
+        assert!(max_events > 0, "max_events must be positive");
+        assert!(
+            visible <= self.current,
+            "visible {visible} > current {}",
+            self.current
+        );
+        check_span(key, range_end)?;
+        if from < self.compacted {
+            return Err(RequestError::Compacted {
+                requested: from,
+                compacted: self.compacted,
+            });
+        }
+        let to = to.min(visible);
+        let mut changes = Vec::new();
+        let span = KeySpan::new(key, range_end);
+        self.index
+            .for_each_change(&span, from.max(1), to, |rev, ev| changes.push((rev, ev)));
+        changes.sort_unstable_by_key(|(rev, _)| *rev);
+        let mut last_revision = to;
+        if changes.len() > max_events {
+            let cut_main = changes[max_events - 1].0.main;
+            changes.retain(|(rev, _)| rev.main <= cut_main);
+            last_revision = cut_main;
+        }
+        Ok(HistoryChunk {
+            events: changes.into_iter().map(|(_, ev)| ev).collect(),
+            last_revision,
+        })
     }
 
     /// Discards history before `at`: reads below it fail afterwards. etcd's errors: at
@@ -366,17 +422,6 @@ impl TxnRun {
     }
 }
 
-fn tombstone_kv(key: Bytes, main: i64) -> KeyValue {
-    KeyValue {
-        key,
-        create_revision: 0,
-        mod_revision: main,
-        version: 0,
-        value: Bytes::from(&[][..]),
-        lease: 0,
-    }
-}
-
 fn set_header_revisions(responses: &mut [ResponseOp], revision: i64) {
     for r in responses {
         match r {
@@ -402,6 +447,35 @@ fn compare_kv(c: &Compare, kv: Option<&KeyValue>) -> bool {
         CompareResult::Less => ord == Ordering::Less,
         CompareResult::NotEqual => ord != Ordering::Equal,
     }
+}
+
+/// Which request limits a txn is held to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnLimits {
+    /// etcd's client limits: [`MAX_TXN_OPS`] per branch, [`MAX_REQUEST_BYTES`].
+    Client,
+    /// The store's own txns: only [`MAX_CHANGES_PER_REVISION`] applies.
+    Internal,
+}
+
+/// etcd's size and op-count limits on a client request.
+fn check_request_limits(txn: &TxnRequest) -> Result<(), RequestError> {
+    for n_ops in [txn.compare.len(), txn.success.len(), txn.failure.len()] {
+        if n_ops > MAX_TXN_OPS {
+            return Err(RequestError::TooManyOps {
+                n_ops,
+                limit: MAX_TXN_OPS,
+            });
+        }
+    }
+    let size_bytes = txn_size_bytes(txn);
+    if size_bytes > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge {
+            size_bytes,
+            limit_bytes: MAX_REQUEST_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// etcd's `checkRequestRange`-style span check, shared by every keyed operation.

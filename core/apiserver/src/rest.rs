@@ -25,8 +25,10 @@ use crate::storage::{KeyValue, ListOptions, Revision, Storage, StorageError, Wat
 /// How many times a write retries after losing an optimistic-concurrency race before
 /// answering 409 (only when the client did not pin a resourceVersion itself).
 const MAX_WRITE_RETRIES: usize = 16;
-/// Keys read per storage page while filtering a LIST.
+/// Keys read by the first storage page of a limited LIST; later pages double.
 const LIST_PAGE_KEYS: usize = 500;
+/// Largest storage page of a limited LIST.
+const MAX_LIST_PAGE_KEYS: usize = 65_536;
 /// Bound of one watch response's outgoing event queue.
 pub const WATCH_QUEUE_EVENTS: usize = 1024;
 /// Default grace period of a pod delete (pod spec's default).
@@ -535,11 +537,16 @@ impl Rest {
         let mut items = Vec::new();
         let mut continue_from: Option<String> = None;
         let mut remaining = None;
+        // Storage counts what remains after each page by scanning (as etcd does), so
+        // pages grow geometrically: a scan costs O(n log n) key visits, not O(n^2).
+        // Without a limit the whole range is read at once.
+        let mut page_keys = limit.map_or(0, |l| l.clamp(1, LIST_PAGE_KEYS));
         let revision = loop {
-            let page_keys = limit.map_or(LIST_PAGE_KEYS, |l| l.clamp(1, LIST_PAGE_KEYS));
+            let page_limit = (page_keys > 0).then_some(page_keys);
+            page_keys = page_keys.saturating_mul(2).min(MAX_LIST_PAGE_KEYS);
             let page = self
                 .storage
-                .list(&prefix, ListOptions { at, limit: Some(page_keys), start: start.clone() })
+                .list(&prefix, ListOptions { at, limit: page_limit, start: start.clone() })
                 .await
                 .map_err(|e| match e {
                     StorageError::Compacted { .. } if p.continue_token.is_some() => ApiError::expired(

@@ -1,6 +1,7 @@
 //! NodeName: a pod with `spec.nodeName` fits only that node
 //! (upstream nodename/node_name.go).
 
+use crate::cache::Snapshot;
 use crate::framework::{CycleState, FilterPlugin, Plugin};
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
@@ -25,6 +26,28 @@ impl FilterPlugin for NodeName {
             return Status::success();
         }
         Status::new(Code::UnschedulableAndUnresolvable, ERR_REASON)
+    }
+
+    fn filter_batch(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [Option<Status>],
+    ) {
+        // The common case: no node requested, nothing to check per node.
+        if pod.node_name.is_empty() {
+            return;
+        }
+        for (slot, &idx) in out.iter_mut().zip(nodes) {
+            if slot.is_none() {
+                let s = self.filter(state, pod, snap.node(idx));
+                if !s.is_success() {
+                    *slot = Some(s.with_plugin(NAME));
+                }
+            }
+        }
     }
 }
 

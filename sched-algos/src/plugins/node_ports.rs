@@ -78,7 +78,8 @@ mod tests {
             PodBuilder::new("used").host_port(ip, proto, port).build()
         };
         // (wanted (ip, proto, port), used on node, fits)
-        let cases: &[((&str, &str, i32), (&str, &str, i32), bool)] = &[
+        type Port<'a> = (&'a str, &'a str, i32);
+        let cases: &[(Port, Port, bool)] = &[
             (("", "UDP", 8080), ("", "UDP", 9090), true),
             (("", "UDP", 8080), ("", "UDP", 8080), false),
             (

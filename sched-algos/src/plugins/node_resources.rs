@@ -251,34 +251,25 @@ impl Allocation {
         }
     }
 
-    /// As `fill_node`, from the columns; only when `columns_only`.
-    fn fill_cols(
+    /// The (allocatable, requested) columns each resource reads; empty slices for
+    /// resources left out. Only when `columns_only`.
+    fn column_sources<'c>(
         &self,
-        cols: &NodeColumns,
-        idx: usize,
-        pod_req: &[i64],
-        alloc: &mut [i64],
-        req: &mut [i64],
-    ) {
+        c: &'c NodeColumns,
+    ) -> [(&'c [i64], &'c [i64]); MAX_SCORING_RESOURCES] {
+        let mut src: [(&[i64], &[i64]); MAX_SCORING_RESOURCES] =
+            [(&[], &[]); MAX_SCORING_RESOURCES];
         for (i, k) in self.kinds.iter().enumerate() {
-            let (a, r) = match k {
-                Kind::Cpu if self.use_requested => {
-                    (cols.alloc_milli_cpu[idx], cols.req_milli_cpu[idx])
-                }
-                Kind::Cpu => (cols.alloc_milli_cpu[idx], cols.non_zero_milli_cpu[idx]),
-                Kind::Memory if self.use_requested => {
-                    (cols.alloc_memory[idx], cols.req_memory[idx])
-                }
-                Kind::Memory => (cols.alloc_memory[idx], cols.non_zero_memory[idx]),
-                Kind::EphemeralStorage => (
-                    cols.alloc_ephemeral_storage[idx],
-                    cols.req_ephemeral_storage[idx],
-                ),
-                Kind::Scalar(_) | Kind::Untracked => (0, 0),
+            src[i] = match k {
+                Kind::Cpu if self.use_requested => (&c.alloc_milli_cpu, &c.req_milli_cpu),
+                Kind::Cpu => (&c.alloc_milli_cpu, &c.non_zero_milli_cpu),
+                Kind::Memory if self.use_requested => (&c.alloc_memory, &c.req_memory),
+                Kind::Memory => (&c.alloc_memory, &c.non_zero_memory),
+                Kind::EphemeralStorage => (&c.alloc_ephemeral_storage, &c.req_ephemeral_storage),
+                Kind::Scalar(_) | Kind::Untracked => (&[], &[]),
             };
-            alloc[i] = a;
-            req[i] = if a == 0 { 0 } else { r + pod_req[i] };
         }
+        src
     }
 
     /// Scores `nodes` with `scorer(requested, allocatable)`.
@@ -293,17 +284,21 @@ impl Allocation {
         let n = self.kinds.len();
         let mut alloc = [0_i64; MAX_SCORING_RESOURCES];
         let mut req = [0_i64; MAX_SCORING_RESOURCES];
-        for (slot, &idx) in out.iter_mut().zip(nodes) {
-            if self.columns_only {
-                self.fill_cols(
-                    snap.columns(),
-                    idx as usize,
-                    pod_req,
-                    &mut alloc[..n],
-                    &mut req[..n],
-                );
-            } else {
+        if !self.columns_only {
+            for (slot, &idx) in out.iter_mut().zip(nodes) {
                 self.fill_node(snap.node(idx), pod_req, &mut alloc[..n], &mut req[..n]);
+                *slot = scorer(&req[..n], &alloc[..n]);
+            }
+            return;
+        }
+        let src = self.column_sources(snap.columns());
+        for (slot, &idx) in out.iter_mut().zip(nodes) {
+            let idx = idx as usize;
+            for i in 0..n {
+                let (a_col, r_col) = src[i];
+                let a = a_col.get(idx).copied().unwrap_or(0);
+                alloc[i] = a;
+                req[i] = if a == 0 { 0 } else { r_col[idx] + pod_req[i] };
             }
             *slot = scorer(&req[..n], &alloc[..n]);
         }
@@ -674,8 +669,19 @@ impl ScorePlugin for Fit {
                 &owned
             }
         };
-        self.allocation
-            .score_batch(snap, req, nodes, out, self.score_fn());
+        // One match per batch, so each strategy's loop is monomorphised.
+        let (a, w) = (&self.allocation, &self.allocation.weights);
+        match &self.scorer {
+            Scorer::Least => a.score_batch(snap, req, nodes, out, |r, al| {
+                weighted(w, r, al, least_requested_score)
+            }),
+            Scorer::Most => a.score_batch(snap, req, nodes, out, |r, al| {
+                weighted(w, r, al, most_requested_score)
+            }),
+            Scorer::Ratio(shape) => {
+                a.score_batch(snap, req, nodes, out, |r, al| ratio_score(shape, w, r, al))
+            }
+        }
         Ok(())
     }
 }

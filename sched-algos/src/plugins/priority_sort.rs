@@ -52,7 +52,7 @@ mod tests {
                 b.pod.name
             );
         }
-        let mut pods = vec![q("a", 1, 3), q("b", 9, 9), q("c", 1, 1), q("d", 9, 2)];
+        let mut pods = [q("a", 1, 3), q("b", 9, 9), q("c", 1, 1), q("d", 9, 2)];
         pods.sort_by(|a, b| PrioritySort.compare(a, b));
         let names: Vec<&str> = pods.iter().map(|p| p.pod.name.as_str()).collect();
         assert_eq!(names, ["d", "b", "c", "a"]);

@@ -1,0 +1,941 @@
+//! The etcd v3 gRPC service over a [`Store`]: KV (Range, Put, DeleteRange, Txn,
+//! Compact), Watch (create, cancel, progress), Lease (Grant, Revoke, KeepAlive,
+//! TimeToLive, Leases) and Maintenance.Status. etcdctl 3.4 and etcd's Go client drive it.
+//!
+//! Errors carry etcd's gRPC codes and messages (`rpctypes`), so clients map them back
+//! to their typed errors. Writes (which wait for fdatasync) run on tokio's blocking
+//! pool; reads are in-memory and run inline.
+//!
+//! Not served: nested txns (InvalidArgument), Cluster, Auth, and the Maintenance
+//! methods other than Status (UNIMPLEMENTED).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch as tokio_watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::{Error, RequestError};
+use crate::lease::LeaseError;
+use crate::logfile::LogDir;
+use crate::proto::etcdserverpb as pb;
+use crate::store::Store;
+use crate::types::*;
+use crate::watch::{ProgressHandle, WatchMessage, WatchSpec, Watcher, kv_to_proto};
+
+/// etcd's allowance for gRPC framing on top of [`MAX_REQUEST_BYTES`]: bigger messages
+/// are refused by the transport (RESOURCE_EXHAUSTED) before they are decoded.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// Bound on the watchers of one Watch stream.
+pub const MAX_WATCHES_PER_STREAM: usize = 1024;
+/// Bound on responses queued for one Watch or LeaseKeepAlive stream.
+pub const STREAM_QUEUE_RESPONSES_MAX: usize = 64;
+/// Bound on the retries of a put with `ignore_value`/`ignore_lease` that races writers.
+pub const PUT_IGNORE_RETRIES_MAX: usize = 16;
+/// The etcd version reported by Status (the API level served).
+pub const ETCD_API_VERSION: &str = "3.4.0";
+
+/// The watch response with each event already encoded: field 11 is `repeated
+/// mvccpb.Event` on the wire, and a length-delimited message is byte-for-byte a `bytes`
+/// field, so the hub's shared encodings go out without re-encoding (prost-build maps
+/// `.etcdserverpb.WatchResponse` here). Decode an event with `mvccpb::Event::decode`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WatchResponse {
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<pb::ResponseHeader>,
+    #[prost(int64, tag = "2")]
+    pub watch_id: i64,
+    #[prost(bool, tag = "3")]
+    pub created: bool,
+    #[prost(bool, tag = "4")]
+    pub canceled: bool,
+    #[prost(int64, tag = "5")]
+    pub compact_revision: i64,
+    #[prost(string, tag = "6")]
+    pub cancel_reason: String,
+    #[prost(bool, tag = "7")]
+    pub fragment: bool,
+    #[prost(bytes = "bytes", repeated, tag = "11")]
+    pub events: Vec<bytes::Bytes>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub cluster_id: u64,
+    pub member_id: u64,
+    /// How often due leases are revoked.
+    pub lease_tick_ms: u64,
+    /// How often watchers created with `progress_notify` get a progress notification
+    /// (etcd: 10 minutes).
+    pub progress_notify_interval_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            cluster_id: 0xb05e_0000_0000_0001,
+            member_id: 0xb05e_0000_0000_0001,
+            lease_tick_ms: 500,
+            progress_notify_interval_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves the etcd v3 API on `listener` until `shutdown` completes; open streams
+/// (watches, keep-alives) are ended then, and due leases stop being revoked.
+pub async fn serve<D, F>(
+    store: Arc<Store<D>>,
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    D: LogDir + Clone + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio_watch::channel(false);
+    let svc = EtcdService {
+        store: store.clone(),
+        config: Arc::new(config.clone()),
+        stop: stop_rx.clone(),
+    };
+    let expiry = tokio::spawn(expire_leases(store, config.lease_tick_ms, stop_rx));
+    let max_msg = MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES;
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let result = tonic::transport::Server::builder()
+        .add_service(pb::kv_server::KvServer::new(svc.clone()).max_decoding_message_size(max_msg))
+        .add_service(
+            pb::watch_server::WatchServer::new(svc.clone()).max_decoding_message_size(max_msg),
+        )
+        .add_service(
+            pb::lease_server::LeaseServer::new(svc.clone()).max_decoding_message_size(max_msg),
+        )
+        .add_service(pb::maintenance_server::MaintenanceServer::new(svc))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await;
+    expiry.abort();
+    Ok(result?)
+}
+
+async fn expire_leases<D: LogDir + Clone + Send + Sync + 'static>(
+    store: Arc<Store<D>>,
+    tick_ms: u64,
+    mut stop: tokio_watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(tick_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let lessor = store.lessor.clone();
+        // A failed revocation (the store refusing writes) is retried next tick.
+        let _ = tokio::task::spawn_blocking(move || lessor.expire_due()).await;
+    }
+}
+
+/// etcd's gRPC status for a store error (etcd `rpctypes`).
+pub fn status_of(e: &Error) -> Status {
+    match e {
+        Error::Request(r) => request_status(r),
+        Error::Shutdown => Status::unavailable("etcdserver: server stopped"),
+        Error::Poisoned(_) | Error::Io(_) | Error::Corruption(_) => {
+            Status::internal(format!("etcdserver: {e}"))
+        }
+    }
+}
+
+fn request_status(e: &RequestError) -> Status {
+    match e {
+        RequestError::EmptyKey => Status::invalid_argument("etcdserver: key is not provided"),
+        RequestError::RangeEndBeforeKey => {
+            Status::invalid_argument("etcdserver: range end sorts before the key")
+        }
+        RequestError::TooLarge { .. } => {
+            Status::invalid_argument("etcdserver: request is too large")
+        }
+        RequestError::TooManyOps { .. } => {
+            Status::invalid_argument("etcdserver: too many operations in txn request")
+        }
+        RequestError::DuplicateKey => {
+            Status::invalid_argument("etcdserver: duplicate key given in txn request")
+        }
+        RequestError::TooManyChanges { n_changes, limit } => Status::invalid_argument(format!(
+            "etcdserver: one revision would change {n_changes} keys (limit {limit})"
+        )),
+        RequestError::Compacted { .. } => {
+            Status::out_of_range("etcdserver: mvcc: required revision has been compacted")
+        }
+        RequestError::FutureRevision { .. } => {
+            Status::out_of_range("etcdserver: mvcc: required revision is a future revision")
+        }
+    }
+}
+
+/// etcd's gRPC status for a lease error.
+pub fn lease_status(e: &LeaseError) -> Status {
+    match e {
+        LeaseError::NotFound(_) => Status::not_found("etcdserver: requested lease not found"),
+        LeaseError::Exists(_) => Status::failed_precondition("etcdserver: lease already exists"),
+        LeaseError::TtlTooLarge { .. } => Status::out_of_range("etcdserver: too large lease TTL"),
+        LeaseError::TooMany => Status::resource_exhausted("etcdserver: too many leases"),
+        LeaseError::BadId(_) => Status::invalid_argument("etcdserver: invalid lease id"),
+        LeaseError::Store(e) => status_of(e),
+    }
+}
+
+#[derive(Clone)]
+struct EtcdService<D: LogDir + Clone + Send + Sync + 'static> {
+    store: Arc<Store<D>>,
+    config: Arc<ServerConfig>,
+    stop: tokio_watch::Receiver<bool>,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("etcdserver: task failed: {e}")))?
+}
+
+impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
+    fn header(&self, revision: i64) -> Option<pb::ResponseHeader> {
+        Some(pb::ResponseHeader {
+            cluster_id: self.config.cluster_id,
+            member_id: self.config.member_id,
+            revision,
+            raft_term: 1,
+        })
+    }
+
+    fn range_response(&self, r: RangeResponse) -> pb::RangeResponse {
+        pb::RangeResponse {
+            header: self.header(r.header_revision),
+            kvs: r.kvs.iter().map(kv_to_proto).collect(),
+            more: r.more,
+            count: r.count,
+        }
+    }
+
+    fn response_op(&self, op: ResponseOp) -> pb::ResponseOp {
+        use pb::response_op::Response;
+        let response = match op {
+            ResponseOp::Range(r) => Response::ResponseRange(self.range_response(r)),
+            ResponseOp::Put(p) => Response::ResponsePut(pb::PutResponse {
+                header: self.header(p.header_revision),
+                prev_kv: p.prev_kv.as_ref().map(kv_to_proto),
+            }),
+            ResponseOp::DeleteRange(d) => Response::ResponseDeleteRange(pb::DeleteRangeResponse {
+                header: self.header(d.header_revision),
+                deleted: d.deleted,
+                prev_kvs: d.prev_kvs.iter().map(kv_to_proto).collect(),
+            }),
+        };
+        pb::ResponseOp {
+            response: Some(response),
+        }
+    }
+
+    /// Runs a txn inside the lessor's gate, checking the leases its puts name.
+    async fn run_txn(&self, txn: TxnRequest) -> Result<TxnResponse, Status> {
+        let leases: Vec<i64> = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .filter_map(|op| match op {
+                RequestOp::Put(p) if p.lease != 0 => Some(p.lease),
+                _ => None,
+            })
+            .collect();
+        let lessor = self.store.lessor.clone();
+        blocking(move || {
+            let kv = lessor.kv().clone();
+            lessor
+                .write(leases, || kv.txn(txn))
+                .map_err(|e| lease_status(&e))?
+                .map_err(|e| status_of(&e))
+        })
+        .await
+    }
+
+    async fn put_ignoring(&self, p: pb::PutRequest) -> Result<PutResponse, Status> {
+        if p.ignore_value && !p.value.is_empty() {
+            return Err(Status::invalid_argument("etcdserver: value is provided"));
+        }
+        if p.ignore_lease && p.lease != 0 {
+            return Err(Status::invalid_argument("etcdserver: lease is provided"));
+        }
+        for _ in 0..PUT_IGNORE_RETRIES_MAX {
+            let cur = self
+                .store
+                .kv
+                .range(&RangeRequest {
+                    key: p.key.clone(),
+                    ..Default::default()
+                })
+                .map_err(|e| status_of(&e))?;
+            let Some(cur) = cur.kvs.into_iter().next() else {
+                return Err(Status::invalid_argument("etcdserver: key not found"));
+            };
+            let put = PutRequest {
+                key: p.key.clone(),
+                value: if p.ignore_value {
+                    cur.value.to_vec()
+                } else {
+                    p.value.clone()
+                },
+                lease: if p.ignore_lease { cur.lease } else { p.lease },
+                prev_kv: p.prev_kv,
+            };
+            let txn = TxnRequest {
+                compare: vec![Compare {
+                    key: p.key.clone(),
+                    range_end: vec![],
+                    result: CompareResult::Equal,
+                    target: CompareTarget::ModRevision(cur.mod_revision),
+                }],
+                success: vec![RequestOp::Put(put)],
+                failure: vec![],
+            };
+            let mut resp = self.run_txn(txn).await?;
+            if resp.succeeded {
+                match resp.responses.pop() {
+                    Some(ResponseOp::Put(r)) => return Ok(r),
+                    other => unreachable!("put answered {other:?}"),
+                }
+            }
+        }
+        Err(Status::aborted("etcdserver: key kept changing; retry"))
+    }
+}
+
+fn range_from_pb(r: &pb::RangeRequest) -> RangeRequest {
+    RangeRequest {
+        key: r.key.clone(),
+        range_end: r.range_end.clone(),
+        revision: r.revision,
+        limit: r.limit,
+        keys_only: r.keys_only,
+        count_only: r.count_only,
+    }
+}
+
+/// Sorting and revision filters are served here, over the engine's key-ordered range.
+fn needs_post_processing(r: &pb::RangeRequest) -> bool {
+    use pb::range_request::{SortOrder, SortTarget};
+    let order = SortOrder::try_from(r.sort_order).unwrap_or(SortOrder::None);
+    let target = SortTarget::try_from(r.sort_target).unwrap_or(SortTarget::Key);
+    let key_ascending =
+        order == SortOrder::None || (order == SortOrder::Ascend && target == SortTarget::Key);
+    !key_ascending
+        || r.min_mod_revision > 0
+        || r.max_mod_revision > 0
+        || r.min_create_revision > 0
+        || r.max_create_revision > 0
+}
+
+fn post_process(r: &pb::RangeRequest, mut resp: RangeResponse) -> RangeResponse {
+    use pb::range_request::{SortOrder, SortTarget};
+    resp.kvs.retain(|kv| {
+        (r.min_mod_revision <= 0 || kv.mod_revision >= r.min_mod_revision)
+            && (r.max_mod_revision <= 0 || kv.mod_revision <= r.max_mod_revision)
+            && (r.min_create_revision <= 0 || kv.create_revision >= r.min_create_revision)
+            && (r.max_create_revision <= 0 || kv.create_revision <= r.max_create_revision)
+    });
+    let order = SortOrder::try_from(r.sort_order).unwrap_or(SortOrder::None);
+    if order != SortOrder::None {
+        let target = SortTarget::try_from(r.sort_target).unwrap_or(SortTarget::Key);
+        // Stable: ties stay in key order.
+        resp.kvs.sort_by(|a, b| match target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        });
+        if order == SortOrder::Descend {
+            resp.kvs.reverse();
+        }
+    }
+    if r.limit > 0 && resp.kvs.len() > r.limit as usize {
+        resp.kvs.truncate(r.limit as usize);
+        resp.more = true;
+    }
+    resp
+}
+
+fn request_op_from_pb(op: pb::RequestOp) -> Result<RequestOp, Status> {
+    use pb::request_op::Request;
+    match op.request {
+        Some(Request::RequestRange(r)) => {
+            if needs_post_processing(&r) {
+                return Err(Status::invalid_argument(
+                    "etcdserver: sorted or filtered ranges inside a txn are not supported",
+                ));
+            }
+            Ok(RequestOp::Range(range_from_pb(&r)))
+        }
+        Some(Request::RequestPut(p)) => {
+            if p.ignore_value || p.ignore_lease {
+                return Err(Status::invalid_argument(
+                    "etcdserver: ignore_value/ignore_lease inside a txn are not supported",
+                ));
+            }
+            Ok(RequestOp::Put(PutRequest {
+                key: p.key,
+                value: p.value,
+                lease: p.lease,
+                prev_kv: p.prev_kv,
+            }))
+        }
+        Some(Request::RequestDeleteRange(d)) => Ok(RequestOp::DeleteRange(DeleteRangeRequest {
+            key: d.key,
+            range_end: d.range_end,
+            prev_kv: d.prev_kv,
+        })),
+        Some(Request::RequestTxn(_)) => Err(Status::invalid_argument(
+            "etcdserver: nested txns are not supported",
+        )),
+        None => Err(Status::invalid_argument("etcdserver: empty request op")),
+    }
+}
+
+fn compare_from_pb(c: pb::Compare) -> Result<Compare, Status> {
+    use pb::compare::{CompareResult as R, CompareTarget as T, TargetUnion as U};
+    let result = match R::try_from(c.result) {
+        Ok(R::Equal) => CompareResult::Equal,
+        Ok(R::Greater) => CompareResult::Greater,
+        Ok(R::Less) => CompareResult::Less,
+        Ok(R::NotEqual) => CompareResult::NotEqual,
+        Err(_) => return Err(Status::invalid_argument("etcdserver: bad compare result")),
+    };
+    // The oneof carries the operand; a missing one is the zero of the target's type.
+    let target = match (T::try_from(c.target), c.target_union) {
+        (Ok(T::Version), Some(U::Version(n))) => CompareTarget::Version(n),
+        (Ok(T::Version), None) => CompareTarget::Version(0),
+        (Ok(T::Create), Some(U::CreateRevision(n))) => CompareTarget::CreateRevision(n),
+        (Ok(T::Create), None) => CompareTarget::CreateRevision(0),
+        (Ok(T::Mod), Some(U::ModRevision(n))) => CompareTarget::ModRevision(n),
+        (Ok(T::Mod), None) => CompareTarget::ModRevision(0),
+        (Ok(T::Value), Some(U::Value(v))) => CompareTarget::Value(v),
+        (Ok(T::Value), None) => CompareTarget::Value(vec![]),
+        (Ok(T::Lease), Some(U::Lease(n))) => CompareTarget::Lease(n),
+        (Ok(T::Lease), None) => CompareTarget::Lease(0),
+        _ => return Err(Status::invalid_argument("etcdserver: bad compare target")),
+    };
+    Ok(Compare {
+        key: c.key,
+        range_end: c.range_end,
+        result,
+        target,
+    })
+}
+
+fn txn_from_pb(t: pb::TxnRequest) -> Result<TxnRequest, Status> {
+    // etcd checks the op counts before anything else.
+    for n_ops in [t.compare.len(), t.success.len(), t.failure.len()] {
+        if n_ops > MAX_TXN_OPS {
+            return Err(request_status(&RequestError::TooManyOps {
+                n_ops,
+                limit: MAX_TXN_OPS,
+            }));
+        }
+    }
+    Ok(TxnRequest {
+        compare: t
+            .compare
+            .into_iter()
+            .map(compare_from_pb)
+            .collect::<Result<_, _>>()?,
+        success: t
+            .success
+            .into_iter()
+            .map(request_op_from_pb)
+            .collect::<Result<_, _>>()?,
+        failure: t
+            .failure
+            .into_iter()
+            .map(request_op_from_pb)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<D: LogDir + Clone + Send + Sync + 'static> pb::kv_server::Kv for EtcdService<D> {
+    async fn range(
+        &self,
+        req: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let r = req.into_inner();
+        let resp = if needs_post_processing(&r) && !r.count_only {
+            let all = RangeRequest {
+                limit: 0,
+                ..range_from_pb(&r)
+            };
+            let resp = self.store.kv.range(&all).map_err(|e| status_of(&e))?;
+            post_process(&r, resp)
+        } else {
+            self.store
+                .kv
+                .range(&range_from_pb(&r))
+                .map_err(|e| status_of(&e))?
+        };
+        Ok(Response::new(self.range_response(resp)))
+    }
+
+    async fn put(&self, req: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let p = req.into_inner();
+        let resp = if p.ignore_value || p.ignore_lease {
+            self.put_ignoring(p).await?
+        } else {
+            let op = RequestOp::Put(PutRequest {
+                key: p.key,
+                value: p.value,
+                lease: p.lease,
+                prev_kv: p.prev_kv,
+            });
+            let mut t = self
+                .run_txn(TxnRequest {
+                    success: vec![op],
+                    ..Default::default()
+                })
+                .await?;
+            match t.responses.pop() {
+                Some(ResponseOp::Put(r)) => r,
+                other => unreachable!("put answered {other:?}"),
+            }
+        };
+        Ok(Response::new(pb::PutResponse {
+            header: self.header(resp.header_revision),
+            prev_kv: resp.prev_kv.as_ref().map(kv_to_proto),
+        }))
+    }
+
+    async fn delete_range(
+        &self,
+        req: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let d = req.into_inner();
+        let op = RequestOp::DeleteRange(DeleteRangeRequest {
+            key: d.key,
+            range_end: d.range_end,
+            prev_kv: d.prev_kv,
+        });
+        let mut t = self
+            .run_txn(TxnRequest {
+                success: vec![op],
+                ..Default::default()
+            })
+            .await?;
+        let Some(ResponseOp::DeleteRange(r)) = t.responses.pop() else {
+            unreachable!("delete answered something else")
+        };
+        Ok(Response::new(pb::DeleteRangeResponse {
+            header: self.header(r.header_revision),
+            deleted: r.deleted,
+            prev_kvs: r.prev_kvs.iter().map(kv_to_proto).collect(),
+        }))
+    }
+
+    async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
+        let txn = txn_from_pb(req.into_inner())?;
+        let t = self.run_txn(txn).await?;
+        let header = self.header(t.header_revision);
+        Ok(Response::new(pb::TxnResponse {
+            header,
+            succeeded: t.succeeded,
+            responses: t
+                .responses
+                .into_iter()
+                .map(|r| self.response_op(r))
+                .collect(),
+        }))
+    }
+
+    async fn compact(
+        &self,
+        req: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let revision = req.into_inner().revision;
+        let kv = self.store.kv.clone();
+        let current = blocking(move || kv.compact(revision).map_err(|e| status_of(&e))).await?;
+        Ok(Response::new(pb::CompactionResponse {
+            header: self.header(current),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl<D: LogDir + Clone + Send + Sync + 'static> pb::watch_server::Watch for EtcdService<D> {
+    type WatchStream = ReceiverStream<Result<WatchResponse, Status>>;
+
+    async fn watch(
+        &self,
+        req: Request<Streaming<pb::WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE_RESPONSES_MAX);
+        let session = WatchSession {
+            svc: self.clone(),
+            tx,
+            watchers: HashMap::new(),
+        };
+        tokio::spawn(session.run(inbound));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+struct SessionWatcher {
+    task: tokio::task::JoinHandle<()>,
+    progress: ProgressHandle,
+    progress_notify: bool,
+}
+
+/// One Watch stream: many watchers, one response queue.
+struct WatchSession<D: LogDir + Clone + Send + Sync + 'static> {
+    svc: EtcdService<D>,
+    tx: mpsc::Sender<Result<WatchResponse, Status>>,
+    /// By the stream's watch id.
+    watchers: HashMap<i64, SessionWatcher>,
+}
+
+impl<D: LogDir + Clone + Send + Sync + 'static> WatchSession<D> {
+    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+        let mut stop = self.svc.stop.clone();
+        let period = Duration::from_millis(self.svc.config.progress_notify_interval_ms.max(1));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(req)) => {
+                        if !self.handle(req).await {
+                            break;
+                        }
+                    }
+                    _ => break,
+                },
+                _ = tick.tick() => {
+                    for w in self.watchers.values().filter(|w| w.progress_notify) {
+                        w.progress.request_progress();
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+            self.watchers.retain(|_, w| !w.task.is_finished());
+        }
+        for w in self.watchers.values() {
+            w.task.abort();
+        }
+    }
+
+    /// Handles one request; false once the client is gone.
+    async fn handle(&mut self, req: pb::WatchRequest) -> bool {
+        use pb::watch_request::RequestUnion;
+        let resp = match req.request_union {
+            Some(RequestUnion::CreateRequest(c)) => self.create(c),
+            Some(RequestUnion::CancelRequest(c)) => match self.watchers.remove(&c.watch_id) {
+                Some(w) => {
+                    w.task.abort();
+                    Some(WatchResponse {
+                        header: self.svc.header(self.svc.store.hub.current_revision()),
+                        watch_id: c.watch_id,
+                        canceled: true,
+                        ..Default::default()
+                    })
+                }
+                None => None,
+            },
+            Some(RequestUnion::ProgressRequest(_)) => {
+                let mut any = false;
+                for w in self.watchers.values() {
+                    any |= w.progress.request_progress();
+                }
+                // With no watcher to speak for, the stream itself answers (etcd's -1).
+                (!any && self.watchers.is_empty()).then(|| WatchResponse {
+                    header: self.svc.header(self.svc.store.hub.current_revision()),
+                    watch_id: -1,
+                    ..Default::default()
+                })
+            }
+            None => None,
+        };
+        match resp {
+            Some(r) => self.tx.send(Ok(r)).await.is_ok(),
+            None => true,
+        }
+    }
+
+    fn create(&mut self, c: pb::WatchCreateRequest) -> Option<WatchResponse> {
+        let header = self.svc.header(self.svc.store.hub.current_revision());
+        let refuse = |reason: &str| WatchResponse {
+            header: header.clone(),
+            watch_id: -1,
+            created: true,
+            canceled: true,
+            cancel_reason: reason.to_string(),
+            ..Default::default()
+        };
+        // etcd: an empty range ([key, end) with end <= key) is refused.
+        if !c.range_end.is_empty() && c.range_end != [0] && c.range_end <= c.key {
+            return Some(refuse("mvcc: watcher range is empty"));
+        }
+        if self.watchers.len() >= MAX_WATCHES_PER_STREAM {
+            return Some(refuse("etcdserver: too many watchers on this stream"));
+        }
+        let watch_id = if c.watch_id != 0 {
+            if self.watchers.contains_key(&c.watch_id) {
+                return Some(refuse(
+                    "mvcc: duplicate watch ID provided on the WatchStream",
+                ));
+            }
+            c.watch_id
+        } else {
+            (0..)
+                .find(|id| !self.watchers.contains_key(id))
+                .expect("a free id")
+        };
+        use pb::watch_create_request::FilterType;
+        let spec = WatchSpec {
+            key: c.key,
+            range_end: c.range_end,
+            start_revision: c.start_revision,
+            no_put: c.filters.contains(&(FilterType::Noput as i32)),
+            no_delete: c.filters.contains(&(FilterType::Nodelete as i32)),
+        };
+        let watcher = match self.svc.store.hub.watch(spec) {
+            Ok(w) => w,
+            Err(e) => return Some(refuse(&format!("etcdserver: {e}"))),
+        };
+        let created = WatchResponse {
+            header,
+            watch_id,
+            created: true,
+            ..Default::default()
+        };
+        // The created response goes first: queue it before the watcher's task starts.
+        if self.tx.try_send(Ok(created)).is_err() {
+            return None;
+        }
+        let progress = watcher.progress_handle();
+        let task = tokio::spawn(forward(
+            watcher,
+            watch_id,
+            c.prev_kv,
+            self.svc.clone(),
+            self.tx.clone(),
+        ));
+        self.watchers.insert(
+            watch_id,
+            SessionWatcher {
+                task,
+                progress,
+                progress_notify: c.progress_notify,
+            },
+        );
+        None
+    }
+}
+
+/// Moves one watcher's messages to the stream, waiting when the stream is full (the
+/// hub then moves the watcher to catch-up; the writer never waits).
+async fn forward<D: LogDir + Clone + Send + Sync + 'static>(
+    mut watcher: Watcher,
+    watch_id: i64,
+    prev_kv: bool,
+    svc: EtcdService<D>,
+    tx: mpsc::Sender<Result<WatchResponse, Status>>,
+) {
+    while let Some(msg) = watcher.recv().await {
+        let (resp, last) = match msg {
+            WatchMessage::Events { revision, events } => (
+                WatchResponse {
+                    header: svc.header(revision),
+                    watch_id,
+                    events: events.iter().map(|e| e.encoded(prev_kv)).collect(),
+                    ..Default::default()
+                },
+                false,
+            ),
+            WatchMessage::Progress { revision } => (
+                WatchResponse {
+                    header: svc.header(revision),
+                    watch_id,
+                    ..Default::default()
+                },
+                false,
+            ),
+            WatchMessage::Canceled {
+                compact_revision,
+                reason,
+            } => (
+                WatchResponse {
+                    header: svc.header(svc.store.hub.current_revision()),
+                    watch_id,
+                    canceled: true,
+                    compact_revision,
+                    cancel_reason: if compact_revision != 0 {
+                        "etcdserver: mvcc: required revision has been compacted".into()
+                    } else {
+                        reason
+                    },
+                    ..Default::default()
+                },
+                true,
+            ),
+        };
+        if tx.send(Ok(resp)).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<D: LogDir + Clone + Send + Sync + 'static> pb::lease_server::Lease for EtcdService<D> {
+    async fn lease_grant(
+        &self,
+        req: Request<pb::LeaseGrantRequest>,
+    ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
+        let r = req.into_inner();
+        let lessor = self.store.lessor.clone();
+        let (id, ttl) =
+            blocking(move || lessor.grant(r.id, r.ttl).map_err(|e| lease_status(&e))).await?;
+        Ok(Response::new(pb::LeaseGrantResponse {
+            header: self.header(self.store.kv.current_revision()),
+            id,
+            ttl,
+            error: String::new(),
+        }))
+    }
+
+    async fn lease_revoke(
+        &self,
+        req: Request<pb::LeaseRevokeRequest>,
+    ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
+        let id = req.into_inner().id;
+        let lessor = self.store.lessor.clone();
+        blocking(move || lessor.revoke(id).map_err(|e| lease_status(&e))).await?;
+        Ok(Response::new(pb::LeaseRevokeResponse {
+            header: self.header(self.store.kv.current_revision()),
+        }))
+    }
+
+    type LeaseKeepAliveStream = BoxStream<pb::LeaseKeepAliveResponse>;
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<pb::LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE_RESPONSES_MAX);
+        let svc = self.clone();
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = stop.changed() => return,
+                };
+                let Ok(Some(r)) = msg else { return };
+                // etcd answers an unknown (or expired) lease with TTL 0, not an error.
+                let ttl = svc.store.lessor.keep_alive(r.id).unwrap_or(0);
+                let resp = pb::LeaseKeepAliveResponse {
+                    header: svc.header(svc.store.kv.current_revision()),
+                    id: r.id,
+                    ttl,
+                };
+                if tx.send(Ok(resp)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<pb::LeaseTimeToLiveRequest>,
+    ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
+        let r = req.into_inner();
+        let header = self.header(self.store.kv.current_revision());
+        // etcd answers an unknown lease with TTL -1, not an error.
+        let resp = match self.store.lessor.time_to_live(r.id, r.keys) {
+            Ok(info) => pb::LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: info.remaining_ttl_s,
+                granted_ttl: info.granted_ttl_s,
+                keys: info.keys.iter().map(|k| k.to_vec()).collect(),
+            },
+            Err(LeaseError::NotFound(_)) => pb::LeaseTimeToLiveResponse {
+                header,
+                id: r.id,
+                ttl: -1,
+                ..Default::default()
+            },
+            Err(e) => return Err(lease_status(&e)),
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(
+        &self,
+        _req: Request<pb::LeaseLeasesRequest>,
+    ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
+        Ok(Response::new(pb::LeaseLeasesResponse {
+            header: self.header(self.store.kv.current_revision()),
+            leases: self
+                .store
+                .lessor
+                .leases()
+                .into_iter()
+                .map(|id| pb::LeaseStatus { id })
+                .collect(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl<D: LogDir + Clone + Send + Sync + 'static> pb::maintenance_server::Maintenance
+    for EtcdService<D>
+{
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let revision = self.store.kv.current_revision();
+        let stats = self.store.kv.stats();
+        let errors = stats.last_checkpoint_error.into_iter().collect();
+        Ok(Response::new(pb::StatusResponse {
+            header: self.header(revision),
+            version: ETCD_API_VERSION.into(),
+            // Log bytes written since open: the engine does not track file sizes.
+            db_size: stats.n_log_bytes as i64,
+            db_size_in_use: stats.n_log_bytes as i64,
+            leader: self.config.member_id,
+            raft_index: revision as u64,
+            raft_term: 1,
+            raft_applied_index: revision as u64,
+            errors,
+            is_learner: false,
+            ..Default::default()
+        }))
+    }
+}

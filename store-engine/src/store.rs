@@ -1,0 +1,52 @@
+//! [`Store`]: the KV engine with its watch hub and lessor, as one unit to serve.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::engine::{Engine, EngineConfig};
+use crate::error::Error;
+use crate::lease::{Clock, Lessor, SystemClock};
+use crate::logfile::{LogDir, StdDir};
+use crate::watch::{HubConfig, WatchHub};
+
+/// Where [`Store::open`] keeps the lease log, under the data directory (the KV log is
+/// in the data directory itself, as [`Engine::open`] lays it out).
+pub const LEASE_SUBDIR: &str = "lease";
+
+/// The engine, the hub fed by its commits, and the lessor.
+pub struct Store<D: LogDir + Clone + Send + Sync + 'static> {
+    pub kv: Arc<Engine<D>>,
+    pub hub: Arc<WatchHub>,
+    pub lessor: Arc<Lessor<D>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StoreConfig {
+    pub engine: EngineConfig,
+    pub hub: HubConfig,
+}
+
+impl Store<StdDir> {
+    /// Opens (or creates) a store in `data_dir`, with the lease log in
+    /// `data_dir/lease` and the system clock.
+    pub fn open(data_dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self, Error> {
+        let kv_dir = StdDir::open(data_dir.as_ref())?;
+        let lease_dir = StdDir::open(data_dir.as_ref().join(LEASE_SUBDIR))?;
+        Store::with_dirs(kv_dir, lease_dir, config, Arc::new(SystemClock::default()))
+    }
+}
+
+impl<D: LogDir + Clone + Send + Sync + 'static> Store<D> {
+    /// Opens a store over two directories (tests use [`crate::MemDir`]s) and a clock.
+    pub fn with_dirs(
+        kv_dir: D,
+        lease_dir: D,
+        config: StoreConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let kv = Arc::new(Engine::open(kv_dir, config.engine.clone())?);
+        let hub = WatchHub::attach(&kv, config.hub);
+        let lessor = Lessor::open(kv.clone(), lease_dir, config.engine, clock)?;
+        Ok(Store { kv, hub, lessor })
+    }
+}
