@@ -36,9 +36,25 @@ enum Command {
     Up(ApiserverArgs),
     /// Run the API server alone.
     Apiserver(ApiserverArgs),
+    /// Run the store: the durable MVCC engine behind the etcd v3 gRPC API.
+    Store(StoreArgs),
     /// Benchmarks and load generators.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// Directory for the log segments, checkpoints and leases.
+    #[arg(long, default_value = "./bosun-store")]
+    data_dir: PathBuf,
+    /// Address to serve the etcd v3 API on.
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    listen: SocketAddr,
+    /// Acknowledge writes before they are durable. For benchmarks only: a crash loses
+    /// acknowledged writes.
+    #[arg(long)]
+    no_fsync_benchmark_only: bool,
 }
 
 #[derive(Subcommand)]
@@ -95,8 +111,40 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Up(args) | Command::Apiserver(args) => runtime.block_on(run_apiserver(args)),
+        Command::Store(args) => runtime.block_on(run_store(args)),
         Command::Bench(BenchCommand::Api(args)) => runtime.block_on(bench_api(args)),
     }
+}
+
+async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
+    use bosun_store_engine as store;
+    let mut config = store::StoreConfig::default();
+    if args.no_fsync_benchmark_only {
+        config.engine.sync = store::SyncMode::NoSyncBenchmarkOnly;
+        tracing::warn!("fsync is off: acknowledged writes can be lost (benchmarks only)");
+    }
+    let data_dir = args.data_dir.clone();
+    let opened = tokio::task::spawn_blocking(move || store::Store::open(&data_dir, config)).await?;
+    let st = Arc::new(
+        opened.with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
+    );
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    println!(
+        "bosun store serving the etcd v3 API on {}",
+        listener.local_addr()?
+    );
+    println!(
+        "  ETCDCTL_API=3 etcdctl --endpoints={} endpoint status",
+        listener.local_addr()?
+    );
+    store::serve(st, listener, store::ServerConfig::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await?;
+    Ok(())
 }
 
 async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {

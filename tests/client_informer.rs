@@ -105,7 +105,7 @@ async fn informer_cache_and_queue_follow_the_server() {
     }
     // Every object the informer saw reached the queue, each at most once while queued.
     let mut keys = Vec::new();
-    while queue.len() > 0 {
+    while !queue.is_empty() {
         let k = queue.get().await.unwrap();
         queue.done(&k);
         keys.push(k);

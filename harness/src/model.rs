@@ -17,7 +17,8 @@
 //! | node `gpu_model` | label `gpu-model=<model>` ([`GPU_MODEL_LABEL`]) |
 //! | pod `gpu_models` (non-empty) | required node affinity `gpu-model In (...)` |
 //! | `zone`, `region` | labels `topology.kubernetes.io/zone`, `topology.kubernetes.io/region` |
-//! | node `name` | label `kubernetes.io/hostname` |
+//! | `name` | `metadata.name` via [`k8s_name`] (a valid DNS-1123 name, e.g. `instance_3` → `instance-3`) |
+//! | node `name` | label `kubernetes.io/hostname` (also via [`k8s_name`]) |
 //! | node `instance_type` | label `node.kubernetes.io/instance-type` |
 //! | node `images` | `status.images` (name and size) |
 //! | `extended` (e.g. [`RDMA_RESOURCE`]) | extended resources of the same name (pods: requests = limits) |
@@ -186,7 +187,7 @@ impl NodeSpec {
     /// instance type, then `labels` (which win on a clash).
     pub fn all_labels(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        out.insert(HOSTNAME_LABEL.to_string(), self.name.clone());
+        out.insert(HOSTNAME_LABEL.to_string(), k8s_name(&self.name));
         let derived = [
             (ZONE_LABEL, &self.zone),
             (REGION_LABEL, &self.region),
@@ -245,7 +246,7 @@ impl NodeSpec {
             .collect();
         Node {
             metadata: ObjectMeta {
-                name: Some(self.name.clone()),
+                name: Some(k8s_name(&self.name)),
                 labels: Some(self.all_labels()),
                 ..ObjectMeta::default()
             },
@@ -469,7 +470,7 @@ impl PodSpec {
         };
         Pod {
             metadata: ObjectMeta {
-                name: Some(self.name.clone()),
+                name: Some(k8s_name(&self.name)),
                 namespace: Some(namespace.to_string()),
                 labels: Some(self.k8s_labels()),
                 annotations: self.k8s_annotations(),
@@ -550,6 +551,25 @@ fn map_heap_bytes(map: &BTreeMap<String, String>) -> usize {
 fn pairs_heap_bytes(pairs: &Vec<(String, u64)>) -> usize {
     pairs.capacity() * size_of::<(String, u64)>()
         + pairs.iter().map(|(k, _)| k.capacity()).sum::<usize>()
+}
+
+/// `name` as a valid Kubernetes object name (a DNS-1123 subdomain): lowercased, with
+/// any other character but `-` and `.` replaced by `-` (DLRM's `instance_12` becomes
+/// `instance-12`). Names that are already valid are unchanged.
+pub fn k8s_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-' | '.') => c,
+            _ => '-',
+        })
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut out: String = trimmed.chars().take(253).collect();
+    if out.is_empty() {
+        out.push('x');
+    }
+    out
 }
 
 fn milli_cpu(milli: u64) -> Quantity {
@@ -645,6 +665,20 @@ mod tests {
             k.metadata.annotations.unwrap()[MAX_PER_NODE_ANNOTATION],
             "4"
         );
+    }
+
+    #[test]
+    fn k8s_names_are_valid() {
+        let cases = [
+            ("openb-pod-0001", "openb-pod-0001"),
+            ("instance_12", "instance-12"),
+            ("Node_A.b", "node-a.b"),
+            ("_x_", "x"),
+            ("", "x"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(k8s_name(name), want, "{name}");
+        }
     }
 
     #[test]

@@ -398,14 +398,22 @@ fn run_filters(
         };
         let end = (done + round).min(n);
         let (nodes, out) = (&order[done..end], &mut statuses[done..end]);
-        nodes
-            .par_chunks(FILTER_CHUNK_NODES)
-            .zip(out.par_chunks_mut(FILTER_CHUNK_NODES))
-            .for_each(|(nodes, out)| {
-                for pl in &plugins {
-                    pl.filter_batch(state, pod, snap, nodes, out);
-                }
-            });
+        let filter_chunk = |(nodes, out): (&[u32], &mut [Option<Status>])| {
+            for pl in &plugins {
+                pl.filter_batch(state, pod, snap, nodes, out);
+            }
+        };
+        if run_sequentially(nodes.len()) {
+            nodes
+                .chunks(FILTER_CHUNK_NODES)
+                .zip(out.chunks_mut(FILTER_CHUNK_NODES))
+                .for_each(filter_chunk);
+        } else {
+            nodes
+                .par_chunks(FILTER_CHUNK_NODES)
+                .zip(out.par_chunks_mut(FILTER_CHUNK_NODES))
+                .for_each(filter_chunk);
+        }
         let mut i = done;
         while i < end {
             match &statuses[i] {
@@ -465,7 +473,10 @@ fn run_pre_score(
     Ok(())
 }
 
-/// Weighted total score per feasible node.
+/// Weighted total score per feasible node. All score plugins run in one parallel
+/// region: each chunk of nodes is scored by every plugin into its own block of
+/// `raw` (plugin `p` of a chunk of `len` nodes at `p * len`), then each plugin's
+/// scores are gathered, normalised, range-checked and weighted.
 fn run_score<'a>(
     profile: &Profile,
     state: &CycleState,
@@ -475,24 +486,51 @@ fn run_score<'a>(
     arena: &'a Bump,
 ) -> Result<BumpVec<'a, i64>, ScheduleError> {
     let n = feasible.len();
-    let mut totals = BumpVec::with_capacity_in(n, arena);
-    totals.resize(n, 0_i64);
-    let mut scores = BumpVec::with_capacity_in(n, arena);
-    scores.resize(n, 0_i64);
-    for ws in profile
+    let active: Vec<&crate::profile::WeightedScore> = profile
         .score
         .iter()
         .filter(|ws| !state.is_score_skipped(ws.plugin.name()))
-    {
-        let pl = &*ws.plugin;
+        .collect();
+    let np = active.len();
+    let mut totals = BumpVec::with_capacity_in(n, arena);
+    totals.resize(n, 0_i64);
+    if np == 0 {
+        return Ok(totals);
+    }
+    let mut raw = BumpVec::with_capacity_in(n * np, arena);
+    raw.resize(n * np, 0_i64);
+    let score_chunk = |nodes: &[u32], block: &mut [i64]| -> Result<(), Status> {
+        for (p, ws) in active.iter().enumerate() {
+            let out = &mut block[p * nodes.len()..(p + 1) * nodes.len()];
+            ws.plugin
+                .score_batch(state, pod, snap, nodes, out)
+                .map_err(|s| s.with_plugin(ws.plugin.name()))?;
+        }
+        Ok(())
+    };
+    let result = if run_sequentially(n) {
+        feasible
+            .chunks(FILTER_CHUNK_NODES)
+            .zip(raw.chunks_mut(FILTER_CHUNK_NODES * np))
+            .try_for_each(|(nodes, block)| score_chunk(nodes, block))
+    } else {
         feasible
             .par_chunks(FILTER_CHUNK_NODES)
-            .zip(scores.par_chunks_mut(FILTER_CHUNK_NODES))
-            .try_for_each(|(nodes, out)| pl.score_batch(state, pod, snap, nodes, out))
-            .map_err(|s| ScheduleError::Plugin {
-                point: "Score",
-                status: s.with_plugin(pl.name()),
-            })?;
+            .zip(raw.par_chunks_mut(FILTER_CHUNK_NODES * np))
+            .try_for_each(|(nodes, block)| score_chunk(nodes, block))
+    };
+    result.map_err(|status| ScheduleError::Plugin {
+        point: "Score",
+        status,
+    })?;
+    let mut scores = BumpVec::with_capacity_in(n, arena);
+    for (p, ws) in active.iter().enumerate() {
+        let pl = &*ws.plugin;
+        scores.clear();
+        for (c, block) in raw.chunks(FILTER_CHUNK_NODES * np).enumerate() {
+            let len = (n - c * FILTER_CHUNK_NODES).min(FILTER_CHUNK_NODES);
+            scores.extend_from_slice(&block[p * len..(p + 1) * len]);
+        }
         let s = pl.normalize_scores(state, pod, &mut scores);
         if !s.is_success() {
             return Err(ScheduleError::Plugin {
@@ -515,6 +553,14 @@ fn run_score<'a>(
         }
     }
     Ok(totals)
+}
+
+/// Below this many nodes, or with a one-thread pool, handing work to rayon costs more
+/// (a wake-up and a context switch per region) than it saves.
+pub const PARALLEL_MIN_NODES: usize = 2 * FILTER_CHUNK_NODES;
+
+fn run_sequentially(n_nodes: usize) -> bool {
+    n_nodes < PARALLEL_MIN_NODES || rayon::current_num_threads() == 1
 }
 
 /// The index of a highest total; among ties, each equally likely (reservoir sampling,

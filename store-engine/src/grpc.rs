@@ -650,7 +650,7 @@ impl<D: LogDir + Clone + Send + Sync + 'static> WatchSession<D> {
     async fn handle(&mut self, req: pb::WatchRequest) -> bool {
         use pb::watch_request::RequestUnion;
         let resp = match req.request_union {
-            Some(RequestUnion::CreateRequest(c)) => self.create(c),
+            Some(RequestUnion::CreateRequest(c)) => self.create(c).await,
             Some(RequestUnion::CancelRequest(c)) => match self.watchers.remove(&c.watch_id) {
                 Some(w) => {
                     w.task.abort();
@@ -683,10 +683,11 @@ impl<D: LogDir + Clone + Send + Sync + 'static> WatchSession<D> {
         }
     }
 
-    fn create(&mut self, c: pb::WatchCreateRequest) -> Option<WatchResponse> {
+    /// Starts a watcher and queues its created response; returns a refusal instead.
+    async fn create(&mut self, c: pb::WatchCreateRequest) -> Option<WatchResponse> {
         let header = self.svc.header(self.svc.store.hub.current_revision());
         let refuse = |reason: &str| WatchResponse {
-            header: header.clone(),
+            header,
             watch_id: -1,
             created: true,
             canceled: true,
@@ -731,7 +732,7 @@ impl<D: LogDir + Clone + Send + Sync + 'static> WatchSession<D> {
             ..Default::default()
         };
         // The created response goes first: queue it before the watcher's task starts.
-        if self.tx.try_send(Ok(created)).is_err() {
+        if self.tx.send(Ok(created)).await.is_err() {
             return None;
         }
         let progress = watcher.progress_handle();

@@ -1,8 +1,8 @@
 //! Bosun's store engine: a durable, log-structured MVCC key-value store on etcd v3's
 //! data model (revisions, generations, tombstones, txns with compares, compaction).
 //!
-//! This is the first slice: the engine core. The watch hub, leases (a lessor), Raft and
-//! the etcd v3 gRPC service come later and wrap [`Engine`]; the engine knows nothing of
+//! The engine core is wrapped by a watch hub, a lessor and the etcd v3 gRPC service
+//! ([`serve`], which etcdctl 3.4 drives); Raft comes later. The engine knows nothing of
 //! pods or of the API server.
 //!
 //! # Layout
@@ -17,6 +17,13 @@
 //! - [`wal`]: segments: append, roll, scan with CRC checks and torn-tail repair.
 //! - [`checkpoint`]: the whole index at a segment boundary, for fast restart.
 //! - [`engine`]: the writer thread (group commit), checkpointer, reads, commit hooks.
+//! - [`watch`]: the watch hub: fan-out of each durable revision (events shared and
+//!   encoded once), bounded per-watcher queues, catch-up from history, compaction.
+//! - [`lease`]: the lessor: grant, keep-alive, revoke, TTL, expiry on a [`Clock`];
+//!   grants persisted in a second log, attached keys deleted in one revision.
+//! - [`store`]: [`Store`], the engine with its hub and lessor, opened from a data dir.
+//! - [`proto`]: the etcd v3 wire types and stubs generated from `proto/` (protox).
+//! - [`grpc`]: the etcd v3 service (KV, Watch, Lease, Maintenance.Status) and [`serve`].
 //!
 //! # Invariants
 //!
@@ -29,6 +36,10 @@
 //!   it is the torn tail of the last segment; anywhere else it is a [`Corruption`]
 //!   naming the file and offset. CRCs are checked in release builds.
 //! - Segments below a durable checkpoint's id are covered by it and may be removed.
+//! - The writer never waits for a watcher: a full watcher queue moves it to catch-up.
+//! - A watcher sees every revision in its range from its start revision, once and in
+//!   order, or a cancellation naming the compacted revision it needed.
+//! - Keys attached to a lease go in one revision when it is revoked or expires.
 //!
 //! # Example: the main loop
 //!
@@ -64,6 +75,20 @@
 //! assert_eq!(engine.current_revision(), 4);
 //! assert_eq!(&engine.range(&list)?.kvs[0].value[..], b"1b");
 //! # Ok::<(), bosun_store_engine::Error>(())
+//! ```
+//!
+//! # Example: serving the etcd v3 API
+//!
+//! ```no_run
+//! use bosun_store_engine::*;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = std::sync::Arc::new(Store::open("/var/lib/bosun-store", StoreConfig::default())?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:2379").await?;
+//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+//! serve(store, listener, ServerConfig::default(), shutdown).await?;
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod checkpoint;

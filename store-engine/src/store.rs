@@ -50,3 +50,40 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Store<D> {
         Ok(Store { kv, hub, lessor })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{PutRequest, RangeRequest};
+
+    /// On disk: the KV log in the data dir, the lease log beside it; both reopen.
+    #[test]
+    fn open_on_disk_and_reopen() {
+        let dir = std::env::temp_dir().join(format!("bosun-store-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let id = {
+            let store = Store::open(&dir, StoreConfig::default()).unwrap();
+            let (id, _) = store.lessor.grant(0, 60).unwrap();
+            let kv = store.kv.clone();
+            let put = PutRequest {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                lease: id,
+                ..Default::default()
+            };
+            store.lessor.write([id], || kv.put(put)).unwrap().unwrap();
+            id
+        };
+        assert!(dir.join(LEASE_SUBDIR).is_dir());
+        let store = Store::open(&dir, StoreConfig::default()).unwrap();
+        let info = store.lessor.time_to_live(id, true).unwrap();
+        assert_eq!(info.keys.len(), 1);
+        let got = store.kv.range(&RangeRequest {
+            key: b"k".to_vec(),
+            ..Default::default()
+        });
+        assert_eq!(got.unwrap().kvs[0].lease, id);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

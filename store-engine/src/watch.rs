@@ -103,9 +103,9 @@ pub struct WatchSpec {
     /// As [`crate::RangeRequest::range_end`]: empty is `key` alone, `[0]` every key
     /// from `key` on.
     pub range_end: Vec<u8>,
-    /// First revision to deliver; 0 (or anything not newer than the current revision
-    /// + 1 taken as "now") starts after the current revision. Revisions still retained
-    /// are replayed; older ones cancel the watcher with the compacted revision.
+    /// First revision to deliver; 0 starts after the newest published revision.
+    /// Revisions still retained are replayed; older ones cancel the watcher with the
+    /// compacted revision; a future one waits for it.
     pub start_revision: i64,
     /// Drop put events (etcd's `NOPUT` filter).
     pub no_put: bool,

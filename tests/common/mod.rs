@@ -249,3 +249,19 @@ pub fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<S
     });
     rx
 }
+
+/// Waits for a child to exit within `limit`; kills it and returns false if it does not.
+pub fn wait_bounded_child(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return true,
+            _ if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}

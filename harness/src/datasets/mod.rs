@@ -11,6 +11,21 @@
 //!
 //! The parsers ([`openb::parse_nodes`], [`openb::parse_pods`], [`dlrm::parse_pods`])
 //! take any text, for traces that are not shipped.
+//!
+//! ```
+//! use bosun_harness::datasets::Datasets;
+//! use bosun_harness::datasets::openb::{NodeList, PodList};
+//! use bosun_harness::replay::{FgdConfig, fgd_resample};
+//!
+//! let data = Datasets::shipped();
+//! let nodes = data.openb_nodes(NodeList::GpuNode)?;
+//! let pods = data.openb_pods(PodList::DEFAULT)?;
+//! let capacity: u64 = nodes.iter().map(|n| n.gpu_milli_capacity()).sum();
+//! // The FGD paper's workload: 1.3 × the cluster's GPUs, shuffled, seed 42.
+//! let workload = fgd_resample(&pods, capacity, &FgdConfig::default())?;
+//! assert!(workload.iter().map(|p| p.gpu.milli()).sum::<u64>() >= capacity * 13 / 10);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod dlrm;
 pub mod openb;

@@ -156,7 +156,7 @@ fn node_from_row(row: &Row<'_, '_>) -> Result<NodeSpec, DatasetError> {
         return Err(row.error(format!("column gpu: {gpus} is over {MAX_GPUS}")));
     }
     let model = f[4];
-    if (gpus > 0) != !model.is_empty() {
+    if (gpus > 0) == model.is_empty() {
         return Err(row.error(format!("{gpus} GPUs with model {model:?}")));
     }
     let mut node = NodeSpec::new(f[0], cpu_milli, memory_mib);

@@ -363,3 +363,56 @@ fn out_of_range_scores_fail_the_cycle() {
     );
     assert!(err.to_string().contains("invalid score 101"), "{err}");
 }
+
+/// The fused, chunked, parallel score region equals a plain per-node computation
+/// (1500 nodes: several chunks, a short last one, the parallel path).
+#[test]
+fn chunked_scores_equal_per_node_scores() {
+    let profile = default_profile();
+    let nodes: Vec<_> = (0..1500)
+        .map(|i| {
+            let mut b = NodeBuilder::new(&format!("n{i}")).capacity(
+                &format!("{}", 2 + i % 7),
+                &format!("{}Gi", 4 + i % 13),
+                110,
+            );
+            if i % 5 == 0 {
+                b = b.taint("slow", "", "PreferNoSchedule");
+            }
+            if i % 3 == 0 {
+                b = b.label("disk", "ssd").image(&["app:v1"], 300 << 20);
+            }
+            b.build()
+        })
+        .collect();
+    let snap = snapshot_of(nodes);
+    let p = pod(PodBuilder::new("p")
+        .request("1", "2Gi")
+        .image("app:v1")
+        .preferred_term(3, term(&[("disk", "In", &["ssd"])])));
+    let feasible: Vec<u32> = (0..1500).collect();
+    let mut state = CycleState::new();
+    run_pre_score(&profile, &mut state, &p, &snap, &feasible).unwrap();
+    let arena = Bump::new();
+    let totals = run_score(&profile, &state, &p, &snap, &feasible, &arena).unwrap();
+    let mut want = vec![0_i64; feasible.len()];
+    for ws in profile
+        .score
+        .iter()
+        .filter(|ws| !state.is_score_skipped(ws.plugin.name()))
+    {
+        let mut s: Vec<i64> = feasible
+            .iter()
+            .map(|&i| ws.plugin.score(&state, &p, snap.node(i)).unwrap())
+            .collect();
+        assert!(ws.plugin.normalize_scores(&state, &p, &mut s).is_success());
+        for (w, s) in want.iter_mut().zip(s) {
+            *w += s * ws.weight;
+        }
+    }
+    assert_eq!(&totals[..], &want[..]);
+    assert!(
+        want.iter().any(|&t| t != want[0]),
+        "scores vary across nodes"
+    );
+}

@@ -1,0 +1,237 @@
+//! The gRPC service through a Rust client: exact status codes and the Watch stream
+//! protocol (created / canceled / compact_revision / progress), which etcdctl shows
+//! only as text. Every wait is bounded; no timing is asserted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bosun_store_engine::grpc::WatchResponse;
+use bosun_store_engine::proto::etcdserverpb as pb;
+use bosun_store_engine::proto::mvccpb;
+use bosun_store_engine::*;
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start() -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let store =
+        Store::with_dirs(MemDir::new(), MemDir::new(), StoreConfig::default(), clock).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(
+        Arc::new(store),
+        listener,
+        ServerConfig::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (channel, stop_tx)
+}
+
+fn put(key: &str, value: Vec<u8>) -> pb::PutRequest {
+    pb::PutRequest {
+        key: key.into(),
+        value,
+        ..Default::default()
+    }
+}
+
+fn check(err: tonic::Status, code: Code, message: &str) {
+    assert_eq!((err.code(), err.message()), (code, message));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_etcd_codes_and_messages() {
+    let (ch, _stop) = start().await;
+    let mut kv = pb::kv_client::KvClient::new(ch.clone());
+    let mut lease = pb::lease_client::LeaseClient::new(ch);
+    for i in 0..3 {
+        kv.put(put("a", vec![i])).await.unwrap();
+    }
+    kv.compact(pb::CompactionRequest {
+        revision: 3,
+        physical: false,
+    })
+    .await
+    .unwrap();
+    let big = put("big", vec![0; MAX_REQUEST_BYTES + 1]);
+    check(
+        kv.put(big).await.unwrap_err(),
+        Code::InvalidArgument,
+        "etcdserver: request is too large",
+    );
+    let old = pb::RangeRequest {
+        key: "a".into(),
+        revision: 2,
+        ..Default::default()
+    };
+    check(
+        kv.range(old).await.unwrap_err(),
+        Code::OutOfRange,
+        "etcdserver: mvcc: required revision has been compacted",
+    );
+    let op = |k: String| pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestPut(put(&k, vec![]))),
+    };
+    let many = pb::TxnRequest {
+        success: (0..=MAX_TXN_OPS).map(|i| op(format!("k{i}"))).collect(),
+        ..Default::default()
+    };
+    check(
+        kv.txn(many).await.unwrap_err(),
+        Code::InvalidArgument,
+        "etcdserver: too many operations in txn request",
+    );
+    let twice = pb::TxnRequest {
+        success: vec![op("k".into()), op("k".into())],
+        ..Default::default()
+    };
+    check(
+        kv.txn(twice).await.unwrap_err(),
+        Code::InvalidArgument,
+        "etcdserver: duplicate key given in txn request",
+    );
+    check(
+        lease
+            .lease_revoke(pb::LeaseRevokeRequest { id: 77 })
+            .await
+            .unwrap_err(),
+        Code::NotFound,
+        "etcdserver: requested lease not found",
+    );
+    let granted = lease
+        .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 77 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((granted.id, granted.ttl), (77, 60));
+    check(
+        lease
+            .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 77 })
+            .await
+            .unwrap_err(),
+        Code::FailedPrecondition,
+        "etcdserver: lease already exists",
+    );
+    let ttl = lease
+        .lease_time_to_live(pb::LeaseTimeToLiveRequest { id: 78, keys: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ttl.ttl, -1, "etcd: an unknown lease has TTL -1");
+    // Nothing above wrote: the store is at revision 4 still.
+    let r = kv.range(pb::RangeRequest {
+        key: "a".into(),
+        ..Default::default()
+    });
+    let r = r.await.unwrap().into_inner();
+    assert_eq!(r.header.unwrap().revision, 4);
+}
+
+async fn next(stream: &mut tonic::Streaming<WatchResponse>) -> WatchResponse {
+    tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("a watch response within the bound")
+        .unwrap()
+        .expect("stream open")
+}
+
+fn create(key: &str, range_end: &str, start_revision: i64, watch_id: i64) -> pb::WatchRequest {
+    pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CreateRequest(
+            pb::WatchCreateRequest {
+                key: key.into(),
+                range_end: range_end.into(),
+                start_revision,
+                prev_kv: true,
+                watch_id,
+                ..Default::default()
+            },
+        )),
+    }
+}
+
+fn progress() -> pb::WatchRequest {
+    pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
+            pb::WatchProgressRequest {},
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_stream_protocol() {
+    let (ch, _stop) = start().await;
+    let mut kv = pb::kv_client::KvClient::new(ch.clone());
+    let mut watch = pb::watch_client::WatchClient::new(ch);
+    for i in 0..3 {
+        kv.put(put("k/old", vec![i])).await.unwrap();
+    }
+    kv.compact(pb::CompactionRequest {
+        revision: 3,
+        physical: false,
+    })
+    .await
+    .unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let mut stream = watch
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // No watcher yet: the stream answers progress itself (watch id -1).
+    tx.send(progress()).await.unwrap();
+    let r = next(&mut stream).await;
+    assert_eq!((r.watch_id, r.header.unwrap().revision), (-1, 4));
+
+    // A compacted start: created, then canceled with the compacted revision.
+    tx.send(create("k/", "k0", 2, 0)).await.unwrap();
+    let r = next(&mut stream).await;
+    assert!(r.created && !r.canceled);
+    let r = next(&mut stream).await;
+    assert!(r.canceled);
+    assert_eq!((r.watch_id, r.compact_revision), (0, 3));
+
+    // A range end before the key: refused at creation.
+    tx.send(create("b", "a", 0, 0)).await.unwrap();
+    let r = next(&mut stream).await;
+    assert!(r.created && r.canceled, "{r:?}");
+
+    // A live watcher with a chosen id and prev_kv.
+    tx.send(create("k/", "k0", 0, 5)).await.unwrap();
+    let r = next(&mut stream).await;
+    assert!(r.created && r.watch_id == 5);
+    kv.put(put("k/old", b"new".to_vec())).await.unwrap();
+    let r = next(&mut stream).await;
+    assert_eq!((r.watch_id, r.events.len()), (5, 1));
+    let ev = mvccpb::Event::decode(r.events[0].clone()).unwrap();
+    assert_eq!(ev.kv.unwrap().value, b"new");
+    assert_eq!(ev.prev_kv.unwrap().value, vec![2]);
+    assert_eq!(r.header.unwrap().revision, 5);
+
+    tx.send(progress()).await.unwrap();
+    let r = next(&mut stream).await;
+    assert_eq!((r.watch_id, r.events.len()), (5, 0));
+    assert_eq!(r.header.unwrap().revision, 5);
+
+    let cancel = pb::WatchRequest {
+        request_union: Some(pb::watch_request::RequestUnion::CancelRequest(
+            pb::WatchCancelRequest { watch_id: 5 },
+        )),
+    };
+    tx.send(cancel).await.unwrap();
+    let r = next(&mut stream).await;
+    assert!(r.canceled && r.watch_id == 5);
+}
