@@ -4,6 +4,8 @@
 //!   per-request object work).
 //! - `apiserver`: LIST of 100k pods with a label selector through the REST layer, and one
 //!   storage write fanned out to 1k watchers.
+//! - `sched`: one full scheduling cycle (snapshot, filter, score, assume) on the
+//!   SchedulingBasic shape at 1k to 10k nodes, every node scored.
 //! - `store_engine`: group-committed puts (fdatasync vs no-sync, 1 vs 8 writers), ranges,
 //!   index lookups, and the pure MVCC apply path.
 //!

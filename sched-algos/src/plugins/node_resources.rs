@@ -3,7 +3,7 @@
 //! requested_to_capacity_ratio.go, balanced_allocation.go).
 //!
 //! Fit filter: "Too many pods" when `pods + 1 > allowed`; then, unless the pod requests
-//! nothing, "Insufficient cpu|memory|ephemeral-storage|<scalar>" for each resource with
+//! nothing, `"Insufficient cpu|memory|ephemeral-storage|<scalar>"` for each resource with
 //! `request > allocatable - requested` (scalars skipping ignored extended resources).
 //! All reasons are kept, status `Unschedulable`.
 //!
