@@ -32,8 +32,57 @@ pub struct CachedObject {
     /// The object's JSON with `metadata.resourceVersion` set: what clients receive.
     pub json: Bytes,
     pub labels: BTreeMap<String, String>,
+    /// `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
     /// `metadata.name`, `metadata.namespace` and the resource's selectable fields.
     fields: Vec<(&'static str, Option<String>)>,
+}
+
+/// Prefix of every stored object: `metadata` is written first (see [`encode_stored`]),
+/// so the wire form is the stored form with `resourceVersion` spliced in right here.
+const STORED_PREFIX: &[u8] = b"{\"metadata\":{";
+
+/// Encodes an object for storage: `metadata` first, without `resourceVersion` (the
+/// revision is the key's `mod_revision`, known only after the write commits).
+pub fn encode_stored(obj: &Value) -> Result<Vec<u8>, ApiError> {
+    let Some(map) = obj.as_object() else {
+        return Err(ApiError::internal("object is not a JSON object"));
+    };
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"metadata\":");
+    let mut meta = map
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_writer(&mut out, &meta).map_err(ApiError::internal)?;
+    for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "metadata") {
+        out.push(b',');
+        serde_json::to_writer(&mut out, k).map_err(ApiError::internal)?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, v).map_err(ApiError::internal)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The wire JSON of a stored object at `rev`, when it is in [`encode_stored`]'s form.
+fn splice_resource_version(stored: &[u8], rev: Revision) -> Option<Vec<u8>> {
+    if !stored.starts_with(STORED_PREFIX) {
+        return None;
+    }
+    let at = STORED_PREFIX.len();
+    let rv = format!("\"resourceVersion\":\"{rev}\"");
+    let mut out = Vec::with_capacity(stored.len() + rv.len() + 1);
+    out.extend_from_slice(&stored[..at]);
+    out.extend_from_slice(rv.as_bytes());
+    if stored.get(at) != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(&stored[at..]);
+    Some(out)
 }
 
 impl CachedObject {
@@ -49,6 +98,27 @@ impl CachedObject {
                 Value::String(mod_revision.to_string()),
             );
         }
+        let json = serde_json::to_vec(&obj)
+            .map(Bytes::from)
+            .map_err(ApiError::internal)?;
+        Ok(Self::with_json(res, mod_revision, &obj, json))
+    }
+
+    /// Builds the entry from the object and its stored bytes without re-encoding it:
+    /// the wire JSON is the stored JSON with `resourceVersion` spliced in.
+    pub fn from_value_and_stored(
+        res: &Resource,
+        mod_revision: Revision,
+        obj: &Value,
+        stored: &[u8],
+    ) -> Result<CachedObject, ApiError> {
+        match splice_resource_version(stored, mod_revision) {
+            Some(json) => Ok(Self::with_json(res, mod_revision, obj, Bytes::from(json))),
+            None => Self::build(res, mod_revision, obj.clone()),
+        }
+    }
+
+    fn with_json(res: &Resource, mod_revision: Revision, obj: &Value, json: Bytes) -> CachedObject {
         let labels = match obj.pointer("/metadata/labels") {
             Some(Value::Object(m)) => m
                 .iter()
@@ -56,22 +126,22 @@ impl CachedObject {
                 .collect(),
             _ => BTreeMap::new(),
         };
-        let mut fields = Vec::with_capacity(2 + res.ops.selectable_fields().len());
-        for f in ["metadata.name", "metadata.namespace"]
+        let selectable = res.ops.selectable_fields().iter().copied();
+        let fields = ["metadata.name", "metadata.namespace"]
             .into_iter()
-            .chain(res.ops.selectable_fields().iter().copied())
-        {
-            fields.push((f, crate::rest::field_value(&obj, f)));
-        }
-        let json = serde_json::to_vec(&obj)
-            .map(Bytes::from)
-            .map_err(ApiError::internal)?;
-        Ok(CachedObject {
+            .chain(selectable)
+            .map(|f| (f, crate::rest::field_value(obj, f)))
+            .collect();
+        let deleting = obj
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null());
+        CachedObject {
             mod_revision,
             json,
             labels,
+            deleting,
             fields,
-        })
+        }
     }
 
     /// Decodes a stored value (which carries no resourceVersion) as of `mod_revision`.
@@ -83,7 +153,7 @@ impl CachedObject {
     ) -> Result<CachedObject, ApiError> {
         let obj: Value = serde_json::from_slice(value)
             .map_err(|e| ApiError::internal(format!("stored object {key} is corrupt: {e}")))?;
-        Self::build(res, mod_revision, obj)
+        Self::from_value_and_stored(res, mod_revision, &obj, value)
     }
 
     /// The value of a selectable field, as field selectors see it.
@@ -242,6 +312,32 @@ mod tests {
             cache.lookup("/registry/pods/d/p", 6).unwrap().mod_revision,
             6
         );
+    }
+
+    #[test]
+    fn spliced_wire_json_equals_encoding_with_the_revision() {
+        let reg = Registry::builtin();
+        let pods = reg.get("", "v1", "pods").unwrap();
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "3"}, "spec": {"x": [1, {"metadata": {}}]}}),
+            json!({"kind": "Pod", "metadata": {}, "data": {"metadata": "{"}}),
+            json!({"kind": "Pod"}),
+        ] {
+            let stored = encode_stored(&obj).unwrap();
+            assert!(stored.starts_with(STORED_PREFIX));
+            let back: Value = serde_json::from_slice(&stored).unwrap();
+            assert!(
+                back["metadata"].get("resourceVersion").is_none(),
+                "stored form has no resourceVersion"
+            );
+            let cached = CachedObject::from_value_and_stored(pods, 42, &obj, &stored).unwrap();
+            let mut want = obj.clone();
+            if want.get("metadata").is_none() {
+                want["metadata"] = json!({});
+            }
+            want["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(cached.value().unwrap(), want);
+        }
     }
 
     #[test]

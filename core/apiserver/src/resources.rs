@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event as EventsV1Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
@@ -34,8 +35,13 @@ pub trait ResourceOps: Send + Sync {
     /// or a 400 naming the decoding problem.
     fn decode(&self, obj: Value) -> Result<Value, ApiError>;
 
-    /// Defaults, resets client-owned fields and validates a new object.
-    fn admit_create(&self, obj: Value) -> Result<Value, ApiError>;
+    /// Decodes a new object, lets `prepare` set its system metadata on the typed form,
+    /// then defaults it, resets client-owned fields and validates it.
+    fn admit_create(
+        &self,
+        obj: Value,
+        prepare: &mut dyn FnMut(&mut ObjectMeta) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError>;
 
     /// Defaults and validates `new` as an update of `old` (both canonical JSON).
     fn admit_update(&self, new: Value, old: &Value) -> Result<Value, ApiError>;
@@ -99,8 +105,13 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
         self.encode(&typed)
     }
 
-    fn admit_create(&self, obj: Value) -> Result<Value, ApiError> {
+    fn admit_create(
+        &self,
+        obj: Value,
+        prepare: &mut dyn FnMut(&mut ObjectMeta) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
         let mut typed = self.typed(obj)?;
+        prepare(typed.metadata_mut())?;
         typed.default_fields();
         typed.prepare_for_create();
         let errs = kinds::validate_create(&typed);

@@ -302,13 +302,7 @@ fn decode_kv(kv: &KeyValue) -> Result<Value, ApiError> {
 }
 
 fn encode_for_storage(obj: &Value) -> Result<Bytes, ApiError> {
-    let mut obj = obj.clone();
-    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
-    serde_json::to_vec(&obj)
-        .map(Bytes::from)
-        .map_err(ApiError::internal)
+    crate::cache::encode_stored(obj).map(Bytes::from)
 }
 
 /// Paths of fields present in `input` that decoding into the kind's type dropped.
@@ -408,6 +402,12 @@ pub struct DeleteOutcome {
     pub gone: bool,
 }
 
+/// A committed write: the object, and its cached wire form (sent as the response).
+pub struct Written {
+    pub object: Value,
+    pub cached: Arc<CachedObject>,
+}
+
 /// Which part of an object an update writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
@@ -440,12 +440,19 @@ impl Rest {
         move |e| ApiError::from_storage(e, gr, name)
     }
 
-    /// Caches a just-written version, so the watchers and LISTs that follow share one
-    /// encoding of it.
-    fn remember(&self, res: &Resource, key: &str, rev: Revision, obj: &Value) {
-        if let Ok(c) = CachedObject::build(res, rev, obj.clone()) {
-            self.cache.insert(key, Arc::new(c));
-        }
+    /// Caches a just-written version from its stored bytes (no re-encoding), so the
+    /// response, the watchers and the LISTs that follow share one encoding of it.
+    fn remember(
+        &self,
+        res: &Resource,
+        key: &str,
+        rev: Revision,
+        obj: &Value,
+        stored: &[u8],
+    ) -> Result<Arc<CachedObject>, ApiError> {
+        let cached = Arc::new(CachedObject::from_value_and_stored(res, rev, obj, stored)?);
+        self.cache.insert(key, cached.clone());
+        Ok(cached)
     }
 
     // ---------------------------------------------------------------------------------
@@ -682,43 +689,47 @@ impl Rest {
         ns: Option<&str>,
         mut obj: Value,
         p: &Params,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let info = res.info();
         self.check_type(res, &mut obj, info.kind, &info.api_version())?;
         check_strict(res, &obj, p)?;
-        let mut meta = meta_of(&obj)?;
-        if info.namespaced {
-            let ns = ns.ok_or_else(ApiError::no_route)?;
-            match meta.namespace.as_deref() {
-                Some(m) if !m.is_empty() && m != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
+        let mut name = String::new();
+        let mut namespace: Option<String> = None;
+        let mut prepare = |meta: &mut ObjectMeta| -> Result<(), ApiError> {
+            if info.namespaced {
+                let ns = ns.ok_or_else(ApiError::no_route)?;
+                match meta.namespace.as_deref() {
+                    Some(m) if !m.is_empty() && m != ns => {
+                        return Err(ApiError::bad_request(
+                            "the namespace of the provided object does not match the namespace sent on the request",
+                        ));
+                    }
+                    _ => meta.namespace = Some(ns.to_string()),
                 }
-                _ => meta.namespace = Some(ns.to_string()),
+            } else {
+                meta.namespace = None;
             }
-        } else {
-            meta.namespace = None;
-        }
-        if meta.name.as_deref().is_none_or(str::is_empty)
-            && let Some(prefix) = meta.generate_name.as_deref().filter(|g| !g.is_empty())
-        {
-            meta.name = Some(format!("{prefix}{}", generate_suffix()));
-        }
-        let now = Timestamp::now();
-        meta.uid = Some(uuid::Uuid::new_v4().to_string());
-        meta.creation_timestamp = Some(Time(
-            now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now),
-        ));
-        meta.resource_version = None;
-        meta.deletion_timestamp = None;
-        meta.deletion_grace_period_seconds = None;
-        meta.managed_fields = None;
-        meta.generation = info.has_status.then_some(1);
-        set_meta(&mut obj, &meta)?;
-        let mut obj = res.ops.admit_create(obj)?;
-        let name = meta.name.clone().unwrap_or_default();
-        if let Some(ns) = meta.namespace.as_deref() {
+            if meta.name.as_deref().is_none_or(str::is_empty)
+                && let Some(prefix) = meta.generate_name.as_deref().filter(|g| !g.is_empty())
+            {
+                meta.name = Some(format!("{prefix}{}", generate_suffix()));
+            }
+            let now = Timestamp::now();
+            meta.uid = Some(uuid::Uuid::new_v4().to_string());
+            meta.creation_timestamp = Some(Time(
+                now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now),
+            ));
+            meta.resource_version = None;
+            meta.deletion_timestamp = None;
+            meta.deletion_grace_period_seconds = None;
+            meta.managed_fields = None;
+            meta.generation = info.has_status.then_some(1);
+            name = meta.name.clone().unwrap_or_default();
+            namespace = meta.namespace.clone();
+            Ok(())
+        };
+        let mut obj = res.ops.admit_create(obj, &mut prepare)?;
+        if let Some(ns) = namespace.as_deref() {
             self.check_namespace_open(res, ns, &name).await?;
         }
         self.admit_create_with_state(res, &mut obj, &name).await?;
@@ -726,18 +737,25 @@ impl Rest {
             if info.plural == "services" {
                 self.alloc.release_service(&obj);
             }
-            return Ok(obj);
+            let cached = Arc::new(CachedObject::build(res, 0, obj.clone())?);
+            return Ok(Written {
+                object: obj,
+                cached,
+            });
         }
         let bytes = encode_for_storage(&obj)?;
         let created = self
             .storage
-            .create(&res.key(meta.namespace.as_deref(), &name), bytes)
+            .create(&res.key(namespace.as_deref(), &name), bytes.clone())
             .await;
         match created {
             Ok(kv) => {
                 set_rv(&mut obj, kv.mod_revision);
-                self.remember(res, &kv.key, kv.mod_revision, &obj);
-                Ok(obj)
+                let cached = self.remember(res, &kv.key, kv.mod_revision, &obj, &bytes)?;
+                Ok(Written {
+                    object: obj,
+                    cached,
+                })
             }
             Err(e) => {
                 if info.plural == "services" {
@@ -770,11 +788,11 @@ impl Rest {
                 ns,
             ));
         };
-        let nsobj = decode_kv(&kv)?;
-        if nsobj
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-        {
+        let namespaces = self
+            .registry
+            .get("", "v1", "namespaces")
+            .ok_or_else(|| ApiError::internal("no namespaces"))?;
+        if self.cache.get_or_build(namespaces, &kv)?.deleting {
             return Err(ApiError::forbidden(
                 Self::gr(res),
                 name,
@@ -866,7 +884,7 @@ impl Rest {
         mut obj: Value,
         part: Part,
         p: &Params,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let info = res.info();
         self.check_type(res, &mut obj, info.kind, &info.api_version())?;
         let meta = meta_of(&obj)?;
@@ -905,7 +923,7 @@ impl Rest {
         (patch_type, body): (PatchType, &[u8]),
         part: Part,
         p: &Params,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let info = res.info();
         let api_version = info.api_version();
         self.guaranteed_update(
@@ -947,7 +965,7 @@ impl Rest {
         name: &str,
         p: &Params,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         self.guaranteed_update(res, ns, name, None, p, transform, Part::System)
             .await
     }
@@ -964,7 +982,7 @@ impl Rest {
         p: &Params,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
         part: Part,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Written, ApiError> {
         let info = res.info();
         for _ in 0..MAX_WRITE_RETRIES {
             let (current, kv) = self.current(res, ns, name).await?;
@@ -991,7 +1009,11 @@ impl Rest {
                 .prepare_update(res, new, new_meta, &current, part)
                 .await?;
             if values_equal_ignoring_rv(&new, &current) {
-                return Ok(current);
+                let cached = self.cache.get_or_build(res, &kv)?;
+                return Ok(Written {
+                    object: current,
+                    cached,
+                });
             }
             // Removing the last finalizer of an object being deleted deletes it.
             let finalizing = new
@@ -1002,7 +1024,11 @@ impl Rest {
                     .and_then(Value::as_array)
                     .is_none_or(Vec::is_empty);
             if p.dry_run {
-                return Ok(new);
+                let cached = Arc::new(CachedObject::build(res, kv.mod_revision, new.clone())?);
+                return Ok(Written {
+                    object: new,
+                    cached,
+                });
             }
             if finalizing && !(info.plural == "pods" && is_graceful_pod(&new)) {
                 match self.storage.delete(&kv.key, Some(kv.mod_revision)).await {
@@ -1010,19 +1036,30 @@ impl Rest {
                         let mut gone = new;
                         set_rv(&mut gone, d.revision);
                         self.after_delete(res, &gone);
-                        return Ok(gone);
+                        let cached = Arc::new(CachedObject::build(res, d.revision, gone.clone())?);
+                        return Ok(Written {
+                            object: gone,
+                            cached,
+                        });
                     }
                     Err(StorageError::Conflict { .. }) if retry => continue,
                     Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), name)),
                 }
             }
             let bytes = encode_for_storage(&new)?;
-            match self.storage.update(&kv.key, bytes, kv.mod_revision).await {
+            match self
+                .storage
+                .update(&kv.key, bytes.clone(), kv.mod_revision)
+                .await
+            {
                 Ok(written) => {
                     let mut out = new;
                     set_rv(&mut out, written.mod_revision);
-                    self.remember(res, &kv.key, written.mod_revision, &out);
-                    return Ok(out);
+                    let cached = self.remember(res, &kv.key, written.mod_revision, &out, &bytes)?;
+                    return Ok(Written {
+                        object: out,
+                        cached,
+                    });
                 }
                 Err(StorageError::Conflict { .. }) if retry => continue,
                 Err(e) => return Err(ApiError::from_storage(e, Self::gr(res), name)),

@@ -32,6 +32,10 @@ use crate::storage::Storage;
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// How long a graceful shutdown waits for open connections before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// kube-apiserver's defaults of `--max-requests-inflight` and
+/// `--max-mutating-requests-inflight`; watches do not count.
+pub const MAX_INFLIGHT_READS: usize = 400;
+pub const MAX_INFLIGHT_MUTATIONS: usize = 200;
 /// Rounds (one second apart) a terminating namespace waits for its content.
 const NAMESPACE_FINALIZE_ROUNDS: usize = 120;
 
@@ -47,6 +51,9 @@ pub struct ServerConfig {
     pub alloc: AllocConfig,
     /// Address advertised in `/api` discovery (`host:port`).
     pub advertise: String,
+    /// Requests served at once before the server answers 429 (reads, mutations).
+    pub max_inflight_reads: usize,
+    pub max_inflight_mutations: usize,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +64,8 @@ impl Default for ServerConfig {
             rest: RestConfig::default(),
             alloc: AllocConfig::default(),
             advertise: "127.0.0.1:6443".into(),
+            max_inflight_reads: MAX_INFLIGHT_READS,
+            max_inflight_mutations: MAX_INFLIGHT_MUTATIONS,
         }
     }
 }
@@ -65,6 +74,9 @@ impl Default for ServerConfig {
 pub struct ApiServer {
     pub rest: Arc<Rest>,
     pub metrics: Arc<Metrics>,
+    /// In-flight limits: non-long-running reads and mutations.
+    pub inflight_reads: Arc<tokio::sync::Semaphore>,
+    pub inflight_mutations: Arc<tokio::sync::Semaphore>,
     config: ServerConfig,
 }
 
@@ -104,6 +116,16 @@ fn error_response(err: &ApiError) -> Response<Body> {
     )
 }
 
+/// 429 with `Retry-After`, as upstream's max-in-flight filter answers.
+fn too_many_requests() -> Response<Body> {
+    let mut resp = error_response(&ApiError::too_many_requests(
+        "Too many requests, please try again later.",
+    ));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 fn success_status(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
 }
@@ -120,6 +142,10 @@ impl ApiServer {
         let server = Arc::new(ApiServer {
             rest: Arc::new(rest),
             metrics: Arc::new(Metrics::default()),
+            inflight_reads: Arc::new(tokio::sync::Semaphore::new(config.max_inflight_reads)),
+            inflight_mutations: Arc::new(tokio::sync::Semaphore::new(
+                config.max_inflight_mutations,
+            )),
             config,
         });
         server.bootstrap().await?;
@@ -227,9 +253,19 @@ impl ApiServer {
         let (resp, labels) = match route {
             Route::Resource(rp) => {
                 let labels = request_labels(&parts.method, &rp, &query);
-                let resp = match self.clone().serve_resource(&parts, &rp, &query, body).await {
-                    Ok(r) => r,
-                    Err(e) => error_response(&e),
+                // Upstream's max-in-flight filter: watches are long-running and exempt.
+                let limiter = match labels.verb.as_str() {
+                    "WATCH" => None,
+                    "GET" | "LIST" => Some(&self.inflight_reads),
+                    _ => Some(&self.inflight_mutations),
+                };
+                let permit = limiter.map(|l| l.clone().try_acquire_owned());
+                let resp = match permit {
+                    Some(Err(_)) => too_many_requests(),
+                    _ => match self.clone().serve_resource(&parts, &rp, &query, body).await {
+                        Ok(r) => r,
+                        Err(e) => error_response(&e),
+                    },
                 };
                 (resp, Some(labels))
             }
@@ -335,6 +371,11 @@ impl ApiServer {
         let method = &parts.method;
         let sub = rp.subresource.as_deref();
         let respond_obj = |code: u16, v: &Value| encode(code, &res, v, encoding);
+        // A write's response is its cached wire form: no re-encoding for JSON clients.
+        let respond_written = |code: u16, w: &crate::rest::Written| match encoding {
+            Encoding::Json => Ok(respond(code, "application/json", w.cached.json.clone())),
+            _ => encode(code, &res, &w.object, encoding),
+        };
         match (method.as_str(), rp.name.as_deref(), sub) {
             ("GET", None, None) if params.watch => {
                 self.serve_watch(&res, ns, &params, encoding).await
@@ -357,7 +398,7 @@ impl ApiServer {
                 }
                 let obj = read_object(parts, body, self.config.max_body_bytes).await?;
                 let created = rest.create(&res, ns, obj, &params).await?;
-                respond_obj(201, &created)
+                respond_written(201, &created)
             }
             ("PUT", Some(name), None | Some("status")) => {
                 let obj = read_object(parts, body, self.config.max_body_bytes).await?;
@@ -367,7 +408,7 @@ impl ApiServer {
                     Part::Main
                 };
                 let updated = rest.update(&res, ns, name, obj, part, &params).await?;
-                respond_obj(200, &updated)
+                respond_written(200, &updated)
             }
             ("PATCH", Some(name), None | Some("status")) => {
                 let (patch_type, bytes) =
@@ -380,7 +421,7 @@ impl ApiServer {
                 let patched = rest
                     .patch(&res, ns, name, (patch_type, &bytes), part, &params)
                     .await?;
-                respond_obj(200, &patched)
+                respond_written(200, &patched)
             }
             ("DELETE", Some(name), None) => {
                 let opts = read_optional_object(parts, body, self.config.max_body_bytes).await?;
@@ -564,7 +605,7 @@ impl ApiServer {
                         Ok(obj)
                     })
                     .await?;
-                Ok(scale_json(&updated))
+                Ok(scale_json(&updated.object))
             }
             "PATCH" => {
                 let (patch_type, bytes) =
@@ -581,7 +622,7 @@ impl ApiServer {
                         Ok(obj)
                     })
                     .await?;
-                Ok(scale_json(&updated))
+                Ok(scale_json(&updated.object))
             }
             _ => Err(ApiError::method_not_allowed()),
         }

@@ -774,3 +774,54 @@ async fn generate_name_dry_run_and_strict_field_validation() {
     let created = api.ok("POST", pods, Some(unknown)).await;
     assert!(created["spec"].get("bogus").is_none());
 }
+
+#[tokio::test]
+async fn requests_over_the_inflight_limit_get_429_and_watches_are_exempt() {
+    let storage = MemoryStorage::new(MemoryStorageConfig::default());
+    let config = ServerConfig {
+        token: Some(TOKEN.into()),
+        max_inflight_mutations: 1,
+        ..ServerConfig::default()
+    };
+    let server = ApiServer::new(storage.clone(), config).await.unwrap();
+    // Occupy the only mutation slot, as a slow request would.
+    let held = server
+        .inflight_mutations
+        .clone()
+        .try_acquire_owned()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bosun_apiserver::serve(server, listener, None, async {
+        let _ = stopped.await;
+    }));
+    let api = TestApi {
+        base,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        storage,
+        stop: Some(stop),
+    };
+    let before = api.revision().await;
+    let (code, status) = api
+        .req(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            Some(pod("x", json!({}))),
+        )
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (429, Some("TooManyRequests"))
+    );
+    assert_eq!(api.revision().await, before);
+    // Reads have their own budget.
+    api.ok("GET", "/api/v1/namespaces/default/pods", None).await;
+    drop(held);
+    api.ok(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(pod("x", json!({}))),
+    )
+    .await;
+}
