@@ -8,7 +8,7 @@
 //! O(nodes). Nodes are shared copy-on-write (`Arc`): the cache clones a node only when
 //! it changes one a snapshot still holds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as corev1;
@@ -62,7 +62,13 @@ pub struct Cache {
     /// Bumped when the set of listed nodes changes: snapshots then rebuild their lists.
     layout_generation: u64,
     pods: HashMap<String, PodEntry>,
+    /// Namespace labels by namespace name, shared with snapshots (copy-on-write).
+    namespaces: Arc<NamespaceLabels>,
 }
+
+/// Labels of each namespace, by namespace name (InterPodAffinity's namespace
+/// selectors read them).
+pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
 
 impl Cache {
     pub fn new() -> Cache {
@@ -80,6 +86,20 @@ impl Cache {
     /// The current generation; strictly increases with every node change.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Adds or replaces a namespace (only its name and labels are kept).
+    pub fn add_namespace(&mut self, ns: &corev1::Namespace) {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let labels = ns.metadata.labels.clone().unwrap_or_default();
+        Arc::make_mut(&mut self.namespaces).insert(name, labels);
+    }
+
+    /// Removes a namespace; unknown names are ignored.
+    pub fn remove_namespace(&mut self, name: &str) {
+        if self.namespaces.contains_key(name) {
+            Arc::make_mut(&mut self.namespaces).remove(name);
+        }
     }
 
     /// Adds or replaces a node, keeping its pods.
@@ -264,6 +284,7 @@ impl Cache {
             }
         }
         snap.generation = self.generation;
+        snap.namespaces = Arc::clone(&self.namespaces);
     }
 
     /// A fresh snapshot of the current state.
@@ -359,10 +380,17 @@ impl NodeColumns {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     nodes: Vec<Arc<NodeInfo>>,
-    index: HashMap<String, u32>,
+    index: Arc<HashMap<String, u32>>,
     cols: NodeColumns,
     /// How many listed nodes have each image (ImageLocality's spread).
     image_nodes: HashMap<String, u32>,
+    /// Nodes with a pod that has inter-pod (anti-)affinity terms (upstream's
+    /// `HavePodsWithAffinityList`).
+    with_affinity: BTreeSet<u32>,
+    /// Nodes with a pod that has required anti-affinity terms (upstream's
+    /// `HavePodsWithRequiredAntiAffinityList`).
+    with_required_anti_affinity: BTreeSet<u32>,
+    namespaces: Arc<NamespaceLabels>,
     generation: u64,
     layout_generation: u64,
 }
@@ -373,15 +401,48 @@ impl Snapshot {
     pub fn from_nodes(nodes: Vec<Arc<NodeInfo>>) -> Snapshot {
         assert!(nodes.len() < u32::MAX as usize, "node index must fit u32");
         let mut snap = Snapshot::default();
+        let mut index = HashMap::with_capacity(nodes.len());
         for (i, n) in nodes.iter().enumerate() {
-            snap.index.insert(n.name.clone(), i as u32);
+            index.insert(n.name.clone(), i as u32);
             snap.cols.push(n);
+            snap.index_affinity(i as u32, n);
             for image in n.images.keys() {
                 *snap.image_nodes.entry(image.clone()).or_default() += 1;
             }
         }
         snap.nodes = nodes;
+        snap.index = Arc::new(index);
         snap
+    }
+
+    /// The same snapshot with these namespace labels (for tests and benches; the cache
+    /// keeps them up to date otherwise).
+    pub fn with_namespaces(mut self, namespaces: NamespaceLabels) -> Snapshot {
+        self.namespaces = Arc::new(namespaces);
+        self
+    }
+
+    fn index_affinity(&mut self, idx: u32, n: &NodeInfo) {
+        if n.n_pods_with_affinity > 0 {
+            self.with_affinity.insert(idx);
+        } else {
+            self.with_affinity.remove(&idx);
+        }
+        if n.n_pods_with_required_anti_affinity > 0 {
+            self.with_required_anti_affinity.insert(idx);
+        } else {
+            self.with_required_anti_affinity.remove(&idx);
+        }
+    }
+
+    /// Replaces the node at `idx` (same name), keeping every derived index right; for
+    /// what-if evaluation (preemption) on a private copy of a snapshot.
+    pub fn replace_node(&mut self, idx: u32, info: Arc<NodeInfo>) {
+        assert_eq!(
+            self.nodes[idx as usize].name, info.name,
+            "replace_node keeps the node"
+        );
+        self.replace(idx, info);
     }
 
     fn replace(&mut self, idx: u32, info: Arc<NodeInfo>) {
@@ -397,6 +458,7 @@ impl Snapshot {
             *self.image_nodes.entry(image.clone()).or_default() += 1;
         }
         self.cols.set(i, &info);
+        self.index_affinity(idx, &info);
         self.nodes[i] = info;
     }
 
@@ -424,6 +486,26 @@ impl Snapshot {
     /// How many nodes report this (normalised) image.
     pub fn image_num_nodes(&self, image: &str) -> u32 {
         self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    /// Labels of every known namespace, by name.
+    pub fn namespaces(&self) -> &NamespaceLabels {
+        &self.namespaces
+    }
+
+    /// The labels of a namespace, `None` when the snapshot does not know it.
+    pub fn namespace_labels(&self, ns: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespaces.get(ns)
+    }
+
+    /// Indexes of nodes with a pod that has inter-pod (anti-)affinity, ascending.
+    pub fn nodes_with_affinity_pods(&self) -> impl Iterator<Item = u32> + '_ {
+        self.with_affinity.iter().copied()
+    }
+
+    /// Indexes of nodes with a pod that has required anti-affinity, ascending.
+    pub fn nodes_with_required_anti_affinity_pods(&self) -> impl Iterator<Item = u32> + '_ {
+        self.with_required_anti_affinity.iter().copied()
     }
 
     /// The cache generation this snapshot reflects.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{self as metav1, ObjectMeta};
 
 fn q(s: &str) -> Quantity {
     Quantity(s.to_owned())
@@ -309,8 +309,180 @@ impl PodBuilder {
         self
     }
 
+    pub fn namespace(mut self, ns: &str) -> PodBuilder {
+        self.pod.metadata.namespace = Some(ns.to_owned());
+        self
+    }
+
+    fn pod_affinity_mut(&mut self) -> &mut corev1::PodAffinity {
+        self.spec()
+            .affinity
+            .get_or_insert_with(Default::default)
+            .pod_affinity
+            .get_or_insert_with(Default::default)
+    }
+
+    fn pod_anti_affinity_mut(&mut self) -> &mut corev1::PodAntiAffinity {
+        self.spec()
+            .affinity
+            .get_or_insert_with(Default::default)
+            .pod_anti_affinity
+            .get_or_insert_with(Default::default)
+    }
+
+    /// Adds a required pod affinity term.
+    pub fn pod_affinity(mut self, term: corev1::PodAffinityTerm) -> PodBuilder {
+        self.pod_affinity_mut()
+            .required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(term);
+        self
+    }
+
+    /// Adds a required pod anti-affinity term.
+    pub fn pod_anti_affinity(mut self, term: corev1::PodAffinityTerm) -> PodBuilder {
+        self.pod_anti_affinity_mut()
+            .required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(term);
+        self
+    }
+
+    /// Adds a preferred pod affinity term.
+    pub fn preferred_pod_affinity(
+        mut self,
+        weight: i32,
+        term: corev1::PodAffinityTerm,
+    ) -> PodBuilder {
+        self.pod_affinity_mut()
+            .preferred_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(corev1::WeightedPodAffinityTerm {
+                weight,
+                pod_affinity_term: term,
+            });
+        self
+    }
+
+    /// Adds a preferred pod anti-affinity term.
+    pub fn preferred_pod_anti_affinity(
+        mut self,
+        weight: i32,
+        term: corev1::PodAffinityTerm,
+    ) -> PodBuilder {
+        self.pod_anti_affinity_mut()
+            .preferred_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(corev1::WeightedPodAffinityTerm {
+                weight,
+                pod_affinity_term: term,
+            });
+        self
+    }
+
+    /// Adds a topology spread constraint.
+    pub fn spread(mut self, c: corev1::TopologySpreadConstraint) -> PodBuilder {
+        self.spec()
+            .topology_spread_constraints
+            .get_or_insert_with(Vec::new)
+            .push(c);
+        self
+    }
+
+    /// `spec.preemptionPolicy` (`Never` or `PreemptLowerPriority`).
+    pub fn preemption_policy(mut self, policy: &str) -> PodBuilder {
+        self.spec().preemption_policy = Some(policy.to_owned());
+        self
+    }
+
+    /// `status.startTime`, in seconds since the epoch.
+    pub fn start_time(mut self, unix_s: i64) -> PodBuilder {
+        let ts = k8s_openapi::jiff::Timestamp::from_second(unix_s).expect("valid time");
+        self.pod
+            .status
+            .get_or_insert_with(Default::default)
+            .start_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts));
+        self
+    }
+
+    /// `status.nominatedNodeName`.
+    pub fn nominated_node(mut self, node: &str) -> PodBuilder {
+        self.pod
+            .status
+            .get_or_insert_with(Default::default)
+            .nominated_node_name = Some(node.to_owned());
+        self
+    }
+
     pub fn build(self) -> corev1::Pod {
         self.pod
+    }
+}
+
+fn match_labels(labels: &[(&str, &str)]) -> metav1::LabelSelector {
+    metav1::LabelSelector {
+        match_labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        match_expressions: None,
+    }
+}
+
+/// A pod affinity term selecting pods with these labels (in the owner's namespace).
+pub fn affinity_term(labels: &[(&str, &str)], topology_key: &str) -> corev1::PodAffinityTerm {
+    corev1::PodAffinityTerm {
+        label_selector: Some(match_labels(labels)),
+        topology_key: topology_key.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A pod affinity term selecting pods with these labels in the namespaces whose labels
+/// match `ns_labels` (an empty slice: every namespace).
+pub fn affinity_term_ns_selector(
+    labels: &[(&str, &str)],
+    ns_labels: &[(&str, &str)],
+    topology_key: &str,
+) -> corev1::PodAffinityTerm {
+    corev1::PodAffinityTerm {
+        namespace_selector: Some(match_labels(ns_labels)),
+        ..affinity_term(labels, topology_key)
+    }
+}
+
+/// A topology spread constraint over pods with these labels.
+pub fn spread_constraint(
+    max_skew: i32,
+    topology_key: &str,
+    when_unsatisfiable: &str,
+    labels: &[(&str, &str)],
+) -> corev1::TopologySpreadConstraint {
+    corev1::TopologySpreadConstraint {
+        max_skew,
+        topology_key: topology_key.to_owned(),
+        when_unsatisfiable: when_unsatisfiable.to_owned(),
+        label_selector: Some(match_labels(labels)),
+        ..Default::default()
+    }
+}
+
+/// A namespace with labels.
+pub fn namespace(name: &str, labels: &[(&str, &str)]) -> corev1::Namespace {
+    corev1::Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
     }
 }
 

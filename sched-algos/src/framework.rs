@@ -151,10 +151,15 @@ pub trait FilterPlugin: Plugin {
     }
 }
 
-/// What a PostFilter plugin (preemption) proposes: a node to nominate.
+/// What a PostFilter plugin (preemption) proposes: a node to nominate (`Some("")`
+/// clears a previous nomination, as upstream's `NewPostFilterResultWithNominatedNode("")`)
+/// and the pods to evict so the pod fits there.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PostFilterResult {
     pub nominated_node_name: Option<String>,
+    /// UIDs of the victims on the nominated node, most important first; the caller
+    /// deletes them (the algorithms do no IO).
+    pub victims: Vec<String>,
 }
 
 /// Runs when no node fits, to make one fit (DefaultPreemption). `statuses` holds the
@@ -168,6 +173,20 @@ pub trait PostFilterPlugin: Plugin {
         snapshot: &Snapshot,
         statuses: &[(u32, Status)],
     ) -> (Option<PostFilterResult>, Status);
+
+    /// The form the framework calls: with the profile, so that a plugin can re-run the
+    /// profile's PreFilter and Filter plugins (preemption's what-if evaluation). The
+    /// default ignores the profile.
+    fn post_filter_in_profile(
+        &self,
+        _profile: &crate::profile::Profile,
+        state: &CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        statuses: &[(u32, Status)],
+    ) -> (Option<PostFilterResult>, Status) {
+        self.post_filter(state, pod, snapshot, statuses)
+    }
 }
 
 /// Runs once per cycle before Score, over the feasible nodes; `Skip` means its Score

@@ -14,6 +14,7 @@
 //! - [`pod_info`]: [`PodInfo`], computed once per pod (requests, tolerations, affinity,
 //!   ports, images); taints, tolerations and host ports.
 //! - [`selectors`]: node selector terms as upstream's `nodeaffinity` helpers.
+//! - [`affinity`]: inter-pod affinity terms (namespaces, namespace selectors).
 //! - [`node_info`]: [`NodeInfo`], a node plus the sums over its pods.
 //! - [`cache`]: [`Cache`] (nodes, pods, assumed pods, generations) and [`Snapshot`]
 //!   (nodes plus structure-of-arrays [`NodeColumns`](cache::NodeColumns)).
@@ -63,6 +64,7 @@
 //! assert_eq!(cache.n_pods(), 5);
 //! ```
 
+pub mod affinity;
 pub mod cache;
 pub mod fixtures;
 pub mod framework;

@@ -36,6 +36,12 @@ pub struct NodeInfo {
     pub used_ports: Vec<UsedPort>,
     /// Images by normalised name, with their size on this node.
     pub images: BTreeMap<String, i64>,
+    /// How many of `pods` have inter-pod (anti-)affinity terms (upstream's
+    /// `PodsWithAffinity`).
+    pub n_pods_with_affinity: u32,
+    /// How many of `pods` have required anti-affinity terms (upstream's
+    /// `PodsWithRequiredAntiAffinity`).
+    pub n_pods_with_required_anti_affinity: u32,
 }
 
 impl NodeInfo {
@@ -89,6 +95,9 @@ impl NodeInfo {
                 }),
             }
         }
+        self.n_pods_with_affinity += u32::from(pod.affinity.has_any());
+        self.n_pods_with_required_anti_affinity +=
+            u32::from(pod.affinity.has_required_anti_affinity());
         self.pods.push(pod);
     }
 
@@ -96,6 +105,9 @@ impl NodeInfo {
     pub fn remove_pod(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
         let i = self.pods.iter().position(|p| p.uid == uid)?;
         let pod = self.pods.swap_remove(i);
+        self.n_pods_with_affinity -= u32::from(pod.affinity.has_any());
+        self.n_pods_with_required_anti_affinity -=
+            u32::from(pod.affinity.has_required_anti_affinity());
         self.requested.sub(&pod.requests);
         self.non_zero_milli_cpu -= pod.non_zero_milli_cpu;
         self.non_zero_memory -= pod.non_zero_memory;

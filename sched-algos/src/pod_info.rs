@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bosun_api::quantity::Quantity;
 use k8s_openapi::api::core::v1 as corev1;
 
+use crate::affinity::PodAffinityTerms;
 use crate::resource::{self, CPU, MEMORY, Resource, ResourceError};
 use crate::selectors::{NodeSelector, PreferredTerms};
 
@@ -201,6 +202,14 @@ pub struct PodInfo {
     pub images: Vec<String>,
     /// `len(initContainers) + len(containers)`, ImageLocality's divisor.
     pub n_containers: usize,
+    /// Inter-pod affinity and anti-affinity terms, parsed.
+    pub affinity: PodAffinityTerms,
+    /// The selector PodTopologySpread's default constraints use: upstream's
+    /// `helper.DefaultSelector`, the union of the selectors of the Services,
+    /// ReplicaSets, ReplicationControllers and StatefulSets selecting the pod. The
+    /// snapshot holds none of those objects, so the caller sets it (see
+    /// [`PodInfo::with_default_spread_selector`]); `None`: no default constraints.
+    pub default_spread_selector: Option<bosun_api::labels::LabelSelector>,
     /// The original object, for later plugins (inter-pod affinity, topology spread).
     pub pod: Arc<corev1::Pod>,
 }
@@ -275,6 +284,8 @@ impl PodInfo {
                 .map(normalized_image_name)
                 .collect(),
             n_containers: init.len() + spec.containers.len(),
+            affinity: PodAffinityTerms::parse(&pod),
+            default_spread_selector: None,
             pod: Arc::clone(&pod),
         })
     }
@@ -282,6 +293,26 @@ impl PodInfo {
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Sets [`default_spread_selector`](PodInfo::default_spread_selector).
+    pub fn with_default_spread_selector(
+        mut self,
+        selector: bosun_api::labels::LabelSelector,
+    ) -> PodInfo {
+        self.default_spread_selector = Some(selector);
+        self
+    }
+
+    /// Whether the pod is being deleted (`metadata.deletionTimestamp` set).
+    pub fn is_terminating(&self) -> bool {
+        self.pod.metadata.deletion_timestamp.is_some()
+    }
+
+    /// `status.startTime` as nanoseconds since the epoch, if set.
+    pub fn start_time_ns(&self) -> Option<i64> {
+        let t = self.pod.status.as_ref()?.start_time.as_ref()?;
+        t.0.as_nanosecond().try_into().ok()
     }
 }
 

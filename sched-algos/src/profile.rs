@@ -158,8 +158,8 @@ pub struct SchedulerConfig {
 /// Upstream's v1 default `multiPoint` set, restricted to the plugins this crate has,
 /// in upstream's order, with upstream's weights.
 pub fn default_multi_point() -> Vec<PluginRef> {
-    // Next slice adds PodTopologySpread (2), InterPodAffinity (2) and DefaultPreemption
-    // after NodeResourcesFit, where upstream lists them.
+    // Upstream's volume plugins (VolumeRestrictions, NodeVolumeLimits, VolumeBinding,
+    // VolumeZone) sit between NodeResourcesFit and PodTopologySpread; Bosun has none.
     [
         ("SchedulingGates", 0),
         ("PrioritySort", 0),
@@ -169,6 +169,9 @@ pub fn default_multi_point() -> Vec<PluginRef> {
         ("NodeAffinity", 2),
         ("NodePorts", 0),
         ("NodeResourcesFit", 1),
+        ("PodTopologySpread", 2),
+        ("InterPodAffinity", 2),
+        ("DefaultPreemption", 0),
         ("NodeResourcesBalancedAllocation", 1),
         ("ImageLocality", 1),
         ("DefaultBinder", 0),

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::framework::Extensions;
 use crate::plugins::{
-    default_binder, image_locality, node_affinity, node_name, node_ports, node_resources,
-    node_unschedulable, priority_sort, scheduling_gates, taint_toleration,
+    default_binder, default_preemption, image_locality, inter_pod_affinity, node_affinity,
+    node_name, node_ports, node_resources, node_unschedulable, pod_topology_spread, priority_sort,
+    scheduling_gates, taint_toleration,
 };
 
 /// A configuration that cannot be turned into profiles.
@@ -149,6 +150,32 @@ impl Registry {
             let p = Arc::new(image_locality::ImageLocality);
             Ok(Extensions::of(&*p).pre_score(&p).score(&p))
         });
+        add(pod_topology_spread::NAME, |args| {
+            let a: pod_topology_spread::PodTopologySpreadArgs =
+                parse_args(pod_topology_spread::NAME, args)?;
+            let p = Arc::new(pod_topology_spread::PodTopologySpread::new(&a)?);
+            Ok(Extensions::of(&*p)
+                .pre_filter(&p)
+                .filter(&p)
+                .pre_score(&p)
+                .score(&p))
+        });
+        add(inter_pod_affinity::NAME, |args| {
+            let a: inter_pod_affinity::InterPodAffinityArgs =
+                parse_args(inter_pod_affinity::NAME, args)?;
+            let p = Arc::new(inter_pod_affinity::InterPodAffinity::new(&a)?);
+            Ok(Extensions::of(&*p)
+                .pre_filter(&p)
+                .filter(&p)
+                .pre_score(&p)
+                .score(&p))
+        });
+        add(default_preemption::NAME, |args| {
+            let a: default_preemption::DefaultPreemptionArgs =
+                parse_args(default_preemption::NAME, args)?;
+            let p = Arc::new(default_preemption::DefaultPreemption::new(&a)?);
+            Ok(Extensions::of(&*p).post_filter(&p))
+        });
         add(default_binder::NAME, |_| {
             let p = Arc::new(default_binder::DefaultBinder);
             Ok(Extensions::of(&*p).bind(&p))
@@ -202,7 +229,7 @@ mod tests {
             r.build("Nope", None),
             Err(ConfigError::UnknownPlugin(_))
         ));
-        assert_eq!(r.names().count(), 11);
+        assert_eq!(r.names().count(), 14);
     }
 
     #[test]

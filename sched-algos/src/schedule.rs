@@ -595,7 +595,8 @@ fn post_filter(
     }
     let mut reasons = Vec::new();
     for pl in &profile.post_filter {
-        let (result, s) = pl.post_filter(state, pod, snap, &err.diagnosis.node_statuses);
+        let (result, s) =
+            pl.post_filter_in_profile(profile, state, pod, snap, &err.diagnosis.node_statuses);
         if s.is_success() || s.code() == Code::UnschedulableAndUnresolvable {
             err.diagnosis.post_filter_msg = s.message();
             err.post_filter_result = result;

@@ -1,18 +1,21 @@
 //! The in-tree plugins, one per module, named as upstream names them.
 //!
-//! Next slice: `InterPodAffinity`, `PodTopologySpread` (both PreFilter/Filter and
-//! PreScore/Score over the snapshot's pods, using [`PodInfo::pod`](crate::PodInfo)
-//! and the label selectors of `bosun_api::labels`) and `DefaultPreemption`
-//! (a [`PostFilterPlugin`](crate::framework::PostFilterPlugin) that receives the
-//! per-node filter statuses).
+//! `InterPodAffinity` and `PodTopologySpread` read the snapshot's pods (PreFilter /
+//! PreScore build per-cycle counts by topology pair; Filter / Score look up one node's
+//! labels). `DefaultPreemption` is a PostFilter plugin that re-runs the profile's
+//! PreFilter and Filter plugins on a private copy of the snapshot
+//! ([`PostFilterPlugin::post_filter_in_profile`](crate::framework::PostFilterPlugin)).
 
 pub mod default_binder;
+pub mod default_preemption;
 pub mod image_locality;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_resources;
 pub mod node_unschedulable;
+pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod scheduling_gates;
 pub mod taint_toleration;

@@ -13,7 +13,13 @@ fn default_profile_mirrors_upstream() {
     assert_eq!(p.plugin_names("queueSort"), ["PrioritySort"]);
     assert_eq!(
         p.plugin_names("preFilter"),
-        ["NodeAffinity", "NodePorts", "NodeResourcesFit"]
+        [
+            "NodeAffinity",
+            "NodePorts",
+            "NodeResourcesFit",
+            "PodTopologySpread",
+            "InterPodAffinity"
+        ]
     );
     assert_eq!(
         p.plugin_names("filter"),
@@ -23,15 +29,20 @@ fn default_profile_mirrors_upstream() {
             "TaintToleration",
             "NodeAffinity",
             "NodePorts",
-            "NodeResourcesFit"
+            "NodeResourcesFit",
+            "PodTopologySpread",
+            "InterPodAffinity"
         ]
     );
+    assert_eq!(p.plugin_names("postFilter"), ["DefaultPreemption"]);
     assert_eq!(
         p.plugin_names("preScore"),
         [
             "TaintToleration",
             "NodeAffinity",
             "NodeResourcesFit",
+            "PodTopologySpread",
+            "InterPodAffinity",
             "NodeResourcesBalancedAllocation",
             "ImageLocality"
         ]
@@ -47,6 +58,8 @@ fn default_profile_mirrors_upstream() {
             ("TaintToleration", 3),
             ("NodeAffinity", 2),
             ("NodeResourcesFit", 1),
+            ("PodTopologySpread", 2),
+            ("InterPodAffinity", 2),
             ("NodeResourcesBalancedAllocation", 1),
             ("ImageLocality", 1),
         ]
@@ -97,7 +110,9 @@ fn profiles_from_yaml() {
             ("ImageLocality", 5),
             ("TaintToleration", 3),
             ("NodeAffinity", 2),
-            ("NodeResourcesFit", 1)
+            ("NodeResourcesFit", 1),
+            ("PodTopologySpread", 2),
+            ("InterPodAffinity", 2)
         ]
     );
     assert!(!packing.plugin_names("filter").contains(&"NodePorts"));
@@ -105,7 +120,7 @@ fn profiles_from_yaml() {
         packing.plugin_names("preFilter").contains(&"NodePorts"),
         "disabled for filter only"
     );
-    assert_eq!(profiles.get("default-scheduler").unwrap().score.len(), 5);
+    assert_eq!(profiles.get("default-scheduler").unwrap().score.len(), 7);
 
     use crate::fixtures::PodBuilder;
     let pod = |name: Option<&str>| {

@@ -16,6 +16,18 @@ fn default_profile() -> Profile {
         .clone()
 }
 
+/// The default profile without DefaultPreemption: Filter's messages alone.
+fn no_preemption_profile() -> Profile {
+    Profiles::from_yaml(
+        "profiles: [{plugins: {postFilter: {disabled: [{name: DefaultPreemption}]}}}]",
+        &Registry::in_tree(),
+    )
+    .unwrap()
+    .get("default-scheduler")
+    .unwrap()
+    .clone()
+}
+
 fn snapshot_of(nodes: Vec<k8s_openapi::api::core::v1::Node>) -> Snapshot {
     let mut c = Cache::new();
     for n in &nodes {
@@ -60,13 +72,23 @@ fn five_nodes() -> Snapshot {
 fn fit_error_message_golden() {
     let p = pod(PodBuilder::new("big").request("2", "1Gi"));
     assert_eq!(
-        fit_error(&default_profile(), &five_nodes(), &p),
+        fit_error(&no_preemption_profile(), &five_nodes(), &p),
         "0/5 nodes are available: 2 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu."
+    );
+    // With DefaultPreemption (upstream's default): the taint rejections are
+    // UnschedulableAndUnresolvable, so only the 3 small nodes are tried, and they have
+    // no victims; the untried 2 are "not helpful". Upstream's FitError inside
+    // "preemption: ..." ends in "." and the outer format adds another.
+    assert_eq!(
+        fit_error(&default_profile(), &five_nodes(), &p),
+        "0/5 nodes are available: 2 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
+         preemption: 0/5 nodes are available: 2 Preemption is not helpful for scheduling, \
+         3 No preemption victims found for incoming pod.."
     );
     // Several reasons on one node each count.
     let p = pod(PodBuilder::new("huge").request("2", "8Gi"));
     assert_eq!(
-        fit_error(&default_profile(), &five_nodes(), &p),
+        fit_error(&no_preemption_profile(), &five_nodes(), &p),
         "0/5 nodes are available: 2 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu, 3 Insufficient memory."
     );
 }
@@ -74,7 +96,7 @@ fn fit_error_message_golden() {
 #[test]
 fn pre_filter_messages_golden() {
     let snap = five_nodes();
-    let profile = default_profile();
+    let profile = no_preemption_profile();
     // PreFilter rejects: its message alone.
     let conflict = pod(PodBuilder::new("c").required_term(
         k8s_openapi::api::core::v1::NodeSelectorTerm {
@@ -89,6 +111,12 @@ fn pre_filter_messages_golden() {
     assert_eq!(
         fit_error(&profile, &snap, &conflict),
         "0/5 nodes are available: pod affinity terms conflict."
+    );
+    // Preemption cannot help a PreFilter rejection: every node is absent.
+    assert_eq!(
+        fit_error(&default_profile(), &snap, &conflict),
+        "0/5 nodes are available: pod affinity terms conflict. \
+         preemption: 0/5 nodes are available: 5 Preemption is not helpful for scheduling.."
     );
     // PreFilter restricts to one node that then fails Filter: the others are absent.
     let pinned = pod(PodBuilder::new("p")
@@ -318,7 +346,7 @@ fn custom_registry() -> Registry {
 #[test]
 fn post_filter_message_is_appended() {
     let profiles = Profiles::from_yaml(
-        "profiles: [{plugins: {postFilter: {enabled: [{name: FakePreemption}]}}}]",
+        "profiles: [{plugins: {postFilter: {enabled: [{name: FakePreemption}], disabled: [{name: DefaultPreemption}]}}}]",
         &custom_registry(),
     )
     .unwrap();

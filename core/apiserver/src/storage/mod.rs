@@ -10,8 +10,12 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod embedded;
+pub mod etcd;
 pub mod memory;
 
+pub use embedded::{EmbeddedStorage, EmbeddedStorageConfig};
+pub use etcd::{EtcdStorage, EtcdStorageConfig};
 pub use memory::{MemoryStorage, MemoryStorageConfig};
 
 /// A store revision. Revisions start at 1 (an empty store is at revision 1, as etcd) and
