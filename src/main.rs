@@ -61,6 +61,33 @@ struct StoreArgs {
 enum BenchCommand {
     /// N concurrent clients creating and updating pods over HTTP/2; latency percentiles.
     Api(BenchApiArgs),
+    /// Compare scheduling algorithms on scenarios (synthetic clusters, real traces).
+    Sched(BenchSchedArgs),
+}
+
+/// Scenarios `bosun bench sched` runs when none is named.
+const DEFAULT_SCHED_SCENARIOS: [&str; 2] = ["SchedulingBasic-10k", "openb-fgd"];
+
+#[derive(Args)]
+struct BenchSchedArgs {
+    /// Scenario names (see --list) or YAML files; default: SchedulingBasic-10k and openb-fgd.
+    #[arg(long)]
+    scenario: Vec<String>,
+    /// Run these algorithms instead of the scenario's (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    algorithms: Option<Vec<String>>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write all reports as one JSON array here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a JSON and a Markdown report per scenario into this directory.
+    #[arg(long, default_value = "bosun-reports")]
+    report: PathBuf,
+    /// List the shipped scenarios and exit.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Args)]
@@ -96,6 +123,38 @@ struct ApiserverArgs {
     /// Serve plain HTTP without authentication (benchmarks only).
     #[arg(long)]
     insecure_http: bool,
+    /// Where objects live: `embedded` (the durable store engine in DATA_DIR/store),
+    /// `memory` (the in-memory reference, lost at exit) or `etcd=URL[,URL]` (a remote etcd
+    /// v3 endpoint: our `bosun store` or a real etcd; needs the `etcd` build feature).
+    #[arg(long, default_value = "embedded")]
+    storage: String,
+}
+
+/// Opens the API server's storage as `--storage` says.
+async fn open_storage(spec: &str, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn Storage>> {
+    match spec.split_once('=').unwrap_or((spec, "")) {
+        ("memory", _) => Ok(MemoryStorage::new(MemoryStorageConfig::default())),
+        ("embedded", _) => {
+            let dir = data_dir.join("store");
+            let storage = bosun_apiserver::storage::EmbeddedStorage::open(&dir).map_err(|e| {
+                anyhow::anyhow!("opening the embedded store in {}: {e}", dir.display())
+            })?;
+            Ok(storage)
+        }
+        #[cfg(feature = "etcd")]
+        ("etcd", urls) if !urls.is_empty() => {
+            let endpoints: Vec<String> = urls.split(',').map(str::to_string).collect();
+            let storage = bosun_apiserver::storage::EtcdStorage::connect(&endpoints)
+                .await
+                .map_err(|e| anyhow::anyhow!("connecting to etcd at {urls}: {e}"))?;
+            Ok(storage)
+        }
+        #[cfg(not(feature = "etcd"))]
+        ("etcd", _) => anyhow::bail!(
+            "this binary was built without the `etcd` feature (cargo build --features etcd)"
+        ),
+        _ => anyhow::bail!("unknown --storage {spec:?}: use embedded, memory or etcd=URL[,URL]"),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,6 +172,7 @@ fn main() -> anyhow::Result<()> {
         Command::Up(args) | Command::Apiserver(args) => runtime.block_on(run_apiserver(args)),
         Command::Store(args) => runtime.block_on(run_store(args)),
         Command::Bench(BenchCommand::Api(args)) => runtime.block_on(bench_api(args)),
+        Command::Bench(BenchCommand::Sched(args)) => bench_sched(args),
     }
 }
 
@@ -144,6 +204,46 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
     })
     .await?;
+    Ok(())
+}
+
+fn bench_sched(args: BenchSchedArgs) -> anyhow::Result<()> {
+    use bosun_harness::{scenario, sim};
+    if args.list {
+        for name in scenario::list_scenarios() {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    let names: Vec<String> = if args.scenario.is_empty() {
+        DEFAULT_SCHED_SCENARIOS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        args.scenario.clone()
+    };
+    let opts = sim::RunOptions {
+        algorithms: args.algorithms.clone(),
+        seed: args.seed,
+        ..sim::RunOptions::default()
+    };
+    let mut reports = Vec::new();
+    for name in &names {
+        let sc = scenario::load_scenario(name)?;
+        eprintln!("running {name}");
+        let report = sim::run_scenario(&sc, &opts)?;
+        println!("{}", report.terminal_table());
+        let (json, md) = report.write_files(&args.report)?;
+        println!("report: {} and {}", md.display(), json.display());
+        reports.push(serde_json::from_str::<serde_json::Value>(
+            &report.to_json(),
+        )?);
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&reports)?)?;
+        println!("all reports: {}", path.display());
+    }
     Ok(())
 }
 
@@ -264,7 +364,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     let kubeconfig = tls::kubeconfig(&url, ca.as_deref(), token.as_deref());
     tls::write_private(&args.data_dir, tls::KUBECONFIG_FILE, &kubeconfig)?;
 
-    let storage = MemoryStorage::new(MemoryStorageConfig::default());
+    let storage = open_storage(&args.storage, &args.data_dir).await?;
     let config = ServerConfig {
         token,
         advertise: addr.to_string(),
@@ -276,7 +376,10 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     tokio::spawn(compact_periodically(storage));
 
     let kubeconfig_path = args.data_dir.join(tls::KUBECONFIG_FILE);
-    println!("bosun API server listening on {url}");
+    println!(
+        "bosun API server listening on {url} (storage: {})",
+        args.storage
+    );
     println!("  export KUBECONFIG={}", kubeconfig_path.display());
     println!("  kubectl get namespaces");
     tracing::info!(%url, "serving");
@@ -290,7 +393,7 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
 
 /// Compacts storage every interval to the revision seen one interval earlier, so
 /// watchers have at least one interval of history to resume from.
-async fn compact_periodically(storage: Arc<MemoryStorage>) {
+async fn compact_periodically(storage: Arc<dyn Storage>) {
     let mut previous = None;
     let mut tick = tokio::time::interval(COMPACTION_INTERVAL);
     loop {

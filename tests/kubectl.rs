@@ -567,3 +567,35 @@ fn generator_commands_send_protobuf_and_work() {
     let err = c.kubectl_fails(&["create", "namespace", "Bad_NS"]);
     assert!(err.contains("Invalid value: \"Bad_NS\""), "{err}");
 }
+
+#[test]
+fn objects_survive_a_restart_on_the_embedded_store() {
+    let mut c = Cluster::up();
+    c.kubectl(&["create", "namespace", "durable"]);
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "keep",
+        "-n",
+        "durable",
+        "--from-literal=a=b",
+    ]);
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT);
+    let rv_before = c.jsonpath(&["deploy", "web"], "{.metadata.resourceVersion}");
+    c.restart();
+    assert_eq!(
+        c.jsonpath(&["configmap", "keep", "-n", "durable"], "{.data.a}"),
+        "b"
+    );
+    assert_eq!(
+        c.jsonpath(&["deploy", "web"], "{.metadata.resourceVersion}"),
+        rv_before
+    );
+    // Revisions keep counting up from where they were.
+    c.kubectl(&["label", "deploy", "web", "after=restart"]);
+    let rv_after: i64 = c
+        .jsonpath(&["deploy", "web"], "{.metadata.resourceVersion}")
+        .parse()
+        .unwrap();
+    assert!(rv_after > rv_before.parse::<i64>().unwrap());
+}

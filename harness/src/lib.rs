@@ -10,6 +10,14 @@
 //! - [`replay`]: a trace's pods as a workload: FGD-style resampling or time replay.
 //! - [`synth`]: synthetic clusters and pod workloads, reproducible from a seed.
 //! - [`rng`]: the seeded, portable random stream every generator draws from.
+//! - [`scenario`]: scheduling scenarios in YAML (scheduler_perf's shapes, openb-fgd),
+//!   shipped in `harness/scenarios/`, loaded by name or path.
+//! - [`sim`]: the simulation driver: algorithms in-process against an in-memory cluster
+//!   in simulated time; [`sim::run_scenario`] is the entry point.
+//! - [`metrics`]: placement quality (allocation, load spread, FGD GPU fragmentation).
+//! - [`report`]: a run's JSON, terminal table and Markdown report.
+//! - [`check`]: the invariants every simulated run must satisfy.
+//! - [`error`]: [`error::HarnessError`], the umbrella error of scenario runs.
 //!
 //! Invariants: every load is bounded in time and in the number of objects it creates,
 //! and cleans up what it created; latency of a paced request is measured from the time
@@ -17,9 +25,15 @@
 //! (no coordinated omission).
 
 pub mod apiload;
+pub mod check;
 pub mod datasets;
+pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod replay;
+pub mod report;
 pub mod rng;
+pub mod scenario;
+pub mod sim;
 pub mod stats;
 pub mod synth;

@@ -30,6 +30,19 @@ impl Cluster {
             rand_suffix()
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(dir)
+    }
+
+    /// Stops the cluster (Ctrl-C path) and starts it again on the same data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        let dir = std::mem::take(&mut self.dir);
+        let fresh = Self::start_in(dir);
+        let old = std::mem::replace(self, fresh);
+        std::mem::forget(old); // its process is gone and its directory lives on in `self`
+    }
+
+    fn start_in(dir: PathBuf) -> Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bosun"))
             .args(["up", "--data-dir"])
             .arg(&dir)
@@ -39,17 +52,15 @@ impl Cluster {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start bosun up");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let first = rx
+        let lines = lines_of(child.stdout.take().unwrap());
+        let first = lines
             .recv_timeout(READY_WITHIN)
             .expect("bosun up printed nothing");
-        let url = first.rsplit(' ').next().unwrap().to_string();
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("https://"))
+            .unwrap_or_default()
+            .to_string();
         assert!(
             url.starts_with("https://"),
             "unexpected first line: {first}"
@@ -74,6 +85,15 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         cluster
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        if !wait_bounded_child(&mut self.child, Duration::from_secs(10)) {
+            eprintln!("bosun up did not stop on SIGINT; killed it");
+        }
     }
 
     pub fn token(&self) -> String {
@@ -176,23 +196,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // SIGINT first (Ctrl-C path), then kill if it lingers.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                _ if Instant::now() > deadline => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
+        self.stop();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -11,10 +11,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub mod embedded;
+#[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod memory;
 
 pub use embedded::{EmbeddedStorage, EmbeddedStorageConfig};
+#[cfg(feature = "etcd")]
 pub use etcd::{EtcdStorage, EtcdStorageConfig};
 pub use memory::{MemoryStorage, MemoryStorageConfig};
 

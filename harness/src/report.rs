@@ -1,0 +1,277 @@
+//! A scenario run's results: JSON for machines (every key carries its unit:
+//! `pods_per_s`, `latency_us_p99`, `unallocated_gpu_frac`, ...), a table for the
+//! terminal and a Markdown report.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::metrics::{Counts, CurvePoint, Quality, peak_rss_bytes};
+use crate::scenario::Scenario;
+use crate::sim::workload::Workload;
+use crate::sim::{Algorithm, AlgorithmRun};
+use crate::stats::LatencySummary;
+
+/// Throughput of the measured pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Measured pods over the summed cycle times: the algorithm alone.
+    pub pods_per_s: f64,
+    /// Measured pods over the wall time of the scheduling loop (bookkeeping included).
+    pub wall_pods_per_s: f64,
+    pub sched_time_ms: f64,
+    pub wall_time_ms: f64,
+    /// Simulated time at the end of the last cycle.
+    pub sim_time_ms: f64,
+}
+
+/// One algorithm's results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AlgorithmReport {
+    pub algorithm: String,
+    /// The scheduler lacks a plugin the shape needs: its constraints were not enforced.
+    pub plugin_pending: bool,
+    pub missing_plugins: Vec<String>,
+    pub counts: Counts,
+    pub throughput: Throughput,
+    /// Per-pod cycle latency (`latency_us_*`).
+    pub scheduling: LatencySummary,
+    /// Per-pod wait from arrival to the start of its cycle, simulated time.
+    pub queue_wait: LatencySummary,
+    pub quality: Quality,
+    /// Quality over arrived GPU load (openb-fgd).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gpu_curve: Vec<CurvePoint>,
+    pub placements_fnv64: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scheduler_errors: Vec<String>,
+}
+
+/// A scenario's results, every algorithm side by side.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub shape: String,
+    pub labels: Vec<String>,
+    pub seed: u64,
+    pub n_nodes: usize,
+    pub n_initial_pods: usize,
+    pub n_pods_to_schedule: usize,
+    pub cluster_has_gpus: bool,
+    pub algorithms: Vec<AlgorithmReport>,
+    /// Algorithms that have a slot but no implementation yet.
+    pub planned_algorithms: Vec<String>,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl ScenarioReport {
+    pub fn new(scenario: &Scenario, workload: &Workload, runs: &[AlgorithmRun]) -> ScenarioReport {
+        ScenarioReport {
+            scenario: scenario.name.clone(),
+            shape: scenario.shape.as_str().to_string(),
+            labels: scenario.labels.clone(),
+            seed: scenario.seed,
+            n_nodes: workload.nodes.len(),
+            n_initial_pods: workload.n_initial,
+            n_pods_to_schedule: workload.schedule.len(),
+            cluster_has_gpus: workload.has_gpus,
+            algorithms: runs.iter().map(|r| r.report.clone()).collect(),
+            planned_algorithms: Algorithm::PLANNED.iter().map(|s| s.to_string()).collect(),
+            peak_rss_bytes: peak_rss_bytes(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialise")
+    }
+
+    /// A fixed-width table, one row per algorithm.
+    pub fn terminal_table(&self) -> String {
+        let mut out = format!(
+            "{} ({} nodes, {} initial pods, {} to schedule, seed {})\n",
+            self.scenario, self.n_nodes, self.n_initial_pods, self.n_pods_to_schedule, self.seed
+        );
+        let header = [
+            "algorithm",
+            "placed",
+            "unsched",
+            "pods/s",
+            "p50 us",
+            "p99 us",
+            "max us",
+            "wait p99 us",
+            "cpu alloc",
+            "cpu cv",
+            "gpu unalloc",
+            "gpu frag",
+            "note",
+        ];
+        let rows: Vec<Vec<String>> = self.algorithms.iter().map(table_row).collect();
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:>w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_string() + "\n"
+        };
+        out += &line(&header.map(String::from));
+        for row in &rows {
+            out += &line(row);
+        }
+        out
+    }
+
+    /// The Markdown report: the table, then counts, quality and the GPU curve.
+    pub fn to_markdown(&self) -> String {
+        let mut md = format!("# Scenario {}\n\n", self.scenario);
+        let _ = writeln!(
+            md,
+            "Shape {}, labels [{}], seed {}: {} nodes, {} initial pods, {} pods to schedule.",
+            self.shape,
+            self.labels.join(", "),
+            self.seed,
+            self.n_nodes,
+            self.n_initial_pods,
+            self.n_pods_to_schedule
+        );
+        if let Some(rss) = self.peak_rss_bytes {
+            let _ = writeln!(md, "Peak RSS of the process: {} MiB.", rss >> 20);
+        }
+        let _ = writeln!(
+            md,
+            "Latency is one scheduling cycle (snapshot update, filter, score, assume); queue \
+             wait is simulated time from arrival to the start of the pod's cycle. Times on a \
+             shared machine are noise: compare algorithms within one run.\n"
+        );
+        md += "| algorithm | placed | unschedulable | pods/s | p50 µs | p90 µs | p99 µs | p999 µs | max µs | wait p99 µs | note |\n";
+        md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+        for a in &self.algorithms {
+            let l = &a.scheduling;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                a.algorithm,
+                a.counts.pods_placed,
+                a.counts.pods_unschedulable,
+                a.throughput.pods_per_s,
+                l.latency_us_p50,
+                l.latency_us_p90,
+                l.latency_us_p99,
+                l.latency_us_p999,
+                l.latency_us_max,
+                a.queue_wait.latency_us_p99,
+                note(a)
+            );
+        }
+        md += "\n## Placement quality\n\n";
+        md += "| algorithm | cpu alloc | mem alloc | cpu cv | nodes used | max pods/node | first failure at (pods, cpu alloc) | gpu alloc | unallocated gpu | gpu frag |\n";
+        md += "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
+        for a in &self.algorithms {
+            let q = &a.quality;
+            let first = q.first_failure.as_ref().map_or("-".to_string(), |f| {
+                format!("{}, {:.3}", f.pods_arrived, f.cpu_alloc_frac)
+            });
+            let gpu = |f: fn(&crate::metrics::GpuQuality) -> f64| {
+                q.gpu
+                    .as_ref()
+                    .map_or("-".to_string(), |g| format!("{:.4}", f(g)))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {:.4} | {:.4} | {:.4} | {} | {} | {} | {} | {} | {} |",
+                a.algorithm,
+                q.cpu_alloc_frac,
+                q.memory_alloc_frac,
+                q.cpu_alloc_cv,
+                q.nodes_used,
+                q.pods_per_node_max,
+                first,
+                gpu(|g| g.gpu_alloc_frac),
+                gpu(|g| g.unallocated_gpu_frac),
+                gpu(|g| g.gpu_frag_frac),
+            );
+        }
+        for a in self.algorithms.iter().filter(|a| !a.gpu_curve.is_empty()) {
+            let _ = writeln!(
+                md,
+                "\n## {}: GPU allocation over arrived load\n\n| arrived gpu | pods arrived | failed | gpu alloc | unallocated gpu | gpu frag |\n|---:|---:|---:|---:|---:|---:|",
+                a.algorithm
+            );
+            for p in &a.gpu_curve {
+                let _ = writeln!(
+                    md,
+                    "| {:.3} | {} | {} | {:.4} | {:.4} | {:.4} |",
+                    p.arrived_gpu_frac,
+                    p.pods_arrived,
+                    p.pods_failed,
+                    p.gpu_alloc_frac,
+                    p.unallocated_gpu_frac,
+                    p.gpu_frag_frac
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\nNot yet implemented (slots): {}.",
+            self.planned_algorithms.join(", ")
+        );
+        md
+    }
+
+    /// Writes `<dir>/<scenario>.json` and `<dir>/<scenario>.md`; returns their paths.
+    pub fn write_files(&self, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+        std::fs::create_dir_all(dir)?;
+        let json = dir.join(format!("{}.json", self.scenario));
+        let md = dir.join(format!("{}.md", self.scenario));
+        std::fs::write(&json, self.to_json())?;
+        std::fs::write(&md, self.to_markdown())?;
+        Ok((json, md))
+    }
+}
+
+fn note(a: &AlgorithmReport) -> String {
+    let mut notes = Vec::new();
+    if a.plugin_pending {
+        notes.push(format!("plugin pending: {}", a.missing_plugins.join(",")));
+    }
+    if a.counts.pods_failed_gpu_device > 0 {
+        notes.push(format!(
+            "{} gpu-device failures",
+            a.counts.pods_failed_gpu_device
+        ));
+    }
+    if a.counts.pods_scheduler_error > 0 {
+        notes.push(format!(
+            "{} scheduler errors",
+            a.counts.pods_scheduler_error
+        ));
+    }
+    notes.join("; ")
+}
+
+fn table_row(a: &AlgorithmReport) -> Vec<String> {
+    let gpu = a.quality.gpu.as_ref();
+    vec![
+        a.algorithm.clone(),
+        format!("{}/{}", a.counts.pods_placed, a.counts.pods_to_schedule),
+        a.counts.pods_unschedulable.to_string(),
+        format!("{:.0}", a.throughput.pods_per_s),
+        a.scheduling.latency_us_p50.to_string(),
+        a.scheduling.latency_us_p99.to_string(),
+        a.scheduling.latency_us_max.to_string(),
+        a.queue_wait.latency_us_p99.to_string(),
+        format!("{:.3}", a.quality.cpu_alloc_frac),
+        format!("{:.3}", a.quality.cpu_alloc_cv),
+        gpu.map_or("-".into(), |g| format!("{:.3}", g.unallocated_gpu_frac)),
+        gpu.map_or("-".into(), |g| format!("{:.3}", g.gpu_frag_frac)),
+        note(a),
+    ]
+}
