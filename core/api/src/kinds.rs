@@ -656,6 +656,22 @@ fn selector_of(
     }
 }
 
+/// apps/v1 workloads may not change their selector (upstream's ValidateDeploymentUpdate
+/// and ValidateReplicaSetUpdate).
+fn selector_immutable(
+    new: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    old: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Vec<FieldError> {
+    if new == old {
+        return Vec::new();
+    }
+    vec![FieldError::invalid(
+        "spec.selector",
+        &format!("{new:?}"),
+        "field is immutable",
+    )]
+}
+
 fn validate_replicas(replicas: Option<i32>, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(r) = replicas
         && r < 0
@@ -735,16 +751,10 @@ impl ApiKind for Deployment {
     }
 
     fn validate_spec_update(&self, old: &Self) -> Vec<FieldError> {
-        let new_sel = self.spec.as_ref().map(|s| &s.selector);
-        let old_sel = old.spec.as_ref().map(|s| &s.selector);
-        if new_sel != old_sel {
-            return vec![FieldError::invalid(
-                "spec.selector",
-                &format!("{new_sel:?}"),
-                "field is immutable",
-            )];
-        }
-        Vec::new()
+        selector_immutable(
+            self.spec.as_ref().map(|s| &s.selector),
+            old.spec.as_ref().map(|s| &s.selector),
+        )
     }
 }
 
@@ -784,16 +794,10 @@ impl ApiKind for ReplicaSet {
     }
 
     fn validate_spec_update(&self, old: &Self) -> Vec<FieldError> {
-        let new_sel = self.spec.as_ref().map(|s| &s.selector);
-        let old_sel = old.spec.as_ref().map(|s| &s.selector);
-        if new_sel != old_sel {
-            return vec![FieldError::invalid(
-                "spec.selector",
-                &format!("{new_sel:?}"),
-                "field is immutable",
-            )];
-        }
-        Vec::new()
+        selector_immutable(
+            self.spec.as_ref().map(|s| &s.selector),
+            old.spec.as_ref().map(|s| &s.selector),
+        )
     }
 }
 
