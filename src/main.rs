@@ -38,9 +38,51 @@ enum Command {
     Apiserver(ApiserverArgs),
     /// Run the store: the durable MVCC engine behind the etcd v3 gRPC API.
     Store(StoreArgs),
+    /// Run the scheduler against an API server: watch pods and nodes, bind pods.
+    Scheduler(SchedulerArgs),
     /// Benchmarks and load generators.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Args)]
+struct SchedulerArgs {
+    /// The cluster to schedule for.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// A KubeSchedulerConfiguration YAML file; default: the upstream default profile.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The scheduler's configuration from an optional KubeSchedulerConfiguration file.
+fn scheduler_config(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<bosun_sched_algos::service::ServiceConfig> {
+    use bosun_sched_algos::{Profiles, Registry, service::ServiceConfig};
+    let Some(path) = path else {
+        return Ok(ServiceConfig::default());
+    };
+    let yaml =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let profiles = Profiles::from_yaml(&yaml, &Registry::in_tree())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(ServiceConfig::new(profiles))
+}
+
+async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let config = scheduler_config(args.config.as_deref())?;
+    let client =
+        bosun_client::Client::new(bosun_client::Config::from_kubeconfig(&args.kubeconfig)?)?;
+    println!(
+        "bosun scheduler running against {}",
+        args.kubeconfig.display()
+    );
+    bosun_sched_algos::service::run(client, config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
 }
 
 #[derive(Args)]
@@ -128,6 +170,9 @@ struct ApiserverArgs {
     /// v3 endpoint: our `bosun store` or a real etcd; needs the `etcd` build feature).
     #[arg(long, default_value = "embedded")]
     storage: String,
+    /// Do not run the scheduler in this process (`bosun up` only).
+    #[arg(long)]
+    no_scheduler: bool,
 }
 
 /// Opens the API server's storage as `--storage` says.
@@ -169,8 +214,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Up(args) | Command::Apiserver(args) => runtime.block_on(run_apiserver(args)),
+        Command::Up(args) => runtime.block_on(run_apiserver(args, true)),
+        Command::Apiserver(args) => runtime.block_on(run_apiserver(args, false)),
         Command::Store(args) => runtime.block_on(run_store(args)),
+        Command::Scheduler(args) => runtime.block_on(run_scheduler(args)),
         Command::Bench(BenchCommand::Api(args)) => runtime.block_on(bench_api(args)),
         Command::Bench(BenchCommand::Sched(args)) => bench_sched(args),
     }
@@ -341,7 +388,7 @@ async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
+async fn run_apiserver(args: ApiserverArgs, with_scheduler: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -383,11 +430,39 @@ async fn run_apiserver(args: ApiserverArgs) -> anyhow::Result<()> {
     println!("  export KUBECONFIG={}", kubeconfig_path.display());
     println!("  kubectl get namespaces");
     tracing::info!(%url, "serving");
-    bosun_apiserver::serve(server, listener, tls_config, async {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let scheduler = (with_scheduler && !args.no_scheduler).then(|| {
+        // The scheduler talks to this server through the kubeconfig it just wrote, as an
+        // out-of-process scheduler would.
+        let client =
+            bosun_client::Config::from_kubeconfig(&kubeconfig_path).map(bosun_client::Client::new);
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            match client {
+                Ok(Ok(client)) => {
+                    if let Err(e) =
+                        bosun_sched_algos::service::run(client, Default::default(), stop).await
+                    {
+                        tracing::error!(error = %e, "scheduler stopped");
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "scheduler client"),
+                Err(e) => tracing::error!(error = %e, "scheduler kubeconfig"),
+            }
+        })
+    });
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
-    })
-    .await;
+        let _ = stop_tx.send(true);
+    });
+    bosun_apiserver::serve(server, listener, tls_config, stopped(stop_rx)).await;
+    if let Some(s) = scheduler {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+    }
     Ok(())
 }
 

@@ -599,3 +599,68 @@ fn objects_survive_a_restart_on_the_embedded_store() {
         .unwrap();
     assert!(rv_after > rv_before.parse::<i64>().unwrap());
 }
+
+const SMALL_NODE: &str = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: small
+status:
+  capacity: {cpu: "1", memory: 4Gi, pods: "110"}
+"#;
+
+#[test]
+fn the_scheduler_binds_pods_and_reports_failed_scheduling() {
+    let c = Cluster::up();
+    c.kubectl_stdin(&["create", "-f", "-"], SMALL_NODE);
+    c.kubectl(&["run", "fits", "--image=busybox:1.36", "--overrides", r#"{"spec":{"containers":[{"name":"fits","image":"busybox:1.36","resources":{"requests":{"cpu":"500m"}}}]}}"#]);
+    c.kubectl(&["run", "big", "--image=busybox:1.36", "--overrides", r#"{"spec":{"containers":[{"name":"big","image":"busybox:1.36","resources":{"requests":{"cpu":"2"}}}]}}"#]);
+    let bound = |pod: &str| c.jsonpath(&["pod", pod], "{.spec.nodeName}");
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait("fits to be bound", &|| bound("fits") == "small");
+    let events = || {
+        c.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=big",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+    };
+    wait("a FailedScheduling event for big", &|| {
+        events().contains("0/1 nodes are available")
+    });
+    assert!(events().contains("Insufficient cpu"), "{}", events());
+    assert_eq!(bound("big"), "");
+    c.kubectl_stdin(
+        &["create", "-f", "-"],
+        &SMALL_NODE
+            .replace("small", "large")
+            .replace("cpu: \"1\"", "cpu: \"8\""),
+    );
+    wait("big to be bound to the new node", &|| {
+        bound("big") == "large"
+    });
+    let scheduled = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Scheduled",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        scheduled.contains("Successfully assigned default/fits to small"),
+        "{scheduled}"
+    );
+}

@@ -187,6 +187,9 @@ fn openb_fgd_short() {
         );
         assert!((gpu.gpu_alloc_frac + gpu.unallocated_gpu_frac - 1.0).abs() < 1e-9);
         assert!(gpu.gpu_frag_frac <= gpu.unallocated_gpu_frac + 1e-9);
+        // The scheduler's GpuDeviceFit filter places fractional pods on one device only,
+        // so the driver never has to undo a placement.
+        assert_eq!(r.counts.pods_failed_gpu_device, 0, "{}", r.algorithm);
         // 1.3x the GPUs arrive: something fails, and the curve reaches past 1.0.
         let first = r
             .quality

@@ -23,6 +23,7 @@
 //! - [`profile`]: `KubeSchedulerConfiguration` YAML to [`Profiles`].
 //! - [`plugins`]: one module per plugin.
 //! - [`schedule`]: [`schedule_one`], [`FitError`], tie-breaking RNG, node sampling.
+//! - [`service`]: the scheduler service: informers, bounded queue, bind, Events (the IO edge).
 //! - [`fixtures`]: builders of k8s Pods and Nodes for tests and benches.
 //!
 //! # Invariants
@@ -76,6 +77,7 @@ pub mod registry;
 pub mod resource;
 pub mod schedule;
 pub mod selectors;
+pub mod service;
 pub mod status;
 
 pub use cache::{Cache, CacheError, Snapshot};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as corev1;
 
+use crate::plugins::gpu_device::GpuDevices;
 use crate::pod_info::{HostPort, PodInfo, Taint};
 use crate::resource::{Resource, ResourceError};
 
@@ -42,6 +43,9 @@ pub struct NodeInfo {
     /// How many of `pods` have required anti-affinity terms (upstream's
     /// `PodsWithRequiredAntiAffinity`).
     pub n_pods_with_required_anti_affinity: u32,
+    /// Per-GPU-device usage by `pods` (the GpuDeviceFit plugin's model), replayed in
+    /// the order pods were added; rebuilt when the node's device count changes.
+    pub gpu_devices: GpuDevices,
 }
 
 impl NodeInfo {
@@ -70,6 +74,11 @@ impl NodeInfo {
             .map(Taint::from_k8s)
             .collect();
         self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+        let n_devices = GpuDevices::device_count(&self.allocatable);
+        if n_devices != self.gpu_devices.n_devices() {
+            let pods = self.pods.iter().map(|p| (p.uid.as_str(), &p.requests));
+            self.gpu_devices.rebuild(n_devices, pods);
+        }
         self.images = BTreeMap::new();
         for image in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
             for name in image.names.iter().flatten() {
@@ -98,6 +107,7 @@ impl NodeInfo {
         self.n_pods_with_affinity += u32::from(pod.affinity.has_any());
         self.n_pods_with_required_anti_affinity +=
             u32::from(pod.affinity.has_required_anti_affinity());
+        self.gpu_devices.add_pod(&pod.uid, &pod.requests);
         self.pods.push(pod);
     }
 
@@ -105,6 +115,7 @@ impl NodeInfo {
     pub fn remove_pod(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
         let i = self.pods.iter().position(|p| p.uid == uid)?;
         let pod = self.pods.swap_remove(i);
+        self.gpu_devices.remove_pod(&pod.uid);
         self.n_pods_with_affinity -= u32::from(pod.affinity.has_any());
         self.n_pods_with_required_anti_affinity -=
             u32::from(pod.affinity.has_required_anti_affinity());

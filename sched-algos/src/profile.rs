@@ -169,6 +169,9 @@ pub fn default_multi_point() -> Vec<PluginRef> {
         ("NodeAffinity", 2),
         ("NodePorts", 0),
         ("NodeResourcesFit", 1),
+        // Bosun's: a GPU request must fit physical devices (passes for non-GPU pods
+        // and nodes without devices).
+        ("GpuDeviceFit", 0),
         ("PodTopologySpread", 2),
         ("InterPodAffinity", 2),
         ("DefaultPreemption", 0),

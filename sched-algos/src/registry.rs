@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::framework::Extensions;
 use crate::plugins::{
-    default_binder, default_preemption, image_locality, inter_pod_affinity, node_affinity,
-    node_name, node_ports, node_resources, node_unschedulable, pod_topology_spread, priority_sort,
-    scheduling_gates, taint_toleration,
+    default_binder, default_preemption, gpu_device, image_locality, inter_pod_affinity,
+    node_affinity, node_name, node_ports, node_resources, node_unschedulable, pod_topology_spread,
+    priority_sort, scheduling_gates, taint_toleration,
 };
 
 /// A configuration that cannot be turned into profiles.
@@ -127,6 +127,10 @@ impl Registry {
                 .pre_score(&p)
                 .score(&p))
         });
+        add(gpu_device::NAME, |_| {
+            let p = Arc::new(gpu_device::GpuDeviceFit);
+            Ok(Extensions::of(&*p).filter(&p))
+        });
         add(node_resources::BALANCED_NAME, |args| {
             let a: node_resources::BalancedAllocationArgs =
                 parse_args(node_resources::BALANCED_NAME, args)?;
@@ -229,7 +233,7 @@ mod tests {
             r.build("Nope", None),
             Err(ConfigError::UnknownPlugin(_))
         ));
-        assert_eq!(r.names().count(), 14);
+        assert_eq!(r.names().count(), 15);
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn default_profile_mirrors_upstream() {
             "NodeAffinity",
             "NodePorts",
             "NodeResourcesFit",
+            "GpuDeviceFit",
             "PodTopologySpread",
             "InterPodAffinity"
         ]

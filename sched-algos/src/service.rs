@@ -1,0 +1,695 @@
+//! The scheduler as a service: informers on nodes and pods feed the [`Cache`] and a
+//! bounded [`SchedulingQueue`]; one loop takes the next pod, runs [`schedule_one`],
+//! assumes the pod, binds it through `pods/binding` and records a core/v1 Event.
+//!
+//! This is the IO edge of the crate; everything it calls into is pure. All state (cache,
+//! queue, snapshot) is owned by the single loop in [`run`], so there are no locks.
+//!
+//! Queueing follows kube-scheduler's shape in small: pods are taken by priority, then
+//! arrival; a pod that fits nowhere, or whose binding fails, is parked with a backoff
+//! ([`ServiceConfig::backoff_initial`] doubling to [`ServiceConfig::backoff_max`]) and
+//! retried when the backoff expires or earlier when a node is added or updated or a
+//! pod is deleted. Every queue is bounded: the informer channels
+//! ([`ServiceConfig::informer_channel_capacity`]), the scheduling queue
+//! ([`ServiceConfig::max_queued_pods`]) and the event channel
+//! ([`ServiceConfig::max_pending_events`]; events beyond it are dropped, counted).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bosun_client::{Api, Client, Event, Informer, InformerConfig};
+use k8s_openapi::api::core::v1 as corev1;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::cache::{Cache, CacheError, Snapshot};
+use crate::pod_info::PodInfo;
+use crate::profile::Profiles;
+use crate::registry::Registry;
+use crate::schedule::{CycleContext, schedule_one};
+
+/// Default bound on pods waiting to be scheduled.
+pub const DEFAULT_MAX_QUEUED_PODS: usize = 100_000;
+/// Default bound on each informer's event channel.
+pub const DEFAULT_INFORMER_CHANNEL_CAPACITY: usize = 1024;
+/// Default bound on Events waiting to be sent.
+pub const DEFAULT_MAX_PENDING_EVENTS: usize = 1024;
+/// Upstream's `podInitialBackoffDuration`.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Upstream's `podMaxBackoffDuration`.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Profiles by scheduler name; pods naming no profile are ignored.
+    pub profiles: Profiles,
+    /// Bound on pods in the scheduling queue; pods beyond it are not queued until
+    /// their next update (or the informer's next relist).
+    pub max_queued_pods: usize,
+    /// Bound on each informer's event channel.
+    pub informer_channel_capacity: usize,
+    /// Bound on Events waiting to be sent.
+    pub max_pending_events: usize,
+    /// First backoff of a pod that failed; doubles per attempt.
+    pub backoff_initial: Duration,
+    /// Largest backoff.
+    pub backoff_max: Duration,
+    /// Seed of the tie-breaking RNG.
+    pub seed: u64,
+}
+
+impl ServiceConfig {
+    pub fn new(profiles: Profiles) -> ServiceConfig {
+        ServiceConfig {
+            profiles,
+            max_queued_pods: DEFAULT_MAX_QUEUED_PODS,
+            informer_channel_capacity: DEFAULT_INFORMER_CHANNEL_CAPACITY,
+            max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for ServiceConfig {
+    /// Upstream's default profile (`default-scheduler`) with the in-tree plugins.
+    fn default() -> ServiceConfig {
+        let profiles = Profiles::default_profiles(&Registry::in_tree())
+            .expect("the default profile builds from the in-tree registry");
+        ServiceConfig::new(profiles)
+    }
+}
+
+/// Why [`run`] stopped before its shutdown signal.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid service config: {0}")]
+    Config(&'static str),
+    #[error("the {0} informer stopped")]
+    InformerStopped(&'static str),
+}
+
+/// A pod could not be queued: the queue holds `max_queued_pods` already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scheduling queue full ({0} pods)")]
+pub struct QueueFull(pub usize);
+
+#[derive(Debug)]
+struct QueueEntry {
+    pod: Arc<PodInfo>,
+    seq: u64,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// `Some` while parked (waiting for its backoff or a cluster event).
+    ready_at: Option<Instant>,
+}
+
+/// Pods waiting to be scheduled: active ones by (priority desc, arrival), parked ones
+/// by the end of their backoff. Pure: the caller passes the time.
+#[derive(Debug)]
+pub struct SchedulingQueue {
+    max_pods: usize,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    next_seq: u64,
+    entries: HashMap<String, QueueEntry>,
+    active: BTreeSet<(Reverse<i32>, u64, String)>,
+    parked: BTreeSet<(Instant, String)>,
+}
+
+impl SchedulingQueue {
+    pub fn new(max_pods: usize, backoff_initial: Duration, backoff_max: Duration) -> Self {
+        assert!(max_pods > 0, "max_pods must be positive");
+        assert!(backoff_initial > Duration::ZERO, "zero backoff busy-loops");
+        SchedulingQueue {
+            max_pods,
+            backoff_initial,
+            backoff_max: backoff_max.max(backoff_initial),
+            next_seq: 0,
+            entries: HashMap::new(),
+            active: BTreeSet::new(),
+            parked: BTreeSet::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn contains(&self, uid: &str) -> bool {
+        self.entries.contains_key(uid)
+    }
+
+    /// Queues a new pod as active, or replaces the object of a queued one (keeping
+    /// its place, attempts and backoff).
+    pub fn add_or_update(&mut self, pod: Arc<PodInfo>) -> Result<(), QueueFull> {
+        if let Some(e) = self.entries.get_mut(&pod.uid) {
+            if e.ready_at.is_none() && e.pod.priority != pod.priority {
+                let removed =
+                    self.active
+                        .remove(&(Reverse(e.pod.priority), e.seq, pod.uid.clone()));
+                assert!(
+                    removed,
+                    "active pod {} missing from the active set",
+                    pod.uid
+                );
+                self.active
+                    .insert((Reverse(pod.priority), e.seq, pod.uid.clone()));
+            }
+            e.pod = pod;
+            return Ok(());
+        }
+        self.insert(pod, 0, None)
+    }
+
+    fn insert(
+        &mut self,
+        pod: Arc<PodInfo>,
+        attempts: u32,
+        ready_at: Option<Instant>,
+    ) -> Result<(), QueueFull> {
+        if self.entries.len() >= self.max_pods {
+            return Err(QueueFull(self.max_pods));
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let uid = pod.uid.clone();
+        match ready_at {
+            None => self
+                .active
+                .insert((Reverse(pod.priority), seq, uid.clone())),
+            Some(t) => self.parked.insert((t, uid.clone())),
+        };
+        let entry = QueueEntry {
+            pod,
+            seq,
+            attempts,
+            ready_at,
+        };
+        assert!(self.entries.insert(uid, entry).is_none());
+        Ok(())
+    }
+
+    /// Removes a pod (bound elsewhere, deleted, or no longer ours).
+    pub fn remove(&mut self, uid: &str) -> Option<Arc<PodInfo>> {
+        let e = self.entries.remove(uid)?;
+        let removed = match e.ready_at {
+            None => self
+                .active
+                .remove(&(Reverse(e.pod.priority), e.seq, uid.to_owned())),
+            Some(t) => self.parked.remove(&(t, uid.to_owned())),
+        };
+        assert!(removed, "queued pod {uid} missing from its set");
+        Some(e.pod)
+    }
+
+    /// Makes active every parked pod whose backoff ended by `now`.
+    pub fn promote_due(&mut self, now: Instant) {
+        while let Some((t, _)) = self.parked.first()
+            && *t <= now
+        {
+            let (_, uid) = self.parked.pop_first().expect("non-empty");
+            self.activate(uid);
+        }
+    }
+
+    /// A cluster event that may make parked pods schedulable: all become active.
+    pub fn move_all_to_active(&mut self) {
+        while let Some((_, uid)) = self.parked.pop_first() {
+            self.activate(uid);
+        }
+    }
+
+    fn activate(&mut self, uid: String) {
+        let e = self.entries.get_mut(&uid).expect("parked pod has an entry");
+        assert!(e.ready_at.is_some(), "pod {uid} parked twice");
+        e.ready_at = None;
+        self.active.insert((Reverse(e.pod.priority), e.seq, uid));
+    }
+
+    /// When the earliest parked pod's backoff ends.
+    pub fn next_ready_at(&self) -> Option<Instant> {
+        self.parked.first().map(|(t, _)| *t)
+    }
+
+    pub fn has_active(&self) -> bool {
+        !self.active.is_empty()
+    }
+
+    /// Takes the highest-priority, longest-waiting active pod with its failed attempts.
+    pub fn pop(&mut self) -> Option<(Arc<PodInfo>, u32)> {
+        let (_, _, uid) = self.active.pop_first()?;
+        let e = self.entries.remove(&uid).expect("active pod has an entry");
+        Some((e.pod, e.attempts))
+    }
+
+    /// The backoff after `attempts` failed attempts (>= 1): initial, doubling, capped.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let shift = attempts.saturating_sub(1).min(30);
+        self.backoff_initial
+            .saturating_mul(1 << shift)
+            .min(self.backoff_max)
+    }
+
+    /// Parks a popped pod after a failed attempt (its `attempts` before this one).
+    /// A pod popped from the queue always fits back, whatever arrived meanwhile.
+    pub fn park(&mut self, pod: Arc<PodInfo>, attempts: u32, now: Instant) {
+        let attempts = attempts.saturating_add(1);
+        let ready_at = now + self.backoff(attempts);
+        if self.entries.len() >= self.max_pods {
+            // Only possible if pods were added between pop and park; let this one in.
+            self.max_pods = self.entries.len() + 1;
+        }
+        self.insert(pod, attempts, Some(ready_at))
+            .expect("room was made above");
+    }
+}
+
+/// What the service sends to the event task.
+struct PendingEvent {
+    pod: Arc<PodInfo>,
+    reason: &'static str,
+    type_: &'static str,
+    action: &'static str,
+    message: String,
+}
+
+/// Runs the scheduler until `shutdown` completes. Returns an error only if an informer
+/// stops or the config is invalid; API errors are retried (binding) or dropped (events).
+pub async fn run(
+    client: Client,
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    if config.max_queued_pods == 0 {
+        return Err(ServiceError::Config("max_queued_pods must be positive"));
+    }
+    if config.backoff_initial.is_zero() {
+        return Err(ServiceError::Config("backoff_initial must be positive"));
+    }
+    let mut nodes = Informer::new(
+        Api::<corev1::Node>::all(client.clone()),
+        InformerConfig::default(),
+    );
+    let mut node_rx = nodes.subscribe(config.informer_channel_capacity);
+    let mut pods = Informer::new(
+        Api::<corev1::Pod>::all(client.clone()),
+        InformerConfig::default(),
+    );
+    let mut pod_rx = pods.subscribe(config.informer_channel_capacity);
+    let nodes = nodes.spawn();
+    let pods = pods.spawn();
+    let mut node_synced = nodes.synced();
+    let mut pod_synced = pods.synced();
+
+    let (event_tx, event_rx) = mpsc::channel(config.max_pending_events.max(1));
+    let events_task = tokio::spawn(send_events(client.clone(), event_rx));
+
+    let mut svc = Service {
+        client,
+        queue: SchedulingQueue::new(
+            config.max_queued_pods,
+            config.backoff_initial,
+            config.backoff_max,
+        ),
+        profiles: config.profiles,
+        cache: Cache::new(),
+        snapshot: Snapshot::default(),
+        ctx: CycleContext::seeded(config.seed),
+        events: event_tx,
+        dropped_events: 0,
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    let (mut nodes_ready, mut pods_ready) = (false, false);
+    let result = loop {
+        svc.queue.promote_due(Instant::now());
+        let can_schedule = nodes_ready && pods_ready && svc.queue.has_active();
+        let next_ready = svc.queue.next_ready_at();
+        let step = tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            ev = node_rx.recv() => match ev {
+                Some(ev) => Step::Node(ev),
+                None => break Err(ServiceError::InformerStopped("node")),
+            },
+            ev = pod_rx.recv() => match ev {
+                Some(ev) => Step::Pod(ev),
+                None => break Err(ServiceError::InformerStopped("pod")),
+            },
+            ok = node_synced.wait_synced(), if !nodes_ready => {
+                if !ok {
+                    break Err(ServiceError::InformerStopped("node"));
+                }
+                nodes_ready = true;
+                Step::Idle
+            }
+            ok = pod_synced.wait_synced(), if !pods_ready => {
+                if !ok {
+                    break Err(ServiceError::InformerStopped("pod"));
+                }
+                pods_ready = true;
+                Step::Idle
+            }
+            () = std::future::ready(()), if can_schedule => Step::Schedule,
+            () = tokio::time::sleep_until(next_ready.unwrap_or_else(Instant::now)),
+                if next_ready.is_some() => Step::Idle,
+        };
+        match step {
+            Step::Node(ev) => svc.on_node(&ev),
+            Step::Pod(ev) => svc.on_pod(&ev),
+            Step::Schedule => svc.schedule_next().await,
+            Step::Idle => {}
+        }
+    };
+    drop(svc);
+    // The event task ends once the queued events are sent (its sender is gone).
+    let _ = tokio::time::timeout(Duration::from_secs(5), events_task).await;
+    result
+}
+
+enum Step {
+    Node(Event<corev1::Node>),
+    Pod(Event<corev1::Pod>),
+    Schedule,
+    Idle,
+}
+
+struct Service {
+    client: Client,
+    profiles: Profiles,
+    cache: Cache,
+    snapshot: Snapshot,
+    ctx: CycleContext,
+    queue: SchedulingQueue,
+    events: mpsc::Sender<PendingEvent>,
+    dropped_events: u64,
+}
+
+impl Service {
+    fn on_node(&mut self, ev: &Event<corev1::Node>) {
+        let r = match ev {
+            Event::Added(n) | Event::Updated { new: n, .. } => match self.cache.update_node(n) {
+                Err(CacheError::NodeNotFound(_)) => self.cache.add_node(n),
+                r => r,
+            },
+            Event::Deleted(n) => self
+                .cache
+                .remove_node(n.metadata.name.as_deref().unwrap_or_default()),
+        };
+        if let Err(e) = r {
+            eprintln!("scheduler: node event: {e}");
+        }
+        if !matches!(ev, Event::Deleted(_)) {
+            self.queue.move_all_to_active();
+        }
+    }
+
+    fn on_pod(&mut self, ev: &Event<corev1::Pod>) {
+        let pod = match ev {
+            Event::Deleted(p) => {
+                let uid = p.metadata.uid.as_deref().unwrap_or_default();
+                self.queue.remove(uid);
+                // Errors: the pod was never in the cache (unassigned, terminal).
+                let _ = self.cache.remove_pod(uid);
+                self.queue.move_all_to_active();
+                return;
+            }
+            Event::Added(p) | Event::Updated { new: p, .. } => p,
+        };
+        let info = match PodInfo::new((**pod).clone()) {
+            Ok(info) => Arc::new(info),
+            Err(e) => {
+                eprintln!("scheduler: pod ignored: {e}");
+                return;
+            }
+        };
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let terminal = matches!(phase, Some("Succeeded" | "Failed"));
+        if !info.node_name.is_empty() {
+            self.queue.remove(&info.uid);
+            let r = if terminal {
+                self.cache.remove_pod(&info.uid).map(drop)
+            } else {
+                match self.cache.add_pod(info.clone()) {
+                    Err(CacheError::PodExists(_)) => self.cache.update_pod(info),
+                    r => r,
+                }
+            };
+            if let Err(e) = r
+                && !(terminal && matches!(e, CacheError::PodNotFound(_)))
+            {
+                eprintln!("scheduler: pod event: {e}");
+            }
+            return;
+        }
+        let ours = self.profiles.for_pod(&info).is_some();
+        if !ours
+            || terminal
+            || info.is_terminating()
+            || !info.scheduling_gates.is_empty()
+            || self.cache.is_assumed(&info.uid)
+        {
+            self.queue.remove(&info.uid);
+            return;
+        }
+        if let Err(e) = self.queue.add_or_update(info) {
+            eprintln!("scheduler: pod not queued: {e}");
+        }
+    }
+
+    /// One cycle: schedule, assume, bind, record.
+    async fn schedule_next(&mut self) {
+        let Some((pod, attempts)) = self.queue.pop() else {
+            return;
+        };
+        let Some(profile) = self.profiles.for_pod(&pod) else {
+            return;
+        };
+        self.cache.update_snapshot(&mut self.snapshot);
+        let mut decision = match schedule_one(profile, &self.snapshot, &pod, &mut self.ctx) {
+            Ok(d) => d,
+            Err(e) => {
+                // Upstream's message: the FitError's summary, or ErrNoNodesAvailable's.
+                self.event(
+                    &pod,
+                    "FailedScheduling",
+                    "Warning",
+                    "Scheduling",
+                    e.to_string(),
+                );
+                self.queue.park(pod, attempts, Instant::now());
+                return;
+            }
+        };
+        let node = decision.node_name.clone();
+        let binding = match profile.bind.first() {
+            Some(binder) => binder.bind(&mut decision.state, &pod, &node),
+            None => Ok(default_binding(&pod, &node)),
+        };
+        let binding = match binding {
+            Ok(b) => b,
+            Err(status) => {
+                let message = format!("Binding rejected: {}", status.message());
+                self.event(&pod, "FailedScheduling", "Warning", "Binding", message);
+                self.queue.park(pod, attempts, Instant::now());
+                return;
+            }
+        };
+        if let Err(e) = self.cache.assume_pod(pod.clone(), &node) {
+            // The pod is already in the cache: it was bound meanwhile.
+            eprintln!("scheduler: assume {}: {e}", pod.key());
+            return;
+        }
+        let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &pod.namespace);
+        match api.bind(&pod.name, &binding).await {
+            Ok(_) => {
+                let message = format!("Successfully assigned {} to {node}", pod.key());
+                self.event(&pod, "Scheduled", "Normal", "Binding", message);
+            }
+            Err(e) => {
+                if let Err(e) = self.cache.forget_pod(&pod.uid) {
+                    eprintln!("scheduler: forget {}: {e}", pod.key());
+                }
+                let message = format!("Binding rejected: {e}");
+                self.event(&pod, "FailedScheduling", "Warning", "Binding", message);
+                self.queue.park(pod, attempts, Instant::now());
+            }
+        }
+    }
+
+    fn event(
+        &mut self,
+        pod: &Arc<PodInfo>,
+        reason: &'static str,
+        type_: &'static str,
+        action: &'static str,
+        message: String,
+    ) {
+        let ev = PendingEvent {
+            pod: pod.clone(),
+            reason,
+            type_,
+            action,
+            message,
+        };
+        if self.events.try_send(ev).is_err() {
+            self.dropped_events += 1;
+        }
+    }
+}
+
+fn default_binding(pod: &PodInfo, node: &str) -> corev1::Binding {
+    corev1::Binding {
+        metadata: ObjectMeta {
+            namespace: Some(pod.namespace.clone()),
+            name: Some(pod.name.clone()),
+            uid: Some(pod.uid.clone()),
+            ..ObjectMeta::default()
+        },
+        target: corev1::ObjectReference {
+            kind: Some("Node".to_owned()),
+            name: Some(node.to_owned()),
+            ..corev1::ObjectReference::default()
+        },
+    }
+}
+
+/// The core/v1 Event kube-scheduler records for a pod, named as client-go's recorder
+/// names it: `<pod>.<unique hex>`.
+fn event_object(ev: &PendingEvent, unique: u64) -> corev1::Event {
+    let pod = &ev.pod;
+    corev1::Event {
+        metadata: ObjectMeta {
+            namespace: Some(pod.namespace.clone()),
+            name: Some(format!("{}.{unique:x}", pod.name)),
+            ..ObjectMeta::default()
+        },
+        involved_object: corev1::ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Pod".to_owned()),
+            namespace: Some(pod.namespace.clone()),
+            name: Some(pod.name.clone()),
+            uid: Some(pod.uid.clone()),
+            ..corev1::ObjectReference::default()
+        },
+        reason: Some(ev.reason.to_owned()),
+        message: Some(ev.message.clone()),
+        type_: Some(ev.type_.to_owned()),
+        action: Some(ev.action.to_owned()),
+        count: Some(1),
+        source: Some(corev1::EventSource {
+            component: Some(pod.scheduler_name.clone()),
+            host: None,
+        }),
+        reporting_component: Some(pod.scheduler_name.clone()),
+        ..corev1::Event::default()
+    }
+}
+
+async fn send_events(client: Client, mut rx: mpsc::Receiver<PendingEvent>) {
+    // Unix nanoseconds, as upstream's recorder, but strictly increasing so that two
+    // events in the same nanosecond (or after a clock step back) get distinct names.
+    let mut last_unique = 0u64;
+    while let Some(ev) = rx.recv().await {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        last_unique = now_ns.max(last_unique + 1);
+        let api = Api::<corev1::Event>::namespaced(client.clone(), &ev.pod.namespace);
+        if let Err(e) = api.create(&event_object(&ev, last_unique)).await {
+            eprintln!("scheduler: event for {}: {e}", ev.pod.key());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::PodBuilder;
+
+    fn pod(name: &str, priority: i32) -> Arc<PodInfo> {
+        Arc::new(PodInfo::new(PodBuilder::new(name).priority(priority).build()).unwrap())
+    }
+
+    fn queue(max: usize) -> SchedulingQueue {
+        SchedulingQueue::new(max, Duration::from_secs(1), Duration::from_secs(10))
+    }
+
+    fn pop_name(q: &mut SchedulingQueue) -> Option<String> {
+        q.pop().map(|(p, _)| p.name.clone())
+    }
+
+    #[test]
+    fn priority_then_arrival() {
+        let mut q = queue(10);
+        for (name, prio) in [("a", 0), ("b", 5), ("c", 0), ("d", 5)] {
+            q.add_or_update(pod(name, prio)).unwrap();
+        }
+        let order: Vec<_> = std::iter::from_fn(|| pop_name(&mut q)).collect();
+        assert_eq!(order, ["b", "d", "a", "c"]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let mut q = queue(2);
+        q.add_or_update(pod("a", 0)).unwrap();
+        q.add_or_update(pod("b", 0)).unwrap();
+        assert_eq!(q.add_or_update(pod("c", 0)), Err(QueueFull(2)));
+        // An update of a queued pod is not a new entry.
+        q.add_or_update(pod("a", 3)).unwrap();
+        assert_eq!(pop_name(&mut q).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn backoff_doubles_to_max() {
+        let q = queue(1);
+        let secs: Vec<u64> = (1..=6).map(|a| q.backoff(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+    }
+
+    #[test]
+    fn parked_until_backoff_or_event() {
+        let mut q = queue(10);
+        let t0 = Instant::now();
+        q.add_or_update(pod("a", 0)).unwrap();
+        let (p, attempts) = q.pop().unwrap();
+        q.park(p, attempts, t0);
+        assert!(!q.has_active());
+        assert_eq!(q.next_ready_at(), Some(t0 + Duration::from_secs(1)));
+        q.promote_due(t0 + Duration::from_millis(999));
+        assert!(!q.has_active());
+        q.promote_due(t0 + Duration::from_secs(1));
+        let (p, attempts) = q.pop().unwrap();
+        assert_eq!(attempts, 1);
+        q.park(p, attempts, t0);
+        assert_eq!(q.next_ready_at(), Some(t0 + Duration::from_secs(2)));
+        q.move_all_to_active();
+        assert_eq!(q.next_ready_at(), None);
+        assert_eq!(pop_name(&mut q).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn remove_from_either_set() {
+        let mut q = queue(10);
+        q.add_or_update(pod("a", 0)).unwrap();
+        q.add_or_update(pod("b", 0)).unwrap();
+        let (p, n) = q.pop().unwrap();
+        q.park(p, n, Instant::now());
+        assert!(q.remove("uid-a").is_some());
+        assert!(q.remove("uid-b").is_some());
+        assert!(q.remove("uid-b").is_none());
+        assert!(q.is_empty());
+        assert_eq!(q.next_ready_at(), None);
+    }
+}

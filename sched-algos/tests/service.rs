@@ -1,0 +1,164 @@
+//! The scheduler service against the in-process API server over loopback HTTP: a pod
+//! is bound and a `Scheduled` Event recorded; a pod that fits nowhere gets a
+//! `FailedScheduling` Event with upstream's FitError message and is bound once a
+//! fitting node appears.
+
+use std::time::Duration;
+
+use bosun_apiserver::server::{ApiServer, ServerConfig};
+use bosun_apiserver::storage::{MemoryStorage, MemoryStorageConfig};
+use bosun_client::{Api, Client, Config, ListParams};
+use bosun_sched_algos::fixtures::{NodeBuilder, PodBuilder};
+use bosun_sched_algos::service::{self, ServiceConfig};
+use k8s_openapi::api::core::v1 as corev1;
+
+/// Bound on every wait for the scheduler to act.
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Harness {
+    client: Client,
+    stop_server: Option<tokio::sync::oneshot::Sender<()>>,
+    stop_scheduler: Option<tokio::sync::oneshot::Sender<()>>,
+    scheduler: tokio::task::JoinHandle<Result<(), service::ServiceError>>,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let storage = MemoryStorage::new(MemoryStorageConfig::default());
+        let config = ServerConfig {
+            token: None,
+            ..ServerConfig::default()
+        };
+        let server = ApiServer::new(storage, config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(bosun_apiserver::serve(server, listener, None, async {
+            let _ = stopped.await;
+        }));
+        let client = Client::new(Config::new(&base).unwrap()).unwrap();
+        let (stop_scheduler, stop) = tokio::sync::oneshot::channel::<()>();
+        let scheduler = tokio::spawn(service::run(
+            client.clone(),
+            ServiceConfig::default(),
+            async {
+                let _ = stop.await;
+            },
+        ));
+        Harness {
+            client,
+            stop_server: Some(stop_server),
+            stop_scheduler: Some(stop_scheduler),
+            scheduler,
+        }
+    }
+
+    async fn add_node(&self, name: &str, cpu: &str) {
+        let mut node = NodeBuilder::new(name).capacity(cpu, "8Gi", 110).build();
+        let status = node.status.as_mut().unwrap();
+        status.capacity = status.allocatable.clone();
+        status.conditions = Some(vec![corev1::NodeCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]);
+        let api = Api::<corev1::Node>::all(self.client.clone());
+        let created = api.create(&node).await.unwrap();
+        if created
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .is_none()
+        {
+            // The server dropped the status on create (as upstream may): set it.
+            node.metadata = created.metadata;
+            api.replace_status(name, &node).await.unwrap();
+        }
+    }
+
+    async fn add_pod(&self, name: &str, cpu: &str) {
+        let mut pod = PodBuilder::new(name).request(cpu, "1Gi").build();
+        pod.metadata.uid = None;
+        pod.spec.as_mut().unwrap().containers[0].image = Some("nginx".into());
+        Api::<corev1::Pod>::namespaced(self.client.clone(), "default")
+            .create(&pod)
+            .await
+            .unwrap();
+    }
+
+    /// Polls until the pod has a node, or panics after [`WAIT`].
+    async fn wait_bound(&self, name: &str) -> String {
+        let api = Api::<corev1::Pod>::namespaced(self.client.clone(), "default");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let pod = api.get(name).await.unwrap();
+            if let Some(node) = pod.spec.and_then(|s| s.node_name) {
+                return node;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name} not bound");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until an Event for the pod with `reason` exists; returns its message.
+    async fn wait_event(&self, pod: &str, reason: &str) -> String {
+        let api = Api::<corev1::Event>::namespaced(self.client.clone(), "default");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let events = api.list(&ListParams::default()).await.unwrap();
+            if let Some(ev) = events.items.iter().find(|e| {
+                e.involved_object.name.as_deref() == Some(pod)
+                    && e.reason.as_deref() == Some(reason)
+            }) {
+                return ev.message.clone().unwrap_or_default();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {reason} event for {pod}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop_scheduler.take().unwrap().send(());
+        let result = tokio::time::timeout(WAIT, &mut self.scheduler)
+            .await
+            .expect("scheduler stops")
+            .expect("scheduler task");
+        result.expect("scheduler ran without error");
+        let _ = self.stop_server.take().unwrap().send(());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_is_bound_and_scheduled_event_recorded() {
+    let h = Harness::start().await;
+    h.add_node("n1", "4").await;
+    h.add_pod("web", "1").await;
+    assert_eq!(h.wait_bound("web").await, "n1");
+    let msg = h.wait_event("web", "Scheduled").await;
+    assert_eq!(msg, "Successfully assigned default/web to n1");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unschedulable_pod_is_bound_after_node_added() {
+    let h = Harness::start().await;
+    h.add_node("small", "1").await;
+    h.add_pod("big", "2").await;
+    let msg = h.wait_event("big", "FailedScheduling").await;
+    assert!(
+        msg.starts_with("0/1 nodes are available"),
+        "unexpected message {msg:?}"
+    );
+    assert!(
+        msg.contains("Insufficient cpu"),
+        "unexpected message {msg:?}"
+    );
+    h.add_node("large", "4").await;
+    assert_eq!(h.wait_bound("big").await, "large");
+    let msg = h.wait_event("big", "Scheduled").await;
+    assert_eq!(msg, "Successfully assigned default/big to large");
+    h.stop().await;
+}
