@@ -611,7 +611,7 @@ status:
 
 #[test]
 fn the_scheduler_binds_pods_and_reports_failed_scheduling() {
-    let c = Cluster::up();
+    let c = Cluster::up_with_scheduler();
     c.kubectl_stdin(&["create", "-f", "-"], SMALL_NODE);
     c.kubectl(&["run", "fits", "--image=busybox:1.36", "--overrides", r#"{"spec":{"containers":[{"name":"fits","image":"busybox:1.36","resources":{"requests":{"cpu":"500m"}}}]}}"#]);
     c.kubectl(&["run", "big", "--image=busybox:1.36", "--overrides", r#"{"spec":{"containers":[{"name":"big","image":"busybox:1.36","resources":{"requests":{"cpu":"2"}}}]}}"#]);

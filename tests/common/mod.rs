@@ -16,37 +16,51 @@ pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Cluster {
     child: Child,
+    /// Extra `bosun up` arguments, kept for restarts.
+    args: Vec<String>,
     pub dir: PathBuf,
     pub url: String,
     pub kubeconfig: PathBuf,
 }
 
 impl Cluster {
-    /// Starts `bosun up` and waits until it is ready.
+    /// Starts `bosun up` without its scheduler (pods stay unbound, so deletes are
+    /// immediate: there is no kubelet to finish a bound pod's graceful deletion) and
+    /// waits until it is ready.
     pub fn up() -> Cluster {
+        Self::up_with(&["--no-scheduler"])
+    }
+
+    /// Starts `bosun up` with its in-process scheduler.
+    pub fn up_with_scheduler() -> Cluster {
+        Self::up_with(&[])
+    }
+
+    fn up_with(args: &[&str]) -> Cluster {
         let dir = std::env::temp_dir().join(format!(
             "bosun-e2e-{}-{}",
             std::process::id(),
             rand_suffix()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        Self::start_in(dir)
+        Self::start_in(dir, args.iter().map(|a| a.to_string()).collect())
     }
 
     /// Stops the cluster (Ctrl-C path) and starts it again on the same data directory.
     pub fn restart(&mut self) {
         self.stop();
         let dir = std::mem::take(&mut self.dir);
-        let fresh = Self::start_in(dir);
+        let fresh = Self::start_in(dir, self.args.clone());
         let old = std::mem::replace(self, fresh);
         std::mem::forget(old); // its process is gone and its directory lives on in `self`
     }
 
-    fn start_in(dir: PathBuf) -> Cluster {
+    fn start_in(dir: PathBuf, args: Vec<String>) -> Cluster {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bosun"))
             .args(["up", "--data-dir"])
             .arg(&dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -67,6 +81,7 @@ impl Cluster {
         );
         let cluster = Cluster {
             child,
+            args,
             kubeconfig: dir.join("kubeconfig"),
             dir,
             url,
