@@ -2,7 +2,6 @@
 //! served resource over [`Storage`], with kube-apiserver's rules for metadata,
 //! optimistic concurrency, finalizers, graceful deletion and selectors.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,19 +142,6 @@ impl Selection {
     pub fn matches_cached(&self, obj: &CachedObject) -> bool {
         (self.labels.is_everything() || self.labels.matches(&obj.labels))
             && (self.fields.is_everything() || self.fields.matches(|f| obj.field(f)))
-    }
-
-    pub fn matches(&self, obj: &Value) -> bool {
-        if !self.labels.is_everything() {
-            let labels: BTreeMap<String, String> = obj
-                .pointer("/metadata/labels")
-                .and_then(|l| serde_json::from_value(l.clone()).ok())
-                .unwrap_or_default();
-            if !self.labels.matches(&labels) {
-                return false;
-            }
-        }
-        self.fields.is_everything() || self.fields.matches(|f| field_value(obj, f))
     }
 }
 

@@ -22,6 +22,8 @@
 //!   two, the population standard deviation for more, 0 for one; `int((1 - std) * 100)`.
 //!   Skipped for best-effort pods (all requests 0), upstream issue #129138.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::cache::{NodeColumns, Snapshot};
@@ -206,6 +208,20 @@ impl Allocation {
             weights: resources.iter().map(|r| r.weight).collect(),
             use_requested,
         })
+    }
+
+    /// The pod's requests as PreScore stored them under `key`, or computed now when
+    /// PreScore did not run (Score may be called on its own).
+    fn requests_in<'a>(
+        &self,
+        state: &'a CycleState,
+        key: &'static str,
+        pod: &PodInfo,
+    ) -> Cow<'a, [i64]> {
+        match state.read::<PodRequests>(key) {
+            Some(r) => Cow::Borrowed(&r.0),
+            None => Cow::Owned(self.pod_requests(pod)),
+        }
     }
 
     /// The pod's request per configured resource (upstream's
@@ -642,14 +658,8 @@ impl PreScorePlugin for Fit {
 
 impl ScorePlugin for Fit {
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let owned;
-        let req = match state.read::<PodRequests>(FIT_PRE_SCORE_KEY) {
-            Some(r) => &r.0,
-            None => {
-                owned = self.allocation.pod_requests(pod);
-                &owned
-            }
-        };
+        let requests = self.allocation.requests_in(state, FIT_PRE_SCORE_KEY, pod);
+        let req = &*requests;
         Ok(self.allocation.score_node(node, req, self.score_fn()))
     }
 
@@ -661,14 +671,8 @@ impl ScorePlugin for Fit {
         nodes: &[u32],
         out: &mut [i64],
     ) -> Result<(), Status> {
-        let owned;
-        let req = match state.read::<PodRequests>(FIT_PRE_SCORE_KEY) {
-            Some(r) => &r.0,
-            None => {
-                owned = self.allocation.pod_requests(pod);
-                &owned
-            }
-        };
+        let requests = self.allocation.requests_in(state, FIT_PRE_SCORE_KEY, pod);
+        let req = &*requests;
         // One match per batch, so each strategy's loop is monomorphised.
         let (a, w) = (&self.allocation, &self.allocation.weights);
         match &self.scorer {
@@ -719,14 +723,10 @@ impl PreScorePlugin for BalancedAllocation {
 
 impl ScorePlugin for BalancedAllocation {
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        let owned;
-        let req = match state.read::<PodRequests>(BALANCED_PRE_SCORE_KEY) {
-            Some(r) => &r.0,
-            None => {
-                owned = self.allocation.pod_requests(pod);
-                &owned
-            }
-        };
+        let requests = self
+            .allocation
+            .requests_in(state, BALANCED_PRE_SCORE_KEY, pod);
+        let req = &*requests;
         Ok(self.allocation.score_node(node, req, balanced_score))
     }
 
@@ -738,14 +738,10 @@ impl ScorePlugin for BalancedAllocation {
         nodes: &[u32],
         out: &mut [i64],
     ) -> Result<(), Status> {
-        let owned;
-        let req = match state.read::<PodRequests>(BALANCED_PRE_SCORE_KEY) {
-            Some(r) => &r.0,
-            None => {
-                owned = self.allocation.pod_requests(pod);
-                &owned
-            }
-        };
+        let requests = self
+            .allocation
+            .requests_in(state, BALANCED_PRE_SCORE_KEY, pod);
+        let req = &*requests;
         self.allocation
             .score_batch(snap, req, nodes, out, balanced_score);
         Ok(())
