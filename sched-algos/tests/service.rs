@@ -102,6 +102,16 @@ impl Harness {
 
     /// Polls until an Event for the pod with `reason` exists; returns its message.
     async fn wait_event(&self, pod: &str, reason: &str) -> String {
+        self.wait_event_where(pod, reason, |_| true).await
+    }
+
+    /// Waits for an event of `pod` with `reason` whose message satisfies `pred`.
+    async fn wait_event_where(
+        &self,
+        pod: &str,
+        reason: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let api = Api::<corev1::Event>::namespaced(self.client.clone(), "default");
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -109,6 +119,7 @@ impl Harness {
             if let Some(ev) = events.items.iter().find(|e| {
                 e.involved_object.name.as_deref() == Some(pod)
                     && e.reason.as_deref() == Some(reason)
+                    && pred(e.message.as_deref().unwrap_or(""))
             }) {
                 return ev.message.clone().unwrap_or_default();
             }
@@ -147,7 +158,12 @@ async fn unschedulable_pod_is_bound_after_node_added() {
     let h = Harness::start().await;
     h.add_node("small", "1").await;
     h.add_pod("big", "2").await;
-    let msg = h.wait_event("big", "FailedScheduling").await;
+    // The pod's watch event can reach the scheduler before the node's; the first attempt
+    // then says "no nodes available" (upstream's words) and the node's arrival requeues
+    // the pod. Wait for the attempt that saw the node.
+    let msg = h
+        .wait_event_where("big", "FailedScheduling", |m| m.starts_with("0/1"))
+        .await;
     assert!(
         msg.starts_with("0/1 nodes are available"),
         "unexpected message {msg:?}"
