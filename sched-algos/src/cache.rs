@@ -51,7 +51,7 @@ struct PodEntry {
 }
 
 /// Nodes and pods, bound and assumed. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Cache {
     nodes: HashMap<String, NodeEntry>,
     /// Names of the nodes with a Node object, in the order snapshots list them.
@@ -64,15 +64,32 @@ pub struct Cache {
     pods: HashMap<String, PodEntry>,
     /// Namespace labels by namespace name, shared with snapshots (copy-on-write).
     namespaces: Arc<NamespaceLabels>,
+    /// Stamped on every snapshot this cache updates ([`Snapshot::origin`]).
+    origin: u64,
 }
 
 /// Labels of each namespace, by namespace name (InterPodAffinity's namespace
 /// selectors read them).
 pub type NamespaceLabels = BTreeMap<String, BTreeMap<String, String>>;
 
+impl Default for Cache {
+    fn default() -> Cache {
+        Cache::new()
+    }
+}
+
 impl Cache {
     pub fn new() -> Cache {
-        Cache::default()
+        Cache {
+            nodes: HashMap::new(),
+            order: Vec::new(),
+            by_generation: BTreeMap::new(),
+            generation: 0,
+            layout_generation: 0,
+            pods: HashMap::new(),
+            namespaces: Arc::default(),
+            origin: next_origin(),
+        }
     }
 
     pub fn n_nodes(&self) -> usize {
@@ -272,6 +289,8 @@ impl Cache {
                 .collect();
             *snap = Snapshot::from_nodes(nodes);
             snap.layout_generation = self.layout_generation;
+            snap.image_generation = self.generation;
+            snap.changes_floor = self.generation;
         } else {
             for name in self
                 .by_generation
@@ -279,12 +298,20 @@ impl Cache {
                 .map(|(_, n)| n)
             {
                 if let Some(&idx) = snap.index.get(name) {
-                    snap.replace(idx, Arc::clone(&self.nodes[name].info));
+                    let info = Arc::clone(&self.nodes[name].info);
+                    if snap.changes.len() == CHANGE_LOG_LEN
+                        && let Some((g, _)) = snap.changes.pop_front()
+                    {
+                        snap.changes_floor = g;
+                    }
+                    snap.changes.push_back((info.generation, idx));
+                    snap.replace(idx, info);
                 }
             }
         }
         snap.generation = self.generation;
         snap.namespaces = Arc::clone(&self.namespaces);
+        snap.origin = self.origin;
     }
 
     /// A fresh snapshot of the current state.
@@ -325,6 +352,8 @@ pub struct NodeColumns {
     pub non_zero_memory: Vec<i64>,
     pub n_pods: Vec<i64>,
     pub flags: Vec<u8>,
+    /// The node's [`NodeInfo::generation`].
+    pub generation: Vec<u64>,
 }
 
 impl NodeColumns {
@@ -340,6 +369,7 @@ impl NodeColumns {
         self.non_zero_memory.push(0);
         self.n_pods.push(0);
         self.flags.push(0);
+        self.generation.push(0);
         self.set(self.flags.len() - 1, n);
     }
 
@@ -355,6 +385,7 @@ impl NodeColumns {
         self.non_zero_milli_cpu[i] = n.non_zero_milli_cpu;
         self.non_zero_memory[i] = n.non_zero_memory;
         self.n_pods[i] = n.pods.len() as i64;
+        self.generation[i] = n.generation;
         let mut f = 0;
         if n.unschedulable {
             f |= flags::UNSCHEDULABLE;
@@ -393,6 +424,24 @@ pub struct Snapshot {
     namespaces: Arc<NamespaceLabels>,
     generation: u64,
     layout_generation: u64,
+    /// See [`Snapshot::origin`].
+    origin: u64,
+    /// The generation of the last node change that changed a node's image list.
+    image_generation: u64,
+    /// The latest node changes `(generation, index)`, oldest first, at most
+    /// [`CHANGE_LOG_LEN`]; every change after `changes_floor` is in it.
+    changes: std::collections::VecDeque<(u64, u32)>,
+    changes_floor: u64,
+}
+
+/// Node changes a snapshot remembers for [`Snapshot::changed_since`].
+pub const CHANGE_LOG_LEN: usize = 4096;
+
+/// Source of [`Snapshot::origin`] values; 0 is never handed out.
+static NEXT_ORIGIN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_origin() -> u64 {
+    NEXT_ORIGIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Snapshot {
@@ -412,6 +461,7 @@ impl Snapshot {
         }
         snap.nodes = nodes;
         snap.index = Arc::new(index);
+        snap.origin = next_origin();
         snap
     }
 
@@ -443,6 +493,9 @@ impl Snapshot {
             "replace_node keeps the node"
         );
         self.replace(idx, info);
+        // The replacement need not carry a cache-stamped generation: this is a new
+        // lineage of node contents.
+        self.origin = next_origin();
     }
 
     fn replace(&mut self, idx: u32, info: Arc<NodeInfo>) {
@@ -456,6 +509,9 @@ impl Snapshot {
         }
         for image in info.images.keys() {
             *self.image_nodes.entry(image.clone()).or_default() += 1;
+        }
+        if !self.nodes[i].images.keys().eq(info.images.keys()) {
+            self.image_generation = self.image_generation.max(info.generation);
         }
         self.cols.set(i, &info);
         self.index_affinity(idx, &info);
@@ -511,6 +567,41 @@ impl Snapshot {
     /// The cache generation this snapshot reflects.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Which lineage of node contents this snapshot belongs to: every snapshot a
+    /// [`Cache`] updates carries the cache's origin, whose node generations it stamps;
+    /// every [`Snapshot::from_nodes`] and every [`Snapshot::replace_node`] starts a new
+    /// one. Within one origin and layout, a node index with an unchanged
+    /// [`NodeInfo::generation`] has unchanged contents.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// The indexes of the nodes changed after snapshot generation `generation` (with
+    /// repeats when a node changed more than once), or `None` when the change log does
+    /// not reach back that far.
+    pub fn changed_since(&self, generation: u64) -> Option<impl Iterator<Item = u32> + '_> {
+        if generation < self.changes_floor || generation > self.generation {
+            return None;
+        }
+        Some(
+            self.changes
+                .iter()
+                .rev()
+                .take_while(move |(g, _)| *g > generation)
+                .map(|(_, i)| *i),
+        )
+    }
+
+    /// Bumped (within one origin) whenever a node's image list changes.
+    pub fn image_generation(&self) -> u64 {
+        self.image_generation
+    }
+
+    /// Bumped (within one origin) whenever the list of nodes changes.
+    pub fn layout_generation(&self) -> u64 {
+        self.layout_generation
     }
 }
 

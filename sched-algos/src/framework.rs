@@ -80,6 +80,33 @@ impl CycleState {
 /// What every plugin has: a unique name (the registry key).
 pub trait Plugin: Send + Sync {
     fn name(&self) -> &'static str;
+
+    /// Whether the plugin's verdicts are *node-local*, which lets the framework reuse
+    /// them across cycles (see [`crate::memo`]). A node-local plugin promises that:
+    /// - its Filter status and raw Score for a node depend only on the pod's
+    ///   scheduling fields (those [`PodInfo::signature`] covers), on that node's
+    ///   [`NodeInfo`], on the set of node names and on which images the nodes report;
+    ///   never on the other nodes' pods;
+    /// - its PreFilter and PreScore state depends only on the pod and those same
+    ///   facts, and PreScore does not read its `feasible` argument.
+    ///
+    /// The default, `false`, is always safe: the framework then evaluates the plugin
+    /// on every node every cycle.
+    fn node_local(&self) -> bool {
+        false
+    }
+}
+
+/// How a Score plugin's NormalizeScore rewrites raw scores, so the framework can
+/// keep normalised scores up to date when only a few nodes changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Normalization {
+    /// `normalize_scores` leaves scores as they are.
+    Identity,
+    /// `normalize_scores` is [`default_normalize_score`] with `MAX_NODE_SCORE`.
+    DefaultMax { reverse: bool },
+    /// Anything else: the framework re-runs `normalize_scores` over every node.
+    Custom,
 }
 
 /// Runs before a pod enters the active queue. Non-success parks the pod (`Pending` or
@@ -227,6 +254,13 @@ pub trait ScorePlugin: Plugin {
     /// `ScoreExtensions().NormalizeScore`). The default leaves them as they are.
     fn normalize_scores(&self, _state: &CycleState, _pod: &PodInfo, _scores: &mut [i64]) -> Status {
         Status::success()
+    }
+
+    /// What `normalize_scores` does; must agree with it. The default, `Custom`, is
+    /// always safe; a plugin that keeps the default `normalize_scores` may say
+    /// `Identity`.
+    fn normalization(&self) -> Normalization {
+        Normalization::Custom
     }
 }
 
@@ -380,19 +414,18 @@ impl Extensions {
 /// become `max_priority` when reversed and stay 0 otherwise.
 pub fn default_normalize_score(max_priority: i64, reverse: bool, scores: &mut [i64]) {
     let max_count = scores.iter().copied().max().unwrap_or(0).max(0);
-    if max_count == 0 {
-        if reverse {
-            scores.fill(max_priority);
-        }
-        return;
-    }
     for s in scores.iter_mut() {
-        let mut v = max_priority * *s / max_count;
-        if reverse {
-            v = max_priority - v;
-        }
-        *s = v;
+        *s = default_normalize_one(max_priority, reverse, max_count, *s);
     }
+}
+
+/// One score of [`default_normalize_score`], given the highest raw score clamped at 0.
+pub fn default_normalize_one(max_priority: i64, reverse: bool, max_count: i64, score: i64) -> i64 {
+    if max_count == 0 {
+        return if reverse { max_priority } else { score };
+    }
+    let v = max_priority * score / max_count;
+    if reverse { max_priority - v } else { v }
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ pub mod affinity;
 pub mod cache;
 pub mod fixtures;
 pub mod framework;
+pub mod memo;
 pub mod node_info;
 pub mod plugins;
 pub mod pod_info;

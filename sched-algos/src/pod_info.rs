@@ -212,6 +212,8 @@ pub struct PodInfo {
     pub default_spread_selector: Option<bosun_api::labels::LabelSelector>,
     /// The original object, for later plugins (inter-pod affinity, topology spread).
     pub pod: Arc<corev1::Pod>,
+    /// See [`PodInfo::signature`].
+    signature: u64,
 }
 
 impl PodInfo {
@@ -286,8 +288,23 @@ impl PodInfo {
             n_containers: init.len() + spec.containers.len(),
             affinity: PodAffinityTerms::parse(&pod),
             default_spread_selector: None,
+            signature: signature(spec, None),
             pod: Arc::clone(&pod),
         })
+    }
+
+    /// A 64-bit hash of everything in the pod spec that scheduling reads: containers'
+    /// images, resources and ports, init containers (and their restart policy), pod
+    /// resources and overhead, tolerations, node selector, affinity, node name,
+    /// scheduler name, topology spread constraints, and the default spread selector.
+    /// Two pods with the same signature get the same verdict from every
+    /// [node-local](crate::framework::Plugin::node_local) plugin on every node, which
+    /// is what lets [`crate::memo`] reuse verdicts across pods of one shape. Name,
+    /// namespace, labels, priority and UID are not part of it. The fields of a
+    /// `PodInfo` are not to be changed after construction, except through the
+    /// `with_*` methods, which keep the signature right.
+    pub fn signature(&self) -> u64 {
+        self.signature
     }
 
     /// `namespace/name`.
@@ -300,6 +317,8 @@ impl PodInfo {
         mut self,
         selector: bosun_api::labels::LabelSelector,
     ) -> PodInfo {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        self.signature = signature(&spec, Some(&selector));
         self.default_spread_selector = Some(selector);
         self
     }
@@ -314,6 +333,77 @@ impl PodInfo {
         let t = self.pod.status.as_ref()?.start_time.as_ref()?;
         t.0.as_nanosecond().try_into().ok()
     }
+}
+
+/// See [`PodInfo::signature`]. The hash is SipHash with fixed keys over the JSON of
+/// the fields, so it is stable across runs and processes.
+fn signature(
+    spec: &corev1::PodSpec,
+    default_spread: Option<&bosun_api::labels::LabelSelector>,
+) -> u64 {
+    use std::hash::Hasher;
+
+    #[derive(serde::Serialize)]
+    struct Container<'a> {
+        image: &'a Option<String>,
+        resources: &'a Option<corev1::ResourceRequirements>,
+        ports: &'a Option<Vec<corev1::ContainerPort>>,
+        restart_policy: &'a Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    struct Fields<'a> {
+        containers: Vec<Container<'a>>,
+        init_containers: Vec<Container<'a>>,
+        resources: &'a Option<corev1::ResourceRequirements>,
+        overhead:
+            &'a Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+        tolerations: &'a Option<Vec<corev1::Toleration>>,
+        node_selector: &'a Option<BTreeMap<String, String>>,
+        affinity: &'a Option<corev1::Affinity>,
+        node_name: &'a Option<String>,
+        scheduler_name: &'a Option<String>,
+        topology_spread_constraints: &'a Option<Vec<corev1::TopologySpreadConstraint>>,
+        default_spread: Option<String>,
+    }
+    fn container(c: &corev1::Container) -> Container<'_> {
+        Container {
+            image: &c.image,
+            resources: &c.resources,
+            ports: &c.ports,
+            restart_policy: &c.restart_policy,
+        }
+    }
+    let fields = Fields {
+        containers: spec.containers.iter().map(container).collect(),
+        init_containers: spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(container)
+            .collect(),
+        resources: &spec.resources,
+        overhead: &spec.overhead,
+        tolerations: &spec.tolerations,
+        node_selector: &spec.node_selector,
+        affinity: &spec.affinity,
+        node_name: &spec.node_name,
+        scheduler_name: &spec.scheduler_name,
+        topology_spread_constraints: &spec.topology_spread_constraints,
+        default_spread: default_spread.map(|s| format!("{s:?}")),
+    };
+    struct HashWriter(std::hash::DefaultHasher);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(std::hash::DefaultHasher::new());
+    serde_json::to_writer(&mut w, &fields).expect("k8s types serialize");
+    w.0.finish()
 }
 
 /// Upstream's `normalizedImageName`: an image without a tag gets `:latest`.

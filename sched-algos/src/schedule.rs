@@ -19,6 +19,7 @@ use crate::cache::Snapshot;
 use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, MIN_NODE_SCORE, PostFilterResult,
 };
+use crate::memo::{MemoStats, MemoStore};
 use crate::pod_info::PodInfo;
 use crate::profile::{NodeSampling, Profile};
 use crate::status::{Code, Status};
@@ -71,6 +72,7 @@ pub struct CycleContext {
     rng: Box<dyn TieBreakRng>,
     next_start_node_idx: usize,
     arena: Bump,
+    memo: MemoStore,
 }
 
 impl CycleContext {
@@ -79,7 +81,19 @@ impl CycleContext {
             rng: Box::new(rng),
             next_start_node_idx: 0,
             arena: Bump::new(),
+            memo: MemoStore::default(),
         }
+    }
+
+    /// Whether cycles may go through the [verdict memo](crate::memo) (the default).
+    /// Off, every cycle evaluates every node; the decisions are the same.
+    pub fn set_memo(&mut self, enabled: bool) {
+        self.memo.set_enabled(enabled);
+    }
+
+    /// The memo's counters.
+    pub fn memo_stats(&self) -> MemoStats {
+        self.memo.stats()
     }
 
     /// A context with a [`SplitMix64`] seeded by `seed`.
@@ -220,7 +234,7 @@ pub fn schedule_one(
         diagnosis,
         post_filter_result: None,
     };
-    let candidates =
+    let restricted =
         match run_pre_filter(profile, &mut state, pod, snapshot, arena, &mut diagnosis)? {
             Some(c) => c,
             None => {
@@ -233,7 +247,33 @@ pub fn schedule_one(
                 ));
             }
         };
-    let to_find = num_feasible_nodes_to_find(profile.node_sampling, candidates.len());
+    let n_candidates = restricted.as_ref().map_or(n_all, |c| c.len());
+    let to_find = num_feasible_nodes_to_find(profile.node_sampling, n_candidates);
+    if to_find >= n_all && restricted.is_none() {
+        let memoised = crate::memo::run(
+            &mut ctx.memo,
+            profile,
+            &mut state,
+            pod,
+            snapshot,
+            arena,
+            ctx.rng.as_mut(),
+        )?;
+        if let Some((node_idx, feasible_nodes)) = memoised {
+            return Ok(Decision {
+                node_idx,
+                node_name: snapshot.node(node_idx).name.clone(),
+                evaluated_nodes: n_all,
+                feasible_nodes,
+                state,
+            });
+        }
+    }
+    let candidates = restricted.unwrap_or_else(|| {
+        let mut all = BumpVec::with_capacity_in(n_all, arena);
+        all.extend(0..n_all as u32);
+        all
+    });
     let start = if to_find < candidates.len() {
         ctx.next_start_node_idx % candidates.len().max(1)
     } else {
@@ -283,8 +323,9 @@ pub fn schedule_one(
     })
 }
 
-/// Runs PreFilter; the candidate node indexes, or `None` when the pod is rejected
-/// (the diagnosis then says why).
+/// Runs PreFilter; `Some(None)`: every node is a candidate; `Some(Some(list))`: the
+/// candidate node indexes PreFilter results allow; `None`: the pod is rejected (the
+/// diagnosis then says why).
 fn run_pre_filter<'a>(
     profile: &Profile,
     state: &mut CycleState,
@@ -292,7 +333,7 @@ fn run_pre_filter<'a>(
     snap: &Snapshot,
     arena: &'a Bump,
     diagnosis: &mut Diagnosis,
-) -> Result<Option<BumpVec<'a, u32>>, ScheduleError> {
+) -> Result<Option<Option<BumpVec<'a, u32>>>, ScheduleError> {
     let mut restricted: Option<Vec<String>> = None;
     let mut with_nodes: BTreeSet<&'static str> = BTreeSet::new();
     for pl in &profile.pre_filter {
@@ -341,7 +382,7 @@ fn run_pre_filter<'a>(
     }
     let mut candidates = BumpVec::new_in(arena);
     match restricted {
-        None => candidates.extend(0..snap.n_nodes() as u32),
+        None => return Ok(Some(None)),
         Some(names) => {
             candidates.extend(names.iter().filter_map(|n| snap.node_index(n)));
             candidates.sort_unstable();
@@ -353,7 +394,7 @@ fn run_pre_filter<'a>(
             diagnosis.unschedulable_plugins.extend(&with_nodes);
         }
     }
-    Ok(Some(candidates))
+    Ok(Some(Some(candidates)))
 }
 
 struct Filtered {
@@ -450,7 +491,7 @@ fn run_filters(
     })
 }
 
-fn run_pre_score(
+pub(crate) fn run_pre_score(
     profile: &Profile,
     state: &mut CycleState,
     pod: &PodInfo,
@@ -477,7 +518,7 @@ fn run_pre_score(
 /// region: each chunk of nodes is scored by every plugin into its own block of
 /// `raw` (plugin `p` of a chunk of `len` nodes at `p * len`), then each plugin's
 /// scores are gathered, normalised, range-checked and weighted.
-fn run_score<'a>(
+pub(crate) fn run_score<'a>(
     profile: &Profile,
     state: &CycleState,
     pod: &PodInfo,
@@ -540,14 +581,7 @@ fn run_score<'a>(
         }
         for (total, &s) in totals.iter_mut().zip(scores.iter()) {
             if !(MIN_NODE_SCORE..=MAX_NODE_SCORE).contains(&s) {
-                let msg = format!(
-                    "plugin {:?} returns an invalid score {s}, it should in the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing",
-                    pl.name()
-                );
-                return Err(ScheduleError::Plugin {
-                    point: "Score",
-                    status: Status::error(msg).with_plugin(pl.name()),
-                });
+                return Err(invalid_score(pl.name(), s));
             }
             *total += s * ws.weight;
         }
@@ -559,26 +593,57 @@ fn run_score<'a>(
 /// (a wake-up and a context switch per region) than it saves.
 pub const PARALLEL_MIN_NODES: usize = 2 * FILTER_CHUNK_NODES;
 
-fn run_sequentially(n_nodes: usize) -> bool {
+pub(crate) fn run_sequentially(n_nodes: usize) -> bool {
     n_nodes < PARALLEL_MIN_NODES || rayon::current_num_threads() == 1
 }
 
-/// The index of a highest total; among ties, each equally likely (reservoir sampling,
-/// as upstream's `selectHost`). `totals` must not be empty.
+/// The error of a score out of range after normalisation (upstream's message).
+pub(crate) fn invalid_score(plugin: &'static str, s: i64) -> ScheduleError {
+    let msg = format!(
+        "plugin {plugin:?} returns an invalid score {s}, it should in the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
+    );
+    ScheduleError::Plugin {
+        point: "Score",
+        status: Status::error(msg).with_plugin(plugin),
+    }
+}
+
+/// The index of a highest total; among ties, each equally likely, as upstream's
+/// `selectHost`. `totals` must not be empty.
 pub fn select_host(totals: &[i64], rng: &mut dyn TieBreakRng) -> usize {
-    assert!(!totals.is_empty(), "select_host over no nodes");
-    let (mut best, mut best_score, mut n_ties) = (0, totals[0], 1_u64);
-    for (i, &s) in totals.iter().enumerate().skip(1) {
-        if s > best_score {
-            (best, best_score, n_ties) = (i, s, 1);
-        } else if s == best_score {
+    select_best(totals.len(), |i| totals[i], rng)
+}
+
+/// [`select_host`] over `total(0..n)`: one pass finds the highest total and how many
+/// nodes tie at it, one draw picks the `k`-th of them (none when there is no tie), a
+/// second pass finds it. Upstream samples the reservoir with a draw per tie; the
+/// choice is uniform either way, and one draw keeps the memoised and the full cycle
+/// in step.
+pub(crate) fn select_best(
+    n: usize,
+    total: impl Fn(usize) -> i64,
+    rng: &mut dyn TieBreakRng,
+) -> usize {
+    assert!(n > 0, "select_host over no nodes");
+    let (mut best, mut n_ties) = (total(0), 1_u64);
+    for i in 1..n {
+        let s = total(i);
+        if s > best {
+            (best, n_ties) = (s, 1);
+        } else if s == best {
             n_ties += 1;
-            if rng.below(n_ties) == 0 {
-                best = i;
-            }
         }
     }
-    best
+    let mut k = if n_ties > 1 { rng.below(n_ties) } else { 0 };
+    for i in 0..n {
+        if total(i) == best {
+            if k == 0 {
+                return i;
+            }
+            k -= 1;
+        }
+    }
+    unreachable!("the highest total is present")
 }
 
 /// Runs PostFilter plugins on a fit error (upstream's `RunPostFilterPlugins`): the first

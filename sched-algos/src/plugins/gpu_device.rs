@@ -219,6 +219,11 @@ impl GpuDevices {
 pub struct GpuDeviceFit;
 
 impl Plugin for GpuDeviceFit {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -8,7 +8,9 @@
 //! Images are matched by upstream's `normalizedImageName` (`:latest` when untagged).
 
 use crate::cache::Snapshot;
-use crate::framework::{CycleState, MAX_NODE_SCORE, Plugin, PreScorePlugin, ScorePlugin};
+use crate::framework::{
+    CycleState, MAX_NODE_SCORE, Normalization, Plugin, PreScorePlugin, ScorePlugin,
+};
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
 use crate::status::Status;
@@ -25,6 +27,11 @@ pub const MAX_CONTAINER_THRESHOLD_BYTES: i64 = 1000 * MB;
 pub struct ImageLocality;
 
 impl Plugin for ImageLocality {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -87,6 +94,10 @@ impl PreScorePlugin for ImageLocality {
 }
 
 impl ScorePlugin for ImageLocality {
+    fn normalization(&self) -> Normalization {
+        Normalization::Identity
+    }
+
     /// Without PreScore state the spread is unknown; counts the image as on this node
     /// only, which is what PreScore computes for a one-node snapshot.
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use crate::cache::Snapshot;
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
-    PreScorePlugin, ScorePlugin, default_normalize_score,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, Normalization, Plugin, PreFilterPlugin,
+    PreFilterResult, PreScorePlugin, ScorePlugin, default_normalize_score,
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
@@ -70,6 +70,11 @@ impl NodeAffinity {
 }
 
 impl Plugin for NodeAffinity {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -142,6 +147,10 @@ impl PreScorePlugin for NodeAffinity {
 }
 
 impl ScorePlugin for NodeAffinity {
+    fn normalization(&self) -> Normalization {
+        Normalization::DefaultMax { reverse: false }
+    }
+
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         let mut count = 0;
         if let Some(added) = &self.added_preferred {

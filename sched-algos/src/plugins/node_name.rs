@@ -15,6 +15,11 @@ pub const ERR_REASON: &str = "node(s) didn't match the requested node name";
 pub struct NodeName;
 
 impl Plugin for NodeName {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

@@ -16,6 +16,11 @@ pub const ERR_REASON: &str = "node(s) didn't have free ports for the requested p
 pub struct NodePorts;
 
 impl Plugin for NodePorts {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

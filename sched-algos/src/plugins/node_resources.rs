@@ -28,8 +28,8 @@ use serde::Deserialize;
 
 use crate::cache::{NodeColumns, Snapshot};
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
-    PreScorePlugin, ScorePlugin,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, Normalization, Plugin, PreFilterPlugin,
+    PreFilterResult, PreScorePlugin, ScorePlugin,
 };
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
@@ -529,6 +529,11 @@ fn validate_shape(shape: &[ShapePoint]) -> Result<Vec<ShapePoint>, ConfigError> 
 }
 
 impl Plugin for Fit {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         FIT_NAME
     }
@@ -657,6 +662,10 @@ impl PreScorePlugin for Fit {
 }
 
 impl ScorePlugin for Fit {
+    fn normalization(&self) -> Normalization {
+        Normalization::Identity
+    }
+
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         let requests = self.allocation.requests_in(state, FIT_PRE_SCORE_KEY, pod);
         let req = &*requests;
@@ -705,6 +714,11 @@ impl BalancedAllocation {
 }
 
 impl Plugin for BalancedAllocation {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         BALANCED_NAME
     }
@@ -722,6 +736,10 @@ impl PreScorePlugin for BalancedAllocation {
 }
 
 impl ScorePlugin for BalancedAllocation {
+    fn normalization(&self) -> Normalization {
+        Normalization::Identity
+    }
+
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         let requests = self
             .allocation

@@ -8,7 +8,7 @@
 
 use crate::cache::{Snapshot, flags};
 use crate::framework::{
-    CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreScorePlugin, ScorePlugin,
+    CycleState, FilterPlugin, MAX_NODE_SCORE, Normalization, Plugin, PreScorePlugin, ScorePlugin,
     default_normalize_score,
 };
 use crate::node_info::NodeInfo;
@@ -22,6 +22,11 @@ const PRE_SCORE_KEY: &str = "PreScoreTaintToleration";
 pub struct TaintToleration;
 
 impl Plugin for TaintToleration {
+    /// Reads only the pod and the node at hand.
+    fn node_local(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }
@@ -101,6 +106,10 @@ impl PreScorePlugin for TaintToleration {
 }
 
 impl ScorePlugin for TaintToleration {
+    fn normalization(&self) -> Normalization {
+        Normalization::DefaultMax { reverse: true }
+    }
+
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
         Ok(match state.read::<PreScoreState>(PRE_SCORE_KEY) {
             Some(s) => count_intolerable(node, &s.tolerations),
