@@ -432,6 +432,89 @@ pub struct Snapshot {
     /// [`CHANGE_LOG_LEN`]; every change after `changes_floor` is in it.
     changes: std::collections::VecDeque<(u64, u32)>,
     changes_floor: u64,
+    /// Topology columns built so far, by label key ([`Snapshot::topology`]).
+    topology: TopologyCache,
+}
+
+/// A node's domain id in a [`TopologyColumn`] when it lacks the label.
+pub const NO_DOMAIN: u32 = u32::MAX;
+/// Topology keys a snapshot keeps columns for; past it, columns are built per call.
+pub const MAX_TOPOLOGY_KEYS: usize = 64;
+
+/// The domains of one topology key: every node's label value, interned to a small
+/// integer, so that per-domain counts are vectors and the per-node lookup is an index.
+#[derive(Clone, Debug, Default)]
+pub struct TopologyColumn {
+    /// Per node index: the id of its value, or [`NO_DOMAIN`].
+    pub domain_of: Vec<u32>,
+    /// The values, by id (ids are never reused, so a value may have no node left).
+    pub values: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl TopologyColumn {
+    fn build(key: &str, nodes: &[Arc<NodeInfo>]) -> TopologyColumn {
+        let mut col = TopologyColumn {
+            domain_of: vec![NO_DOMAIN; nodes.len()],
+            ..TopologyColumn::default()
+        };
+        for (i, n) in nodes.iter().enumerate() {
+            col.set(i, n.labels.get(key));
+        }
+        col
+    }
+
+    fn set(&mut self, idx: usize, value: Option<&String>) {
+        self.domain_of[idx] = match value {
+            None => NO_DOMAIN,
+            Some(v) => self.id_or_insert(v),
+        };
+    }
+
+    fn id_or_insert(&mut self, v: &str) -> u32 {
+        if let Some(&id) = self.ids.get(v) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(v.to_owned());
+        self.ids.insert(v.to_owned(), id);
+        id
+    }
+
+    /// The id of a value, if some node ever had it.
+    pub fn id(&self, value: &str) -> Option<u32> {
+        self.ids.get(value).copied()
+    }
+
+    /// How many ids there are (the length of a per-domain vector).
+    pub fn n_values(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// Lazily built topology columns; shared readers, one writer when a key is first
+/// asked for.
+#[derive(Default)]
+struct TopologyCache(std::sync::RwLock<HashMap<String, Arc<TopologyColumn>>>);
+
+impl TopologyCache {
+    fn columns_mut(&mut self) -> &mut HashMap<String, Arc<TopologyColumn>> {
+        self.0.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clone for TopologyCache {
+    fn clone(&self) -> TopologyCache {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        TopologyCache(std::sync::RwLock::new(map))
+    }
+}
+
+impl std::fmt::Debug for TopologyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
+        f.debug_set().entries(map.keys()).finish()
+    }
 }
 
 /// Node changes a snapshot remembers for [`Snapshot::changed_since`].
@@ -513,6 +596,11 @@ impl Snapshot {
         if !self.nodes[i].images.keys().eq(info.images.keys()) {
             self.image_generation = self.image_generation.max(info.generation);
         }
+        if self.nodes[i].labels != info.labels {
+            for (key, col) in self.topology.columns_mut() {
+                Arc::make_mut(col).set(i, info.labels.get(key));
+            }
+        }
         self.cols.set(i, &info);
         self.index_affinity(idx, &info);
         self.nodes[i] = info;
@@ -592,6 +680,21 @@ impl Snapshot {
                 .take_while(move |(g, _)| *g > generation)
                 .map(|(_, i)| *i),
         )
+    }
+
+    /// The domains of topology key `key` over this snapshot's nodes; built on first
+    /// use (`O(nodes)`), then kept up to date as nodes change.
+    pub fn topology(&self, key: &str) -> Arc<TopologyColumn> {
+        let cache = &self.topology.0;
+        if let Some(col) = cache.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Arc::clone(col);
+        }
+        let col = Arc::new(TopologyColumn::build(key, &self.nodes));
+        let mut map = cache.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TOPOLOGY_KEYS {
+            return col;
+        }
+        Arc::clone(map.entry(key.to_owned()).or_insert(col))
     }
 
     /// Bumped (within one origin) whenever a node's image list changes.

@@ -36,12 +36,13 @@
 //! nodes given to PreScore (as [`schedule_one`](crate::schedule_one) does).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bosun_api::labels::{LabelSelector, Operator, Requirement};
 use k8s_openapi::api::core::v1 as corev1;
 use serde::Deserialize;
 
-use crate::cache::Snapshot;
+use crate::cache::{NO_DOMAIN, Snapshot, TopologyColumn, flags};
 use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
     PreScorePlugin, ScorePlugin,
@@ -284,8 +285,10 @@ fn parse_constraint(
 /// What Filter reads (upstream's `preFilterState`).
 struct PreFilterState {
     constraints: Vec<Constraint>,
-    /// Per constraint: matching pods per domain.
-    counts: Vec<HashMap<String, i64>>,
+    /// Per constraint: the domains of its key.
+    domains: Vec<Arc<TopologyColumn>>,
+    /// Per constraint: matching pods per domain id.
+    counts: Vec<Vec<i64>>,
     /// Per constraint: the global minimum used for skew (0 below `minDomains`).
     min_match: Vec<i64>,
     /// Per constraint: whether the incoming pod matches its own selector.
@@ -319,35 +322,61 @@ impl PreFilterPlugin for PodTopologySpread {
         if constraints.is_empty() {
             return (None, Status::skip());
         }
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
-        for node in snap.nodes() {
-            if !has_all_keys(node, &constraints) {
+        let domains: Vec<Arc<TopologyColumn>> = constraints
+            .iter()
+            .map(|c| snap.topology(&c.topology_key))
+            .collect();
+        // Per constraint and domain id: matching pods, or `None` for a domain no
+        // eligible node is in.
+        let mut counts: Vec<Vec<Option<i64>>> =
+            domains.iter().map(|d| vec![None; d.n_values()]).collect();
+        let cols = snap.columns();
+        // Whether inclusion needs the node itself (else every node passes it).
+        let needs_node: Vec<bool> = constraints
+            .iter()
+            .map(|c| {
+                (c.honor_node_affinity
+                    && (!pod.node_selector.is_empty() || pod.required_affinity.is_some()))
+                    || c.honor_node_taints
+            })
+            .collect();
+        for idx in 0..snap.n_nodes() {
+            if domains.iter().any(|d| d.domain_of[idx] == NO_DOMAIN) {
                 continue;
             }
+            let (n_pods, hard_taints) = (cols.n_pods[idx], cols.flags[idx] & flags::HARD_TAINTS);
             for (i, c) in constraints.iter().enumerate() {
-                if !c.includes(pod, node) {
+                let node = snap.node(idx as u32);
+                if needs_node[i]
+                    && (hard_taints != 0 || c.honor_node_affinity)
+                    && !c.includes(pod, node)
+                {
                     continue;
                 }
-                let value = &node.labels[&c.topology_key];
-                let n = count_matching(node, &c.selector, &pod.namespace);
-                match counts[i].get_mut(value) {
-                    Some(total) => *total += n,
-                    None => {
-                        counts[i].insert(value.clone(), n);
-                    }
-                }
+                let n = if n_pods == 0 {
+                    0
+                } else {
+                    count_matching(node, &c.selector, &pod.namespace)
+                };
+                let slot = &mut counts[i][domains[i].domain_of[idx] as usize];
+                *slot = Some(slot.unwrap_or(0) + n);
             }
         }
         let min_match = constraints
             .iter()
             .zip(&counts)
             .map(|(c, m)| {
-                if (m.len() as i64) < c.min_domains {
+                let present = m.iter().flatten();
+                if (present.clone().count() as i64) < c.min_domains {
                     0
                 } else {
-                    m.values().copied().min().unwrap_or(0)
+                    present.copied().min().unwrap_or(0)
                 }
             })
+            .collect();
+        let counts = counts
+            .into_iter()
+            .map(|m| m.into_iter().map(|c| c.unwrap_or(0)).collect())
             .collect();
         let self_match = constraints
             .iter()
@@ -357,6 +386,7 @@ impl PreFilterPlugin for PodTopologySpread {
             PRE_FILTER_KEY,
             PreFilterState {
                 constraints,
+                domains,
                 counts,
                 min_match,
                 self_match,
@@ -373,15 +403,55 @@ impl FilterPlugin for PodTopologySpread {
                 "reading {PRE_FILTER_KEY:?} from cycleState: not found"
             ));
         };
-        for (i, c) in s.constraints.iter().enumerate() {
-            let Some(value) = node.labels.get(&c.topology_key) else {
+        s.verdict(|i| match node.labels.get(&s.constraints[i].topology_key) {
+            None => Some(NO_DOMAIN),
+            Some(v) => s.domains[i].id(v),
+        })
+    }
+
+    fn filter_batch(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        _snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [Option<Status>],
+    ) {
+        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_KEY) else {
+            let e = Status::error(format!(
+                "reading {PRE_FILTER_KEY:?} from cycleState: not found"
+            ));
+            out.fill(Some(e.with_plugin(NAME)));
+            return;
+        };
+        for (slot, &idx) in out.iter_mut().zip(nodes) {
+            if slot.is_some() {
+                continue;
+            }
+            let st = s.verdict(|i| Some(s.domains[i].domain_of[idx as usize]));
+            if !st.is_success() {
+                *slot = Some(st.with_plugin(NAME));
+            }
+        }
+    }
+}
+
+impl PreFilterState {
+    /// The Filter verdict for a node whose domain id per constraint `domain(i)` gives
+    /// (`Some(NO_DOMAIN)`: no label; `None`: a value no node had at PreFilter).
+    fn verdict(&self, domain: impl Fn(usize) -> Option<u32>) -> Status {
+        for (i, c) in self.constraints.iter().enumerate() {
+            let d = domain(i);
+            if d == Some(NO_DOMAIN) {
                 return Status::new(
                     Code::UnschedulableAndUnresolvable,
                     ERR_REASON_NODE_LABEL_NOT_MATCH,
                 );
-            };
-            let matching = s.counts[i].get(value).copied().unwrap_or(0);
-            if matching + s.self_match[i] - s.min_match[i] > c.max_skew {
+            }
+            let matching = d
+                .and_then(|d| self.counts[i].get(d as usize).copied())
+                .unwrap_or(0);
+            if matching + self.self_match[i] - self.min_match[i] > c.max_skew {
                 return Status::new(Code::Unschedulable, ERR_REASON_CONSTRAINTS_NOT_MATCH);
             }
         }
