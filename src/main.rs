@@ -53,6 +53,9 @@ struct SchedulerArgs {
     /// A KubeSchedulerConfiguration YAML file; default: the upstream default profile.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve the scheduler's Prometheus metrics over plain HTTP at /metrics here.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 /// The scheduler's configuration from an optional KubeSchedulerConfiguration file.
@@ -78,11 +81,65 @@ async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         "bosun scheduler running against {}",
         args.kubeconfig.display()
     );
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        println!("  metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(serve_metrics(listener, config.metrics.clone()));
+    }
     bosun_sched_algos::service::run(client, config, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
     Ok(())
+}
+
+/// Answers every HTTP/1.1 request on `listener` with the scheduler's metrics
+/// (`/metrics`) or 404, one request per connection; requests are read up to 8 KiB.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<bosun_sched_algos::metrics::SchedulerMetrics>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            // Out of descriptors, say: back off rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0_u8; 8192];
+            let mut n = 0;
+            let read = async {
+                while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = if path == "/metrics" {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(response.as_bytes()).await;
+        });
+    }
 }
 
 #[derive(Args)]
@@ -420,6 +477,7 @@ async fn run_apiserver(args: ApiserverArgs, with_scheduler: bool) -> anyhow::Res
     let server = ApiServer::new(storage.clone(), config)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrapping: {e}"))?;
+    let server_metrics = server.metrics.clone();
     tokio::spawn(compact_periodically(storage));
 
     let kubeconfig_path = args.data_dir.join(tls::KUBECONFIG_FILE);
@@ -435,6 +493,9 @@ async fn run_apiserver(args: ApiserverArgs, with_scheduler: bool) -> anyhow::Res
         let _ = rx.wait_for(|s| *s).await;
     };
     let scheduler = (with_scheduler && !args.no_scheduler).then(|| {
+        let sched_config = bosun_sched_algos::service::ServiceConfig::default();
+        let metrics = sched_config.metrics.clone();
+        server_metrics.add_source(Box::new(move || metrics.render()));
         // The scheduler talks to this server through the kubeconfig it just wrote, as an
         // out-of-process scheduler would.
         let client =
@@ -444,7 +505,7 @@ async fn run_apiserver(args: ApiserverArgs, with_scheduler: bool) -> anyhow::Res
             match client {
                 Ok(Ok(client)) => {
                     if let Err(e) =
-                        bosun_sched_algos::service::run(client, Default::default(), stop).await
+                        bosun_sched_algos::service::run(client, sched_config, stop).await
                     {
                         tracing::error!(error = %e, "scheduler stopped");
                     }

@@ -664,3 +664,79 @@ fn the_scheduler_binds_pods_and_reports_failed_scheduling() {
         "{scheduled}"
     );
 }
+
+const PREEMPTION: &str = r#"
+apiVersion: scheduling.k8s.io/v1
+kind: PriorityClass
+metadata:
+  name: high
+value: 1000
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: low
+spec:
+  # No kubelet finishes a graceful termination yet: the victim goes at once.
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: low
+    image: busybox:1.36
+    resources: {requests: {cpu: 800m}}
+"#;
+
+const PREEMPTOR: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: high
+spec:
+  priorityClassName: high
+  containers:
+  - name: high
+    image: busybox:1.36
+    resources: {requests: {cpu: 800m}}
+"#;
+
+#[test]
+fn a_higher_priority_pod_preempts_a_lower_priority_one() {
+    let c = Cluster::up_with_scheduler();
+    c.kubectl_stdin(&["create", "-f", "-"], SMALL_NODE);
+    c.kubectl_stdin(&["create", "-f", "-"], PREEMPTION);
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let bound = |pod: &str| c.jsonpath(&["pod", pod], "{.spec.nodeName}");
+    wait("low to be bound", &|| bound("low") == "small");
+    c.kubectl_stdin(&["create", "-f", "-"], PREEMPTOR);
+    wait("high to be bound in low's place", &|| {
+        c.kubectl_output(&["get", "pod", "high", "-o", "jsonpath={.spec.nodeName}"])
+            .stdout
+            == b"small"
+    });
+    let gone = c.kubectl_fails(&["get", "pod", "low"]);
+    assert!(gone.contains("NotFound"), "{gone}");
+    let preempted = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=low,reason=Preempted",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(preempted.contains("on node small"), "{preempted}");
+    let metrics = c.kubectl(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "scheduler_preemption_attempts_total 1"),
+        "no preemption counted in\n{metrics}"
+    );
+}

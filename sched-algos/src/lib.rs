@@ -70,6 +70,7 @@ pub mod cache;
 pub mod fixtures;
 pub mod framework;
 pub mod memo;
+pub mod metrics;
 pub mod node_info;
 pub mod plugins;
 pub mod pod_info;

@@ -2,6 +2,12 @@
 //! bounded [`SchedulingQueue`]; one loop takes the next pod, runs [`schedule_one`],
 //! assumes the pod, binds it through `pods/binding` and records a core/v1 Event.
 //!
+//! When no node fits and DefaultPreemption proposes victims, the service does what
+//! upstream's preemption does with the decision: records a `Preempted` Event on each
+//! victim and deletes it (its own grace period, preconditioned on its UID), sets the
+//! preemptor's `status.nominatedNodeName`, and parks the preemptor; the victims'
+//! deletion events bring it back. Metrics: [`crate::metrics`].
+//!
 //! This is the IO edge of the crate; everything it calls into is pure. All state (cache,
 //! queue, snapshot) is owned by the single loop in [`run`], so there are no locks.
 //!
@@ -27,9 +33,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::cache::{Cache, CacheError, Snapshot};
+use crate::metrics::{AttemptResult, SchedulerMetrics};
 use crate::pod_info::PodInfo;
 use crate::profile::Profiles;
 use crate::registry::Registry;
+use crate::schedule::ScheduleError;
 use crate::schedule::{CycleContext, schedule_one};
 
 /// Default bound on pods waiting to be scheduled.
@@ -61,6 +69,8 @@ pub struct ServiceConfig {
     pub backoff_max: Duration,
     /// Seed of the tie-breaking RNG.
     pub seed: u64,
+    /// Where the service records its metrics.
+    pub metrics: Arc<SchedulerMetrics>,
 }
 
 impl ServiceConfig {
@@ -73,6 +83,7 @@ impl ServiceConfig {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             seed: 0,
+            metrics: Arc::default(),
         }
     }
 }
@@ -140,6 +151,11 @@ impl SchedulingQueue {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Pods ready to be tried and pods parked.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.active.len(), self.parked.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -328,6 +344,7 @@ pub async fn run(
         ctx: CycleContext::seeded(config.seed),
         events: event_tx,
         dropped_events: 0,
+        metrics: config.metrics,
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let (mut nodes_ready, mut pods_ready) = (false, false);
@@ -370,6 +387,8 @@ pub async fn run(
             Step::Schedule => svc.schedule_next().await,
             Step::Idle => {}
         }
+        let (active, parked) = svc.queue.sizes();
+        svc.metrics.pending(active, parked);
     };
     drop(svc);
     // The event task ends once the queued events are sent (its sender is gone).
@@ -393,6 +412,7 @@ struct Service {
     queue: SchedulingQueue,
     events: mpsc::Sender<PendingEvent>,
     dropped_events: u64,
+    metrics: Arc<SchedulerMetrics>,
 }
 
 impl Service {
@@ -475,10 +495,20 @@ impl Service {
         let Some(profile) = self.profiles.for_pod(&pod) else {
             return;
         };
+        let started = std::time::Instant::now();
         self.cache.update_snapshot(&mut self.snapshot);
-        let mut decision = match schedule_one(profile, &self.snapshot, &pod, &mut self.ctx) {
+        let result = schedule_one(profile, &self.snapshot, &pod, &mut self.ctx);
+        let outcome = match &result {
+            Ok(_) => AttemptResult::Scheduled,
+            Err(ScheduleError::Plugin { .. }) => AttemptResult::Error,
+            Err(_) => AttemptResult::Unschedulable,
+        };
+        let profile_name = profile.scheduler_name.clone();
+        let mut decision = match result {
             Ok(d) => d,
             Err(e) => {
+                self.metrics
+                    .attempt(&profile_name, outcome, started.elapsed().as_secs_f64());
                 // Upstream's message: the FitError's summary, or ErrNoNodesAvailable's.
                 self.event(
                     &pod,
@@ -487,6 +517,11 @@ impl Service {
                     "Scheduling",
                     e.to_string(),
                 );
+                if let ScheduleError::Fit(fit) = &e
+                    && let Some(r) = &fit.post_filter_result
+                {
+                    self.preempt(&pod, r).await;
+                }
                 self.queue.park(pod, attempts, Instant::now());
                 return;
             }
@@ -505,7 +540,10 @@ impl Service {
                 return;
             }
         };
-        if let Err(e) = self.cache.assume_pod(pod.clone(), &node) {
+        let assumed = self.cache.assume_pod(pod.clone(), &node);
+        self.metrics
+            .attempt(&profile_name, outcome, started.elapsed().as_secs_f64());
+        if let Err(e) = assumed {
             // The pod is already in the cache: it was bound meanwhile.
             eprintln!("scheduler: assume {}: {e}", pod.key());
             return;
@@ -523,6 +561,65 @@ impl Service {
                 let message = format!("Binding rejected: {e}");
                 self.event(&pod, "FailedScheduling", "Warning", "Binding", message);
                 self.queue.park(pod, attempts, Instant::now());
+            }
+        }
+    }
+
+    /// Carries out a preemption decision: evicts the victims, nominates the node.
+    async fn preempt(&mut self, pod: &Arc<PodInfo>, r: &crate::framework::PostFilterResult) {
+        let Some(node) = r.nominated_node_name.as_deref() else {
+            return;
+        };
+        if !node.is_empty() && !r.victims.is_empty() {
+            let victims: Vec<Arc<PodInfo>> = self
+                .snapshot
+                .node_index(node)
+                .map(|idx| {
+                    let info = self.snapshot.node(idx);
+                    r.victims
+                        .iter()
+                        .filter_map(|uid| info.pods.iter().find(|p| &p.uid == uid).cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.metrics.preemption(victims.len());
+            for v in victims {
+                let message = format!("Preempted by pod {} on node {node}", pod.uid);
+                self.event(&v, "Preempted", "Normal", "Preempting", message);
+                let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &v.namespace);
+                let dp = bosun_client::DeleteParams {
+                    preconditions: Some(
+                        k8s_openapi::apimachinery::pkg::apis::meta::v1::Preconditions {
+                            uid: Some(v.uid.clone()),
+                            resource_version: None,
+                        },
+                    ),
+                    ..bosun_client::DeleteParams::default()
+                };
+                if let Err(e) = api.delete(&v.name, &dp).await {
+                    eprintln!("scheduler: preempting {}: {e}", v.key());
+                }
+            }
+        }
+        // Upstream's `updatePod`: status.nominatedNodeName ("" clears it).
+        let current = pod
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .unwrap_or("");
+        if current != node {
+            let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &pod.namespace);
+            let value = if node.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::from(node)
+            };
+            let patch = bosun_client::Patch::Merge(
+                serde_json::json!({"status": {"nominatedNodeName": value}}),
+            );
+            if let Err(e) = api.patch_status(&pod.name, &patch).await {
+                eprintln!("scheduler: nominating {node} for {}: {e}", pod.key());
             }
         }
     }

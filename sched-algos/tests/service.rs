@@ -1,7 +1,8 @@
 //! The scheduler service against the in-process API server over loopback HTTP: a pod
 //! is bound and a `Scheduled` Event recorded; a pod that fits nowhere gets a
 //! `FailedScheduling` Event with upstream's FitError message and is bound once a
-//! fitting node appears.
+//! fitting node appears; a higher-priority pod preempts a lower-priority one, and the
+//! metrics count it all.
 
 use std::time::Duration;
 
@@ -24,6 +25,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Harness::start_with(ServiceConfig::default()).await
+    }
+
+    async fn start_with(sched_config: ServiceConfig) -> Harness {
         let storage = MemoryStorage::new(MemoryStorageConfig::default());
         let config = ServerConfig {
             token: None,
@@ -38,13 +43,9 @@ impl Harness {
         }));
         let client = Client::new(Config::new(&base).unwrap()).unwrap();
         let (stop_scheduler, stop) = tokio::sync::oneshot::channel::<()>();
-        let scheduler = tokio::spawn(service::run(
-            client.clone(),
-            ServiceConfig::default(),
-            async {
-                let _ = stop.await;
-            },
-        ));
+        let scheduler = tokio::spawn(service::run(client.clone(), sched_config, async {
+            let _ = stop.await;
+        }));
         Harness {
             client,
             stop_server: Some(stop_server),
@@ -77,8 +78,18 @@ impl Harness {
     }
 
     async fn add_pod(&self, name: &str, cpu: &str) {
-        let mut pod = PodBuilder::new(name).request(cpu, "1Gi").build();
+        self.add_pod_with(name, cpu, 0).await;
+    }
+
+    /// A pod with a priority; no grace period (there is no kubelet to finish a
+    /// graceful termination).
+    async fn add_pod_with(&self, name: &str, cpu: &str, priority: i32) {
+        let mut pod = PodBuilder::new(name)
+            .request(cpu, "1Gi")
+            .priority(priority)
+            .build();
         pod.metadata.uid = None;
+        pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(0);
         pod.spec.as_mut().unwrap().containers[0].image = Some("nginx".into());
         Api::<corev1::Pod>::namespaced(self.client.clone(), "default")
             .create(&pod)
@@ -176,5 +187,47 @@ async fn unschedulable_pod_is_bound_after_node_added() {
     assert_eq!(h.wait_bound("big").await, "large");
     let msg = h.wait_event("big", "Scheduled").await;
     assert_eq!(msg, "Successfully assigned default/big to large");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_priority_pod_preempts_and_metrics_count_it() {
+    let config = ServiceConfig::default();
+    let metrics = config.metrics.clone();
+    let h = Harness::start_with(config).await;
+    h.add_node("n1", "1").await;
+    h.add_pod_with("low", "800m", 0).await;
+    assert_eq!(h.wait_bound("low").await, "n1");
+    h.add_pod_with("high", "800m", 1000).await;
+    let msg = h.wait_event("low", "Preempted").await;
+    assert!(
+        msg.starts_with("Preempted by pod ") && msg.ends_with(" on node n1"),
+        "{msg}"
+    );
+    // A successful preemption adds nothing to the FitError (upstream's PostFilter
+    // returns Success without a message).
+    let failed = h.wait_event("high", "FailedScheduling").await;
+    assert_eq!(failed, "0/1 nodes are available: 1 Insufficient cpu.");
+    assert_eq!(h.wait_bound("high").await, "n1");
+    let pods = Api::<corev1::Pod>::namespaced(h.client.clone(), "default");
+    assert!(
+        pods.get_opt("low").await.unwrap().is_none(),
+        "victim deleted"
+    );
+    let text = metrics.render();
+    for line in [
+        "scheduler_preemption_attempts_total 1",
+        "scheduler_preemption_victims_count 1",
+        "scheduler_schedule_attempts_total{profile=\"default-scheduler\",result=\"scheduled\"} 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(
+        metrics.attempts(bosun_sched_algos::metrics::AttemptResult::Unschedulable) >= 1,
+        "{text}"
+    );
     h.stop().await;
 }

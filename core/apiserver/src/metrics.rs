@@ -43,7 +43,12 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestLabels, Series>>,
     watch_events: Mutex<BTreeMap<(String, String, String), u64>>,
     long_running: AtomicI64,
+    /// Other components in this process whose metrics `/metrics` also serves.
+    sources: Mutex<Vec<MetricsSource>>,
 }
+
+/// Renders a component's metrics in the Prometheus text format.
+pub type MetricsSource = Box<dyn Fn() -> String + Send + Sync>;
 
 impl Metrics {
     /// Records one finished request.
@@ -148,7 +153,24 @@ impl Metrics {
             "apiserver_longrunning_requests{{verb=\"WATCH\"}} {}",
             self.long_running.load(Ordering::Relaxed)
         );
+        for source in self
+            .sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            out.push_str(&source());
+        }
         out
+    }
+
+    /// Serves another in-process component's metrics (the scheduler's, in `bosun up`)
+    /// on `/metrics` after the server's own.
+    pub fn add_source(&self, source: MetricsSource) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
     }
 }
 
