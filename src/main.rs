@@ -97,6 +97,10 @@ struct StoreArgs {
     /// acknowledged writes.
     #[arg(long)]
     no_fsync_benchmark_only: bool,
+    /// How the logs are written: `std` (pwrite + fdatasync) or `io-uring` (writes and
+    /// the fdatasync submitted together).
+    #[arg(long, default_value = "std")]
+    log_backend: bosun_store_engine::LogBackend,
 }
 
 #[derive(Subcommand)]
@@ -225,7 +229,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     use bosun_store_engine as store;
-    let mut config = store::StoreConfig::default();
+    let mut config = store::StoreConfig {
+        log_backend: args.log_backend,
+        ..store::StoreConfig::default()
+    };
     if args.no_fsync_benchmark_only {
         config.engine.sync = store::SyncMode::NoSyncBenchmarkOnly;
         tracing::warn!("fsync is off: acknowledged writes can be lost (benchmarks only)");
@@ -242,6 +249,7 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
         "bosun store serving the etcd v3 API on {}",
         listener.local_addr()?
     );
+    println!("  log backend: {}", args.log_backend);
     println!(
         "  ETCDCTL_API=3 etcdctl --endpoints={} endpoint status",
         listener.local_addr()?

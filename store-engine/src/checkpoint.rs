@@ -162,7 +162,7 @@ pub fn load_latest<D: LogDir>(dir: &D) -> Result<Option<(Mvcc, u64)>, Error> {
         return Ok(None);
     };
     let name = checkpoint_name(id);
-    let file = dir.open(&name)?;
+    let mut file = dir.open(&name)?;
     let corrupt = |reason: String| Corruption {
         file: name.clone(),
         offset: 0,

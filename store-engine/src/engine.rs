@@ -481,6 +481,8 @@ impl<D: LogDir> Writer<D> {
         if self.config.sync == SyncMode::Fdatasync {
             self.wal.sync()?;
             self.shared.counters.n_syncs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.wal.flush()?;
         }
         self.shared
             .counters

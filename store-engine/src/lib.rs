@@ -13,7 +13,9 @@
 //! - [`mvcc`]: the pure state machine: apply one txn at the next revision, return what
 //!   to persist; serve reads at any retained revision. No IO.
 //! - [`codec`]: record framing (`len | crc32c | kind | payload`) and payload encodings.
-//! - [`logfile`]: the `LogFile`/`LogDir` IO traits, std::fs and in-memory backends.
+//! - [`logfile`]: the `LogFile`/`LogDir` IO traits, the std::fs and in-memory backends,
+//!   and [`HostDir`], a host backend chosen at run time ([`LogBackend`]).
+//! - [`uring`]: the io_uring backend (the crate's only `unsafe`).
 //! - [`wal`]: segments: append, roll, scan with CRC checks and torn-tail repair.
 //! - [`checkpoint`]: the whole index at a segment boundary, for fast restart.
 //! - [`engine`]: the writer thread (group commit), checkpointer, reads, commit hooks.
@@ -103,6 +105,7 @@ pub mod mvcc;
 pub mod proto;
 pub mod store;
 pub mod types;
+pub mod uring;
 pub mod wal;
 pub mod watch;
 
@@ -110,8 +113,9 @@ pub use engine::{CommitHook, Engine, EngineConfig, EngineStats, MAX_COMMIT_HOOKS
 pub use error::{Corruption, Error, RequestError};
 pub use grpc::{ServeError, ServerConfig, serve};
 pub use lease::{Clock, FakeClock, LeaseError, LeaseInfo, Lessor, SystemClock};
-pub use logfile::{LogDir, LogFile, MemDir, StdDir};
+pub use logfile::{HostDir, HostFile, LogBackend, LogDir, LogFile, MemDir, StdDir};
 pub use mvcc::{Applied, HistoryChunk, Mvcc, TxnLimits};
 pub use store::{Store, StoreConfig};
 pub use types::*;
+pub use uring::UringDir;
 pub use watch::{HubConfig, SlowWatcherPolicy, WatchHub, WatchMessage, WatchSpec, Watcher};

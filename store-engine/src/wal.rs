@@ -127,6 +127,11 @@ impl<D: LogDir> Wal<D> {
         self.active.sync_data()
     }
 
+    /// Hands every appended record to the OS (survives a process crash only).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.active.flush()
+    }
+
     /// Seals the active segment (synced) and starts the next; returns the new id.
     /// Every record appended before the roll is in a segment below that id.
     pub fn roll(&mut self, revision: i64) -> io::Result<u64> {
