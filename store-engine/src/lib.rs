@@ -18,7 +18,8 @@
 //! - [`uring`]: the io_uring backend (the crate's only `unsafe`).
 //! - [`wal`]: segments: append, roll, scan with CRC checks and torn-tail repair.
 //! - [`checkpoint`]: the whole index at a segment boundary, for fast restart.
-//! - [`engine`]: the writer thread (group commit), checkpointer, reads, commit hooks.
+//! - [`engine`]: the writer thread (group commit), checkpointer and garbage collection,
+//!   reads, commit hooks.
 //! - [`watch`]: the watch hub: fan-out of each durable revision (events shared and
 //!   encoded once), bounded per-watcher queues, catch-up from history, compaction.
 //! - [`lease`]: the lessor: grant, keep-alive, revoke, TTL, expiry on a [`Clock`];
@@ -38,6 +39,8 @@
 //!   it is the torn tail of the last segment; anywhere else it is a [`Corruption`]
 //!   naming the file and offset. CRCs are checked in release builds.
 //! - Segments below a durable checkpoint's id are covered by it and may be removed.
+//!   Garbage collection is such a checkpoint, started when compaction has left most of
+//!   the bytes on disk dead (see [`engine`]).
 //! - The writer never waits for a watcher: a full watcher queue moves it to catch-up.
 //! - A watcher sees every revision in its range from its start revision, once and in
 //!   order, or a cancellation naming the compacted revision it needed.

@@ -389,10 +389,12 @@ fn build_txn_op(op: &TxnOp) -> RequestOp {
 }
 
 fn config() -> EngineConfig {
-    // Tiny segments and frequent background checkpoints exercise rolls and removal.
+    // Tiny segments, frequent background checkpoints and garbage collection after
+    // compactions exercise rolls and removal.
     EngineConfig {
         segment_bytes_max: 300,
         checkpoint_after_bytes: 2000,
+        gc_min_dead_bytes: 400,
         ..EngineConfig::default()
     }
 }
