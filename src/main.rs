@@ -154,6 +154,10 @@ struct StoreArgs {
     /// acknowledged writes.
     #[arg(long)]
     no_fsync_benchmark_only: bool,
+    /// How the logs are written: `std` (pwrite + fdatasync) or `io-uring` (writes and
+    /// the fdatasync submitted together).
+    #[arg(long, default_value = "std")]
+    log_backend: bosun_store_engine::LogBackend,
 }
 
 #[derive(Subcommand)]
@@ -162,6 +166,67 @@ enum BenchCommand {
     Api(BenchApiArgs),
     /// Compare scheduling algorithms on scenarios (synthetic clusters, real traces).
     Sched(BenchSchedArgs),
+    /// Load an etcd v3 endpoint (bosun store or etcd), or both side by side.
+    Store(BenchStoreArgs),
+}
+
+#[derive(Args)]
+struct BenchStoreArgs {
+    /// Endpoints to load (comma-separated URLs); not with --side-by-side.
+    #[arg(long, value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// Start `bosun store` and etcd on loopback in temporary directories (fsync on in
+    /// both), run the same workload against each, and report ours/etcd ratios.
+    #[arg(long)]
+    side_by_side: bool,
+    /// put | range | txn | watch | mixed
+    #[arg(long, default_value = "put")]
+    workload: String,
+    /// Concurrent clients, one request in flight each.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// gRPC connections the clients (or watch streams) share.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
+    #[arg(long, default_value_t = 10)]
+    duration_s: u64,
+    /// Stop after this many operations (0: the duration bounds the run).
+    #[arg(long, default_value_t = 0)]
+    ops: u64,
+    #[arg(long, default_value_t = 8)]
+    key_bytes: usize,
+    #[arg(long, default_value_t = 256)]
+    value_bytes: usize,
+    /// Keys preloaded for range, txn and mixed; the range of random put keys.
+    #[arg(long, default_value_t = 10_000)]
+    key_space: u64,
+    /// Random keys instead of sequential ones (put).
+    #[arg(long)]
+    random_keys: bool,
+    /// Prefix ranges of 256 keys instead of point gets (range).
+    #[arg(long)]
+    prefix_ranges: bool,
+    /// Serializable reads instead of linearizable ones.
+    #[arg(long)]
+    serializable: bool,
+    /// Watchers on one prefix (watch).
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
+    /// Watch streams the watchers are spread over.
+    #[arg(long, default_value_t = 100)]
+    watch_streams: usize,
+    /// Puts per second while the watchers watch.
+    #[arg(long, default_value_t = 100)]
+    watch_rate: u64,
+    /// Log backend of the `bosun store` that --side-by-side starts (std | io-uring).
+    #[arg(long, default_value = "std")]
+    log_backend: String,
+    /// The etcd binary --side-by-side starts.
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    etcd: PathBuf,
+    /// Write the report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Scenarios `bosun bench sched` runs when none is named.
@@ -277,12 +342,28 @@ fn main() -> anyhow::Result<()> {
         Command::Scheduler(args) => runtime.block_on(run_scheduler(args)),
         Command::Bench(BenchCommand::Api(args)) => runtime.block_on(bench_api(args)),
         Command::Bench(BenchCommand::Sched(args)) => bench_sched(args),
+        Command::Bench(BenchCommand::Store(args)) => runtime.block_on(bench_store::run(args)),
     }
 }
 
+#[cfg(not(feature = "etcd"))]
+mod bench_store {
+    pub async fn run(_: super::BenchStoreArgs) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "this binary was built without the `etcd` feature (cargo build --release --features etcd)"
+        )
+    }
+}
+
+#[cfg(feature = "etcd")]
+mod bench_store;
+
 async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     use bosun_store_engine as store;
-    let mut config = store::StoreConfig::default();
+    let mut config = store::StoreConfig {
+        log_backend: args.log_backend,
+        ..store::StoreConfig::default()
+    };
     if args.no_fsync_benchmark_only {
         config.engine.sync = store::SyncMode::NoSyncBenchmarkOnly;
         tracing::warn!("fsync is off: acknowledged writes can be lost (benchmarks only)");
@@ -299,6 +380,7 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
         "bosun store serving the etcd v3 API on {}",
         listener.local_addr()?
     );
+    println!("  log backend: {}", args.log_backend);
     println!(
         "  ETCDCTL_API=3 etcdctl --endpoints={} endpoint status",
         listener.local_addr()?

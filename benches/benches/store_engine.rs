@@ -1,5 +1,6 @@
-//! Store engine: group-committed puts (fdatasync vs no-sync, 1 vs 8 writers), ranges,
-//! single-key index lookups, and the pure MVCC apply path without IO.
+//! Store engine: group-committed puts (fdatasync vs no-sync, std::fs vs io_uring log
+//! files, 1 vs 8 writers), ranges, single-key index lookups, and the pure MVCC apply
+//! path without IO.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -31,16 +32,20 @@ fn bench_put(c: &mut Criterion) {
         ("fdatasync", SyncMode::Fdatasync),
         ("nosync", SyncMode::NoSyncBenchmarkOnly),
     ] {
-        for n_writers in [1usize, 8] {
-            let path = temp_dir(&format!("{name}-{n_writers}"));
+        for (backend, n_writers) in LogBackend::ALL
+            .into_iter()
+            .flat_map(|b| [(b, 1usize), (b, 8)])
+        {
+            let path = temp_dir(&format!("{name}-{backend}-{n_writers}"));
             let config = EngineConfig {
                 sync,
                 ..EngineConfig::default()
             };
-            let engine = Arc::new(Engine::open(StdDir::open(&path).unwrap(), config).unwrap());
+            let dir = HostDir::open(&path, backend).unwrap();
+            let engine = Arc::new(Engine::open(dir, config).unwrap());
             g.throughput(Throughput::Elements((n_writers * N_PUTS_PER_WRITER) as u64));
             let mut round = 0u64;
-            g.bench_function(format!("{name}/{n_writers}_writers"), |b| {
+            g.bench_function(format!("{name}/{backend}/{n_writers}_writers"), |b| {
                 b.iter(|| {
                     round += 1;
                     std::thread::scope(|s| {
@@ -59,7 +64,7 @@ fn bench_put(c: &mut Criterion) {
             });
             let stats = engine.stats();
             eprintln!(
-                "{name}/{n_writers}: {} writes in {} fdatasyncs",
+                "{name}/{backend}/{n_writers}: {} writes in {} fdatasyncs",
                 stats.n_writes, stats.n_syncs
             );
             drop(engine);

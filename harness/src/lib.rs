@@ -5,6 +5,10 @@
 //! - [`apiload`]: an API server load of N concurrent clients creating and updating pods
 //!   over HTTP/2, open-loop at a target rate.
 //! - [`stats`]: latency histograms and their JSON summary.
+//! - `storeload` (feature `etcd`): the etcd v3 load generator of `bosun bench store`,
+//!   through the `etcd-client` crate (which needs protoc to build, hence the feature).
+//! - `storepeers` (feature `etcd`): `bosun store` and a real etcd started side by side
+//!   in temporary directories, their RSS and bytes on disk, an fdatasync probe.
 //! - [`model`]: nodes and pods as plain data, and their conversion to Kubernetes objects.
 //! - [`datasets`]: checksum-verified loaders for the real traces in `datasets/`.
 //! - [`replay`]: a trace's pods as a workload: FGD-style resampling or time replay.
@@ -36,4 +40,8 @@ pub mod rng;
 pub mod scenario;
 pub mod sim;
 pub mod stats;
+#[cfg(feature = "etcd")]
+pub mod storeload;
+#[cfg(feature = "etcd")]
+pub mod storepeers;
 pub mod synth;

@@ -124,8 +124,8 @@ pub fn decode(buf: &[u8]) -> Result<(Mvcc, u64), String> {
 }
 
 /// Writes a checkpoint durably, then removes older checkpoints and the segments it
-/// covers.
-pub fn write<D: LogDir>(dir: &D, mvcc: &Mvcc, first_segment: u64) -> Result<(), Error> {
+/// covers. Returns the checkpoint's size in bytes.
+pub fn write<D: LogDir>(dir: &D, mvcc: &Mvcc, first_segment: u64) -> Result<u64, Error> {
     let buf = encode(mvcc, first_segment);
     let name = checkpoint_name(first_segment);
     let tmp = format!("{name}.tmp");
@@ -148,12 +148,19 @@ pub fn write<D: LogDir>(dir: &D, mvcc: &Mvcc, first_segment: u64) -> Result<(), 
     }
     dir.sync_dir()?;
     debug_assert!(dir.list()?.contains(&segment_name(first_segment)));
-    Ok(())
+    Ok(buf.len() as u64)
+}
+
+/// A checkpoint read back: the state, the first segment it does not cover, its size.
+pub struct Loaded {
+    pub mvcc: Mvcc,
+    pub first_segment: u64,
+    pub bytes: u64,
 }
 
 /// Loads the newest checkpoint, if any. A damaged one is an error, not a fallback: the
 /// segments it covered may already be gone.
-pub fn load_latest<D: LogDir>(dir: &D) -> Result<Option<(Mvcc, u64)>, Error> {
+pub fn load_latest<D: LogDir>(dir: &D) -> Result<Option<Loaded>, Error> {
     let names = dir.list()?;
     for tmp in names.iter().filter(|n| n.ends_with(".ckpt.tmp")) {
         dir.remove(tmp)?;
@@ -162,7 +169,7 @@ pub fn load_latest<D: LogDir>(dir: &D) -> Result<Option<(Mvcc, u64)>, Error> {
         return Ok(None);
     };
     let name = checkpoint_name(id);
-    let file = dir.open(&name)?;
+    let mut file = dir.open(&name)?;
     let corrupt = |reason: String| Corruption {
         file: name.clone(),
         offset: 0,
@@ -177,5 +184,9 @@ pub fn load_latest<D: LogDir>(dir: &D) -> Result<Option<(Mvcc, u64)>, Error> {
     if first_segment != id {
         return Err(corrupt(format!("body names segment {first_segment}")).into());
     }
-    Ok(Some((mvcc, first_segment)))
+    Ok(Some(Loaded {
+        mvcc,
+        first_segment,
+        bytes: buf.len() as u64,
+    }))
 }

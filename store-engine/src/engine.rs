@@ -6,8 +6,21 @@
 //! their records, fdatasyncs once, then publishes the new revision to readers, runs the
 //! commit hooks and answers every caller. Readers see only durable revisions: the index
 //! holds applied-but-unsynced entries, but reads are served at the committed revision.
+//!
+//! Garbage collection: every value the store retains is in memory (the index), so the
+//! log is read only at startup, and a record is dead once compaction (or a later write)
+//! dropped its entry from the index. The engine counts the bytes on disk (segments and
+//! the checkpoint) against the bytes the retained entries take written out
+//! ([`Index::retained_bytes`](crate::index::Index::retained_bytes)); when the dead part
+//! reaches [`EngineConfig::gc_min_dead_bytes`] and [`EngineConfig::gc_dead_ratio`] of
+//! the total (typically right after a compaction), the writer rolls to a fresh segment
+//! and hands a copy of the index to the background checkpointer, which writes the live
+//! entries out once and then deletes every sealed segment, fully dead or mostly dead
+//! alike. Writers pause only for the copy; readers not at all. A crash at any point
+//! leaves either the old checkpoint with all its segments or the new one.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -43,8 +56,12 @@ pub struct EngineConfig {
     /// Bound on the writes that share one fdatasync.
     pub batch_requests_max: usize,
     /// Log bytes after which the engine checkpoints in the background; 0: only
-    /// [`Engine::checkpoint`] does.
+    /// [`Engine::checkpoint`] (and garbage collection) do.
     pub checkpoint_after_bytes: u64,
+    /// Garbage collection runs once this many bytes on disk are dead; 0 turns it off.
+    pub gc_min_dead_bytes: u64,
+    /// ... and once the dead bytes are at least this fraction of the bytes on disk.
+    pub gc_dead_ratio: f64,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +72,8 @@ impl Default for EngineConfig {
             queue_requests_max: 4096,
             batch_requests_max: 1024,
             checkpoint_after_bytes: 256 * 1024 * 1024,
+            gc_min_dead_bytes: 64 * 1024 * 1024,
+            gc_dead_ratio: 0.5,
         }
     }
 }
@@ -71,6 +90,13 @@ pub struct EngineStats {
     pub n_syncs: u64,
     pub n_log_bytes: u64,
     pub n_checkpoints: u64,
+    /// Checkpoints started by garbage collection (counted in `n_checkpoints` once
+    /// written).
+    pub n_gc_runs: u64,
+    /// Bytes of the log segments and the checkpoint on disk.
+    pub n_disk_bytes: u64,
+    /// Bytes the retained entries take written out: what garbage collection keeps.
+    pub n_retained_bytes: u64,
     pub last_checkpoint_error: Option<String>,
 }
 
@@ -91,6 +117,32 @@ struct Counters {
     n_syncs: AtomicU64,
     n_log_bytes: AtomicU64,
     n_checkpoints: AtomicU64,
+    n_gc_runs: AtomicU64,
+}
+
+/// What the log occupies on disk, kept by the writer (appends, rolls) and the
+/// checkpointer (removals).
+#[derive(Debug, Default)]
+struct DiskUsage {
+    /// Each segment's size, by id.
+    segments: BTreeMap<u64, u64>,
+    checkpoint_bytes: u64,
+    /// The first segment the newest checkpoint does not cover.
+    checkpoint_first_segment: u64,
+}
+
+impl DiskUsage {
+    fn total(&self) -> u64 {
+        self.checkpoint_bytes + self.segments.values().sum::<u64>()
+    }
+
+    /// A checkpoint of `bytes` now covers every segment below `first_segment`.
+    fn checkpointed(&mut self, first_segment: u64, bytes: u64) {
+        assert!(first_segment >= self.checkpoint_first_segment);
+        self.segments.retain(|&id, _| id >= first_segment);
+        self.checkpoint_bytes = bytes;
+        self.checkpoint_first_segment = first_segment;
+    }
 }
 
 struct Shared {
@@ -102,7 +154,19 @@ struct Shared {
     /// Serialises checkpoint writers (explicit and background).
     checkpoint_lock: Mutex<()>,
     last_checkpoint_error: Mutex<Option<String>>,
+    /// A snapshot is queued for or being written by the checkpointer.
+    checkpoint_pending: AtomicBool,
+    disk: Mutex<DiskUsage>,
+    /// The index's retained bytes as of the last group.
+    retained_bytes: AtomicU64,
     counters: Counters,
+}
+
+impl Shared {
+    fn checkpoint_done(&self, first_segment: u64, bytes: u64) {
+        self.disk.lock().unwrap().checkpointed(first_segment, bytes);
+        self.counters.n_checkpoints.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The store engine over a [`LogDir`].
@@ -146,15 +210,27 @@ impl<D: LogDir + Clone> Engine<D> {
             config.batch_requests_max > 0,
             "batch_requests_max must be positive"
         );
-        let (mut mvcc, first_segment) = checkpoint::load_latest(&dir)?.unwrap_or((Mvcc::new(), 0));
+        let loaded = checkpoint::load_latest(&dir)?;
+        let (mut mvcc, first_segment, checkpoint_bytes) = match loaded {
+            Some(l) => (l.mvcc, l.first_segment, l.bytes),
+            None => (Mvcc::new(), 0, 0),
+        };
         let wal = Wal::open(
             dir.clone(),
             config.segment_bytes_max,
             first_segment,
             &mut ReplayInto(&mut mvcc),
         )?;
+        let disk = DiskUsage {
+            segments: wal.opened_sizes().iter().copied().collect(),
+            checkpoint_bytes,
+            checkpoint_first_segment: first_segment,
+        };
         let shared = Arc::new(Shared {
             committed: AtomicI64::new(mvcc.current_revision()),
+            checkpoint_pending: AtomicBool::new(false),
+            disk: Mutex::new(disk),
+            retained_bytes: AtomicU64::new(mvcc.index().retained_bytes()),
             mvcc: RwLock::new(mvcc),
             hooks: RwLock::new(Vec::new()),
             poisoned: Mutex::new(None),
@@ -268,13 +344,7 @@ impl<D: LogDir + Clone> Engine<D> {
     /// is copied (a clone that shares keys and values), not while it is written.
     pub fn checkpoint(&self) -> Result<u64, Error> {
         let (mvcc, first_segment) = self.call(WriteOp::Snapshot)?;
-        let _guard = self.shared.checkpoint_lock.lock().unwrap();
-        checkpoint::write(&self.dir, &mvcc, first_segment)?;
-        self.shared
-            .counters
-            .n_checkpoints
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(first_segment)
+        write_checkpoint(&self.shared, &self.dir, &mvcc, first_segment)
     }
 
     /// Registers a hook called with every durable revision from now on.
@@ -298,6 +368,9 @@ impl<D: LogDir + Clone> Engine<D> {
             n_syncs: c.n_syncs.load(Ordering::Relaxed),
             n_log_bytes: c.n_log_bytes.load(Ordering::Relaxed),
             n_checkpoints: c.n_checkpoints.load(Ordering::Relaxed),
+            n_gc_runs: c.n_gc_runs.load(Ordering::Relaxed),
+            n_disk_bytes: self.shared.disk.lock().unwrap().total(),
+            n_retained_bytes: self.shared.retained_bytes.load(Ordering::Relaxed),
             last_checkpoint_error: self.shared.last_checkpoint_error.lock().unwrap().clone(),
         }
     }
@@ -337,18 +410,32 @@ impl<D: LogDir + Clone> Drop for Engine<D> {
     }
 }
 
+/// Writes `mvcc` as the checkpoint covering the segments below `first_segment`, unless
+/// a newer checkpoint was written meanwhile (an explicit and a background one can race):
+/// that one covers more. Returns the first segment the newest checkpoint does not cover.
+fn write_checkpoint<D: LogDir>(
+    shared: &Shared,
+    dir: &D,
+    mvcc: &Mvcc,
+    first_segment: u64,
+) -> Result<u64, Error> {
+    let _guard = shared.checkpoint_lock.lock().unwrap();
+    let newest = shared.disk.lock().unwrap().checkpoint_first_segment;
+    if newest > first_segment {
+        return Ok(newest);
+    }
+    let bytes = checkpoint::write(dir, mvcc, first_segment)?;
+    shared.checkpoint_done(first_segment, bytes);
+    Ok(first_segment)
+}
+
 fn checkpoint_loop<D: LogDir>(shared: &Shared, dir: &D, rx: Receiver<(Mvcc, u64)>) {
     while let Ok((mvcc, first_segment)) = rx.recv() {
-        let _guard = shared.checkpoint_lock.lock().unwrap();
-        match checkpoint::write(dir, &mvcc, first_segment) {
-            Ok(()) => {
-                shared
-                    .counters
-                    .n_checkpoints
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => *shared.last_checkpoint_error.lock().unwrap() = Some(e.to_string()),
+        if let Err(e) = write_checkpoint(shared, dir, &mvcc, first_segment) {
+            *shared.last_checkpoint_error.lock().unwrap() = Some(e.to_string());
         }
+        drop(mvcc);
+        shared.checkpoint_pending.store(false, Ordering::Release);
     }
 }
 
@@ -379,18 +466,66 @@ impl<D: LogDir> Writer<D> {
                 }
             }
             self.commit_group(group);
-            let due = self.config.checkpoint_after_bytes;
-            if due > 0 && self.bytes_since_checkpoint >= due && self.poison_reason().is_none() {
-                match self.snapshot() {
-                    Ok(snap) => match self.ckpt_tx.try_send(snap) {
-                        Ok(()) => self.bytes_since_checkpoint = 0,
-                        // The previous checkpoint is still being written; retry later.
-                        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-                    },
-                    Err(e) => self.poison(e.to_string()),
+            self.maybe_checkpoint();
+        }
+    }
+
+    /// Starts a background checkpoint when the log has grown by
+    /// `checkpoint_after_bytes`, or when garbage collection is due.
+    fn maybe_checkpoint(&mut self) {
+        if self.shared.checkpoint_pending.load(Ordering::Acquire) || self.poison_reason().is_some()
+        {
+            // The previous checkpoint is still being written; retry after a later group.
+            return;
+        }
+        let due = self.config.checkpoint_after_bytes;
+        let grown = due > 0 && self.bytes_since_checkpoint >= due;
+        let gc = self.gc_due();
+        if !grown && !gc {
+            return;
+        }
+        match self.snapshot() {
+            Ok(snap) => {
+                self.shared
+                    .checkpoint_pending
+                    .store(true, Ordering::Release);
+                match self.ckpt_tx.try_send(snap) {
+                    Ok(()) => {
+                        self.bytes_since_checkpoint = 0;
+                        if gc {
+                            self.shared
+                                .counters
+                                .n_gc_runs
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        self.shared
+                            .checkpoint_pending
+                            .store(false, Ordering::Release);
+                    }
                 }
             }
+            Err(e) => self.poison(e.to_string()),
         }
+    }
+
+    /// Whether enough of the bytes on disk are dead for garbage collection to run.
+    fn gc_due(&self) -> bool {
+        let min_dead = self.config.gc_min_dead_bytes;
+        if min_dead == 0 {
+            return false;
+        }
+        let disk = self.shared.disk.lock().unwrap().total();
+        let dead = disk.saturating_sub(self.shared.retained_bytes.load(Ordering::Relaxed));
+        dead >= min_dead && dead as f64 >= self.config.gc_dead_ratio * disk as f64
+    }
+
+    /// Records the active segment's size after an append or a roll.
+    fn note_active_size(&self) {
+        let mut disk = self.shared.disk.lock().unwrap();
+        disk.segments
+            .insert(self.wal.active_id(), self.wal.active_len());
     }
 
     fn poison_reason(&self) -> Option<String> {
@@ -435,6 +570,9 @@ impl<D: LogDir> Writer<D> {
                     WriteOp::Snapshot(reply) => snapshots.push(reply),
                 }
             }
+            self.shared
+                .retained_bytes
+                .store(mvcc.index().retained_bytes(), Ordering::Relaxed);
             (base, mvcc.current_revision())
         };
         if !buf.is_empty()
@@ -478,9 +616,12 @@ impl<D: LogDir> Writer<D> {
 
     fn persist(&mut self, buf: &[u8], base_revision: i64) -> std::io::Result<()> {
         self.wal.append(buf, base_revision)?;
+        self.note_active_size();
         if self.config.sync == SyncMode::Fdatasync {
             self.wal.sync()?;
             self.shared.counters.n_syncs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.wal.flush()?;
         }
         self.shared
             .counters
@@ -499,6 +640,7 @@ impl<D: LogDir> Writer<D> {
             self.shared.committed.load(Ordering::Acquire)
         );
         let id = self.wal.roll(mvcc.current_revision())?;
+        self.note_active_size();
         Ok((mvcc, id))
     }
 }

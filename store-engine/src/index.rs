@@ -72,15 +72,35 @@ impl<'a> KeySpan<'a> {
     }
 }
 
+/// Bytes of checkpoint framing per entry: revision and tag, plus the key's length and
+/// entry count (charged to every entry, so an upper bound).
+const ENTRY_BYTES_BASE: usize = 8 + 8 + 1 + 4 + 4;
+/// Bytes of checkpoint framing per put: create revision, version, lease, value length.
+const PUT_BYTES_BASE: usize = 8 + 8 + 8 + 4;
+
+/// Bytes one retained entry of `key` takes when written out again (a checkpoint):
+/// what garbage collection rewrites per entry. An upper bound by a few bytes per key.
+pub fn entry_bytes(key: &[u8], e: &Entry) -> u64 {
+    let put = e.put.as_ref().map_or(0, |p| PUT_BYTES_BASE + p.value.len());
+    (ENTRY_BYTES_BASE + key.len() + put) as u64
+}
+
 /// Key -> history. Cloning is a deep copy of the tree but shares every key and value.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
     keys: BTreeMap<Bytes, Vec<Entry>>,
+    /// Sum of [`entry_bytes`] over every entry: the live data garbage collection keeps.
+    retained_bytes: u64,
 }
 
 impl Index {
     pub fn n_keys(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Bytes the retained entries take when rewritten (see [`entry_bytes`]).
+    pub fn retained_bytes(&self) -> u64 {
+        self.retained_bytes
     }
 
     /// The key's value as of revision `at` (main), if live then.
@@ -130,10 +150,12 @@ impl Index {
             value,
             lease,
         };
-        history.push(Entry {
+        let entry = Entry {
             rev,
             put: Some(put.clone()),
-        });
+        };
+        self.retained_bytes += entry_bytes(key, &entry);
+        history.push(entry);
         let key = self
             .keys
             .get_key_value(key)
@@ -154,7 +176,9 @@ impl Index {
                 put: Some(_),
             }) => {
                 assert!(*last < rev, "delete at {rev:?} not after {last:?}");
-                history.push(Entry { rev, put: None });
+                let entry = Entry { rev, put: None };
+                self.retained_bytes += entry_bytes(key, &entry);
+                history.push(entry);
                 true
             }
             _ => false,
@@ -164,6 +188,7 @@ impl Index {
     /// Appends a restored entry (replay, checkpoint load): its revision must be newer
     /// than every revision of the key.
     pub fn restore(&mut self, key: Bytes, entry: Entry) {
+        self.retained_bytes += entry_bytes(&key, &entry);
         let history = self.keys.entry(key).or_default();
         if let Some(last) = history.last() {
             assert!(
@@ -181,8 +206,8 @@ impl Index {
     pub fn rollback(&mut self, keys: &[Bytes], main: i64) {
         for key in keys {
             let history = self.keys.get_mut(key).expect("rolled-back key exists");
-            while history.last().is_some_and(|e| e.rev.main == main) {
-                history.pop();
+            while let Some(e) = history.pop_if(|e| e.rev.main == main) {
+                self.retained_bytes -= entry_bytes(key, &e);
             }
             if history.is_empty() {
                 self.keys.remove(key);
@@ -194,7 +219,8 @@ impl Index {
     /// or before `at`; drops that one too if it is a tombstone. Reads at `at` or later
     /// see the same data afterwards.
     pub fn compact(&mut self, at: i64) {
-        self.keys.retain(|_, history| {
+        let mut dropped_bytes = 0;
+        self.keys.retain(|key, history| {
             let n_at_or_before = history.partition_point(|e| e.rev.main <= at);
             if n_at_or_before > 0 {
                 let keep_from = n_at_or_before - 1;
@@ -203,10 +229,13 @@ impl Index {
                 } else {
                     keep_from
                 };
-                history.drain(..drop_to);
+                for e in history.drain(..drop_to) {
+                    dropped_bytes += entry_bytes(key, &e);
+                }
             }
             !history.is_empty()
         });
+        self.retained_bytes -= dropped_bytes;
     }
 
     /// Every change in `span` with main revision in `[from, to]`, key by key (each key's

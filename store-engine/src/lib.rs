@@ -13,10 +13,13 @@
 //! - [`mvcc`]: the pure state machine: apply one txn at the next revision, return what
 //!   to persist; serve reads at any retained revision. No IO.
 //! - [`codec`]: record framing (`len | crc32c | kind | payload`) and payload encodings.
-//! - [`logfile`]: the `LogFile`/`LogDir` IO traits, std::fs and in-memory backends.
+//! - [`logfile`]: the `LogFile`/`LogDir` IO traits, the std::fs and in-memory backends,
+//!   and [`HostDir`], a host backend chosen at run time ([`LogBackend`]).
+//! - [`uring`]: the io_uring backend (the crate's only `unsafe`).
 //! - [`wal`]: segments: append, roll, scan with CRC checks and torn-tail repair.
 //! - [`checkpoint`]: the whole index at a segment boundary, for fast restart.
-//! - [`engine`]: the writer thread (group commit), checkpointer, reads, commit hooks.
+//! - [`engine`]: the writer thread (group commit), checkpointer and garbage collection,
+//!   reads, commit hooks.
 //! - [`watch`]: the watch hub: fan-out of each durable revision (events shared and
 //!   encoded once), bounded per-watcher queues, catch-up from history, compaction.
 //! - [`lease`]: the lessor: grant, keep-alive, revoke, TTL, expiry on a [`Clock`];
@@ -36,6 +39,8 @@
 //!   it is the torn tail of the last segment; anywhere else it is a [`Corruption`]
 //!   naming the file and offset. CRCs are checked in release builds.
 //! - Segments below a durable checkpoint's id are covered by it and may be removed.
+//!   Garbage collection is such a checkpoint, started when compaction has left most of
+//!   the bytes on disk dead (see [`engine`]).
 //! - The writer never waits for a watcher: a full watcher queue moves it to catch-up.
 //! - A watcher sees every revision in its range from its start revision, once and in
 //!   order, or a cancellation naming the compacted revision it needed.
@@ -103,6 +108,7 @@ pub mod mvcc;
 pub mod proto;
 pub mod store;
 pub mod types;
+pub mod uring;
 pub mod wal;
 pub mod watch;
 
@@ -110,8 +116,9 @@ pub use engine::{CommitHook, Engine, EngineConfig, EngineStats, MAX_COMMIT_HOOKS
 pub use error::{Corruption, Error, RequestError};
 pub use grpc::{ServeError, ServerConfig, serve};
 pub use lease::{Clock, FakeClock, LeaseError, LeaseInfo, Lessor, SystemClock};
-pub use logfile::{LogDir, LogFile, MemDir, StdDir};
+pub use logfile::{HostDir, HostFile, LogBackend, LogDir, LogFile, MemDir, StdDir};
 pub use mvcc::{Applied, HistoryChunk, Mvcc, TxnLimits};
 pub use store::{Store, StoreConfig};
 pub use types::*;
+pub use uring::UringDir;
 pub use watch::{HubConfig, SlowWatcherPolicy, WatchHub, WatchMessage, WatchSpec, Watcher};

@@ -1,9 +1,12 @@
 //! The `LogFile` and `LogDir` traits: the only IO the log does, with a std::fs backend
-//! ([`StdDir`]) and an in-memory reference ([`MemDir`]) that can simulate a crash.
+//! ([`StdDir`]), an io_uring backend ([`crate::uring::UringDir`]), an in-memory
+//! reference ([`MemDir`]) that can simulate a crash, and [`HostDir`], the host backend
+//! chosen at run time by a [`LogBackend`].
 //!
-//! The contract is shaped for a completion-based backend (io_uring) too: `append` may
-//! only queue the write, and its error may surface at the next `sync_data`; nothing is
-//! durable, nor guaranteed readable through another handle, before `sync_data` returns.
+//! The contract is shaped for a completion-based backend: `append` may only queue the
+//! write, and its error may surface at the next `flush` or `sync_data`; nothing survives
+//! a process crash before `flush` returns, nor a power cut before `sync_data` returns,
+//! nor is it guaranteed readable through another handle before either.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -11,6 +14,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use crate::uring::{UringDir, UringFile};
 
 /// One append-only file.
 pub trait LogFile: Send + 'static {
@@ -23,15 +28,24 @@ pub trait LogFile: Send + 'static {
     }
 
     /// Appends all of `data` at the end. Not durable until [`LogFile::sync_data`]; an
-    /// implementation may report the write's failure from the next `sync_data` instead.
+    /// implementation may only queue the write and report its failure from the next
+    /// `flush` or `sync_data` instead.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
+
+    /// Waits until every appended byte reached the operating system: it survives a
+    /// crash of this process, not a power cut. After an error, as for `sync_data`.
+    /// Backends whose `append` writes before returning need nothing more.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Makes every appended byte durable (fdatasync). After an error the file's state is
     /// unknown: callers must not retry, they stop writing (fsyncgate).
     fn sync_data(&mut self) -> io::Result<()>;
 
-    /// Fills `buf` from `offset`. Errors if the range reaches past [`LogFile::len`].
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Fills `buf` from `offset`, appended bytes included. Errors if the range reaches
+    /// past [`LogFile::len`].
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 
     /// Shrinks the file to `len` bytes (at most the current length) and makes the new
     /// length durable.
@@ -73,6 +87,26 @@ impl StdDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Creates `name` (failing if it exists) for reading and writing; returns its length.
+    pub(crate) fn create_file(&self, name: &str) -> io::Result<(File, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(self.path.join(name))?;
+        Ok((file, 0))
+    }
+
+    /// Opens an existing `name` for reading and writing; returns it and its length.
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<(File, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.path.join(name))?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    }
 }
 
 /// A file of a [`StdDir`]; tracks its length to append with positional writes.
@@ -94,7 +128,7 @@ impl LogFile for StdFile {
     fn sync_data(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         if offset + buf.len() as u64 > self.len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -126,19 +160,11 @@ impl LogDir for StdDir {
         Ok(names)
     }
     fn create(&self, name: &str) -> io::Result<StdFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(self.path.join(name))?;
-        Ok(StdFile { file, len: 0 })
+        let (file, len) = self.create_file(name)?;
+        Ok(StdFile { file, len })
     }
     fn open(&self, name: &str) -> io::Result<StdFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(self.path.join(name))?;
-        let len = file.metadata()?.len();
+        let (file, len) = self.open_file(name)?;
         Ok(StdFile { file, len })
     }
     fn remove(&self, name: &str) -> io::Result<()> {
@@ -149,6 +175,156 @@ impl LogDir for StdDir {
     }
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.path)?.sync_all()
+    }
+}
+
+/// Which host file backend a [`HostDir`] writes through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogBackend {
+    /// `pwrite` + `fdatasync` through std::fs.
+    #[default]
+    Std,
+    /// Writes and the fdatasync submitted together through io_uring.
+    IoUring,
+}
+
+impl LogBackend {
+    /// Every backend, for tests and benches that run each.
+    pub const ALL: [LogBackend; 2] = [LogBackend::Std, LogBackend::IoUring];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogBackend::Std => "std",
+            LogBackend::IoUring => "io-uring",
+        }
+    }
+}
+
+impl std::str::FromStr for LogBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "std" => Ok(LogBackend::Std),
+            "io-uring" | "io_uring" => Ok(LogBackend::IoUring),
+            _ => Err(format!("unknown log backend {s:?}: use std or io-uring")),
+        }
+    }
+}
+
+impl std::fmt::Display for LogBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A host directory with the backend chosen at run time.
+#[derive(Clone, Debug)]
+pub enum HostDir {
+    Std(StdDir),
+    IoUring(UringDir),
+}
+
+/// A file of a [`HostDir`] (the io_uring one boxed: it carries its ring).
+#[derive(Debug)]
+pub enum HostFile {
+    Std(StdFile),
+    IoUring(Box<UringFile>),
+}
+
+impl HostDir {
+    /// Opens `path` (creating it if missing) with `backend`. Errors if the backend is
+    /// not available (io_uring refused by the kernel).
+    pub fn open(path: impl AsRef<Path>, backend: LogBackend) -> io::Result<HostDir> {
+        Ok(match backend {
+            LogBackend::Std => HostDir::Std(StdDir::open(path)?),
+            LogBackend::IoUring => HostDir::IoUring(UringDir::open(path)?),
+        })
+    }
+
+    pub fn backend(&self) -> LogBackend {
+        match self {
+            HostDir::Std(_) => LogBackend::Std,
+            HostDir::IoUring(_) => LogBackend::IoUring,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            HostDir::Std(d) => d.path(),
+            HostDir::IoUring(d) => d.path(),
+        }
+    }
+}
+
+impl LogDir for HostDir {
+    type File = HostFile;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        match self {
+            HostDir::Std(d) => d.list(),
+            HostDir::IoUring(d) => d.list(),
+        }
+    }
+    fn create(&self, name: &str) -> io::Result<HostFile> {
+        Ok(match self {
+            HostDir::Std(d) => HostFile::Std(d.create(name)?),
+            HostDir::IoUring(d) => HostFile::IoUring(Box::new(d.create(name)?)),
+        })
+    }
+    fn open(&self, name: &str) -> io::Result<HostFile> {
+        Ok(match self {
+            HostDir::Std(d) => HostFile::Std(d.open(name)?),
+            HostDir::IoUring(d) => HostFile::IoUring(Box::new(d.open(name)?)),
+        })
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        match self {
+            HostDir::Std(d) => d.remove(name),
+            HostDir::IoUring(d) => d.remove(name),
+        }
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        match self {
+            HostDir::Std(d) => d.rename(from, to),
+            HostDir::IoUring(d) => d.rename(from, to),
+        }
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        match self {
+            HostDir::Std(d) => d.sync_dir(),
+            HostDir::IoUring(d) => d.sync_dir(),
+        }
+    }
+}
+
+/// Forwards each [`LogFile`] method to the backend's file.
+macro_rules! host_file_forward {
+    ($self:ident, $f:ident => $e:expr) => {
+        match $self {
+            HostFile::Std($f) => $e,
+            HostFile::IoUring($f) => $e,
+        }
+    };
+}
+
+impl LogFile for HostFile {
+    fn len(&self) -> u64 {
+        host_file_forward!(self, f => f.len())
+    }
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        host_file_forward!(self, f => f.append(data))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        host_file_forward!(self, f => f.flush())
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        host_file_forward!(self, f => f.sync_data())
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        host_file_forward!(self, f => f.read_at(offset, buf))
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        host_file_forward!(self, f => f.truncate(len))
     }
 }
 
@@ -266,7 +442,7 @@ impl LogFile for MemFile {
         s.synced_len = s.data.len();
         Ok(())
     }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let s = self.state.lock().unwrap();
         let start = offset as usize;
         let src = s.data.get(start..start + buf.len());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Error;
 use crate::lease::{Clock, Lessor, SystemClock};
-use crate::logfile::{LogDir, StdDir};
+use crate::logfile::{HostDir, LogBackend, LogDir};
 use crate::watch::{HubConfig, WatchHub};
 
 /// Where [`Store::open`] keeps the lease log, under the data directory (the KV log is
@@ -24,14 +24,16 @@ pub struct Store<D: LogDir + Clone + Send + Sync + 'static> {
 pub struct StoreConfig {
     pub engine: EngineConfig,
     pub hub: HubConfig,
+    /// How [`Store::open`] writes its logs.
+    pub log_backend: LogBackend,
 }
 
-impl Store<StdDir> {
+impl Store<HostDir> {
     /// Opens (or creates) a store in `data_dir`, with the lease log in
-    /// `data_dir/lease` and the system clock.
+    /// `data_dir/lease`, the configured log backend and the system clock.
     pub fn open(data_dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self, Error> {
-        let kv_dir = StdDir::open(data_dir.as_ref())?;
-        let lease_dir = StdDir::open(data_dir.as_ref().join(LEASE_SUBDIR))?;
+        let kv_dir = HostDir::open(data_dir.as_ref(), config.log_backend)?;
+        let lease_dir = HostDir::open(data_dir.as_ref().join(LEASE_SUBDIR), config.log_backend)?;
         Store::with_dirs(kv_dir, lease_dir, config, Arc::new(SystemClock::default()))
     }
 }

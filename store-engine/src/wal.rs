@@ -43,6 +43,8 @@ pub struct Wal<D: LogDir> {
     active: D::File,
     active_id: u64,
     segment_bytes_max: u64,
+    /// Each segment's size as found on open (after repair), by id.
+    opened_sizes: Vec<(u64, u64)>,
 }
 
 impl<D: LogDir> Wal<D> {
@@ -80,14 +82,17 @@ impl<D: LogDir> Wal<D> {
         let Some(&last_id) = ids.last() else {
             let active = create_segment(&dir, first_segment, target.revision())?;
             return Ok(Wal {
+                opened_sizes: vec![(first_segment, active.len())],
                 dir,
                 active,
                 active_id: first_segment,
                 segment_bytes_max,
             });
         };
+        let mut opened_sizes = Vec::with_capacity(ids.len());
         for &id in &ids {
-            scan_segment(&dir, id, id == last_id, target)?;
+            let size = scan_segment(&dir, id, id == last_id, target)?;
+            opened_sizes.push((id, size));
         }
         let mut active = dir.open(&segment_name(last_id))?;
         if active.is_empty() {
@@ -100,17 +105,29 @@ impl<D: LogDir> Wal<D> {
             encode_record(&header, &mut buf);
             active.append(&buf)?;
             active.sync_data()?;
+            opened_sizes.last_mut().expect("the last segment").1 = active.len();
         }
         Ok(Wal {
             dir,
             active,
             active_id: last_id,
             segment_bytes_max,
+            opened_sizes,
         })
     }
 
     pub fn active_id(&self) -> u64 {
         self.active_id
+    }
+
+    /// Bytes in the active segment, counting appends not yet synced.
+    pub fn active_len(&self) -> u64 {
+        self.active.len()
+    }
+
+    /// Each segment's size when the log was opened, by id.
+    pub fn opened_sizes(&self) -> &[(u64, u64)] {
+        &self.opened_sizes
     }
 
     /// Appends framed records. Starts a new segment first when the active one has
@@ -125,6 +142,11 @@ impl<D: LogDir> Wal<D> {
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> io::Result<()> {
         self.active.sync_data()
+    }
+
+    /// Hands every appended record to the OS (survives a process crash only).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.active.flush()
     }
 
     /// Seals the active segment (synced) and starts the next; returns the new id.
@@ -154,12 +176,13 @@ fn create_segment<D: LogDir>(dir: &D, id: u64, revision: i64) -> io::Result<D::F
     Ok(file)
 }
 
+/// Replays one segment; returns its size after any repair.
 fn scan_segment<D: LogDir>(
     dir: &D,
     id: u64,
     is_last: bool,
     target: &mut dyn Replay,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let name = segment_name(id);
     let mut file = dir.open(&name)?;
     let corrupt = |offset: usize, reason: String| Corruption {
@@ -185,7 +208,7 @@ fn scan_segment<D: LogDir>(
                 // acknowledged, because acknowledgement waits for the sync.
                 let _ = e;
                 file.truncate(offset as u64)?;
-                return Ok(());
+                return Ok(offset as u64);
             }
             Err(e) => return Err(corrupt(offset, format!("{e:?}")).into()),
         }
@@ -193,7 +216,7 @@ fn scan_segment<D: LogDir>(
     if buf.is_empty() && !is_last {
         return Err(corrupt(0, "empty sealed segment".into()).into());
     }
-    Ok(())
+    Ok(buf.len() as u64)
 }
 
 fn check_position(record: &Record, id: u64, offset: usize) -> Result<(), String> {

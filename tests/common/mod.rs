@@ -259,14 +259,13 @@ pub fn wait_for_line(
     Err(seen)
 }
 
-/// Spawns a thread forwarding a reader's lines into a channel.
+/// Spawns a thread forwarding a reader's lines into a channel. It reads to the end even
+/// once the receiver is gone, so a child never writes into a closed pipe.
 pub fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     rx

@@ -52,8 +52,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bosun_store_engine as engine;
 use bosun_store_engine::{
-    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Engine, PutRequest, RangeRequest,
-    RequestError, RequestOp, ResponseOp, StdDir, Store, StoreConfig, TxnRequest, TxnResponse,
+    Compare, CompareResult, CompareTarget, DeleteRangeRequest, Engine, HostDir, PutRequest,
+    RangeRequest, RequestError, RequestOp, ResponseOp, Store, StoreConfig, TxnRequest, TxnResponse,
     WatchMessage, WatchSpec,
 };
 use bytes::Bytes;
@@ -90,7 +90,7 @@ impl Default for EmbeddedStorageConfig {
 
 /// [`Storage`] over an in-process store engine. See the module docs.
 pub struct EmbeddedStorage {
-    store: Store<StdDir>,
+    store: Store<HostDir>,
     config: EmbeddedStorageConfig,
     /// Dropping this ends every watcher's forwarding task, and so its stream.
     _shutdown: watch::Sender<()>,
@@ -133,7 +133,7 @@ impl EmbeddedStorage {
     }
 
     /// The engine, for tools and tests (checkpoints, stats).
-    pub fn engine(&self) -> &Arc<Engine<StdDir>> {
+    pub fn engine(&self) -> &Arc<Engine<HostDir>> {
         &self.store.kv
     }
 
@@ -141,7 +141,7 @@ impl EmbeddedStorage {
     async fn write<T, F>(&self, op: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&Engine<StdDir>) -> Result<T, engine::Error> + Send + 'static,
+        F: FnOnce(&Engine<HostDir>) -> Result<T, engine::Error> + Send + 'static,
     {
         let kv = Arc::clone(&self.store.kv);
         tokio::task::spawn_blocking(move || op(&kv))

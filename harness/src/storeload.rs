@@ -1,0 +1,618 @@
+//! etcd v3 load generator (`bosun bench store`): the same workloads, through the
+//! `etcd-client` crate, against any etcd v3 endpoint: `bosun store` or a real etcd.
+//!
+//! Workloads, on etcd's benchmark shapes (8-byte keys, 256-byte values by default):
+//! - `put`: each client puts keys, sequential or random, one request in flight.
+//! - `range`: point gets or prefix ranges (256 keys) over a preloaded key space,
+//!   linearizable or serializable.
+//! - `txn`: compare-and-swap on `mod_revision` (the Kubernetes update pattern): each
+//!   client owns a slice of the keys, remembers each one's revision and writes only if
+//!   it is unchanged; a failed compare reads the current revision back.
+//! - `watch`: W watchers on one prefix (spread over streams and connections) while one
+//!   writer puts at a fixed rate; reports delivery latency (from the put being sent to
+//!   the event being received) and the fan-out throughput.
+//! - `mixed`: 70% point gets, 20% puts, 10% compare-and-swap.
+//!
+//! Clients are closed-loop (each waits for its answer); `clients` share `connections`
+//! gRPC connections. Every run is bounded by a duration and an operation count.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::rng::SimRng as Rng;
+use crate::stats::{Latency, LatencySummary};
+
+/// Upper bound on the operations of one run, whatever its duration.
+pub const OPS_MAX: u64 = 50_000_000;
+/// Upper bound on concurrent clients, and on watchers.
+pub const CLIENTS_MAX: usize = 10_000;
+pub const WATCHERS_MAX: usize = 100_000;
+/// Bound on the keys preloaded for reads and compare-and-swap.
+pub const KEY_SPACE_MAX: u64 = 10_000_000;
+/// Keys one prefix range covers (the last two hex digits of a key vary).
+pub const PREFIX_RANGE_KEYS: u64 = 256;
+/// How long a run waits for watchers to be created and for the last events to arrive.
+const WATCH_SETTLE: Duration = Duration::from_secs(30);
+/// Prefix of the keys the watch workload writes and watches.
+const WATCH_PREFIX: &str = "w/";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Put,
+    Range,
+    Txn,
+    Watch,
+    Mixed,
+}
+
+impl std::str::FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "put" => Workload::Put,
+            "range" => Workload::Range,
+            "txn" => Workload::Txn,
+            "watch" => Workload::Watch,
+            "mixed" => Workload::Mixed,
+            _ => {
+                return Err(format!(
+                    "unknown workload {s:?}: put, range, txn, watch, mixed"
+                ));
+            }
+        })
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreLoadConfig {
+    pub workload: Workload,
+    /// Concurrent clients (each has one request in flight).
+    pub clients: usize,
+    /// gRPC connections the clients (or watch streams) share.
+    pub connections: usize,
+    #[serde(rename = "duration_s", serialize_with = "secs")]
+    pub duration: Duration,
+    /// Stop after this many operations in all (0: only the duration bounds the run).
+    pub ops_max: u64,
+    pub key_bytes: usize,
+    pub value_bytes: usize,
+    /// Keys preloaded for `range`, `txn` and `mixed`; the range of random put keys.
+    pub key_space: u64,
+    /// Random keys instead of sequential ones (`put`).
+    pub random_keys: bool,
+    /// Prefix ranges of [`PREFIX_RANGE_KEYS`] keys instead of point gets (`range`).
+    pub prefix_ranges: bool,
+    /// Serializable reads instead of linearizable ones.
+    pub serializable: bool,
+    /// Watchers (`watch`), spread over `watch_streams` streams.
+    pub watchers: usize,
+    pub watch_streams: usize,
+    /// Puts per second of the watch workload's writer.
+    pub watch_rate_per_s: u64,
+    pub seed: u64,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Default for StoreLoadConfig {
+    fn default() -> Self {
+        StoreLoadConfig {
+            workload: Workload::Put,
+            clients: 1,
+            connections: 1,
+            duration: Duration::from_secs(10),
+            ops_max: 0,
+            key_bytes: 8,
+            value_bytes: 256,
+            key_space: 10_000,
+            random_keys: false,
+            prefix_ranges: false,
+            serializable: false,
+            watchers: 1000,
+            watch_streams: 100,
+            watch_rate_per_s: 100,
+            seed: 42,
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoreLoadReport {
+    pub duration_s: f64,
+    pub ops: u64,
+    pub errors: u64,
+    pub ops_per_s: f64,
+    /// Every operation's latency.
+    pub all: LatencySummary,
+    /// Per kind of operation (`put`, `get`, `range`, `txn`).
+    pub per_op: BTreeMap<String, LatencySummary>,
+    /// Compare-and-swap attempts whose compare failed (another writer came first).
+    pub txn_conflicts: u64,
+    pub watch: Option<WatchReport>,
+    /// Keys in the store after the run.
+    pub n_keys: u64,
+    pub error_samples: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WatchReport {
+    pub watchers: usize,
+    pub streams: usize,
+    pub events_put: u64,
+    /// `events_put` times the watchers: what full delivery is.
+    pub events_expected: u64,
+    pub events_received: u64,
+    pub events_missing: u64,
+    /// Events delivered per second, all watchers together (the fan-out throughput).
+    pub events_per_s: f64,
+    /// From the put being sent to the event arriving at a watcher.
+    pub delivery: LatencySummary,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreLoadError {
+    #[error("invalid load configuration: {0}")]
+    Config(String),
+    #[error("etcd client: {0}")]
+    Client(#[from] etcd_client::Error),
+    #[error("{0}")]
+    Run(String),
+}
+
+impl StoreLoadConfig {
+    fn check(&self) -> Result<(), StoreLoadError> {
+        let bad = |m: String| Err(StoreLoadError::Config(m));
+        if self.clients == 0 || self.clients > CLIENTS_MAX {
+            return bad(format!("clients must be in 1..={CLIENTS_MAX}"));
+        }
+        if self.connections == 0 || self.connections > self.clients.max(self.watch_streams) {
+            return bad("connections must be in 1..=max(clients, watch streams)".into());
+        }
+        if !(4..=64).contains(&self.key_bytes) {
+            return bad("key bytes must be in 4..=64".into());
+        }
+        if self.value_bytes < 8 || self.value_bytes > 1024 * 1024 {
+            return bad("value bytes must be in 8..=1 MiB".into());
+        }
+        if self.key_space == 0 || self.key_space > KEY_SPACE_MAX {
+            return bad(format!("key space must be in 1..={KEY_SPACE_MAX}"));
+        }
+        if self.workload == Workload::Watch
+            && (self.watchers == 0
+                || self.watchers > WATCHERS_MAX
+                || self.watch_streams == 0
+                || self.watch_streams > self.watchers
+                || self.watch_rate_per_s == 0)
+        {
+            return bad(format!(
+                "watch needs 1..={WATCHERS_MAX} watchers, 1..=watchers streams, a rate"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `n`-th key: lowercase hex, `key_bytes` wide (etcd's benchmark uses keys of a
+    /// fixed size too), wrapping when `n` does not fit.
+    pub fn key(&self, n: u64) -> String {
+        let width = self.key_bytes;
+        let n = if width >= 16 {
+            n
+        } else {
+            n % (1u64 << (4 * width))
+        };
+        format!("{n:0width$x}")
+    }
+
+    fn ops_bound(&self) -> u64 {
+        if self.ops_max == 0 {
+            OPS_MAX
+        } else {
+            self.ops_max.min(OPS_MAX)
+        }
+    }
+}
+
+async fn connect_all(endpoints: &[String], n: usize) -> Result<Vec<Client>, StoreLoadError> {
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(Client::connect(endpoints, None).await?);
+    }
+    Ok(clients)
+}
+
+/// Runs the load against `endpoints`.
+pub async fn run(
+    endpoints: &[String],
+    cfg: &StoreLoadConfig,
+) -> Result<StoreLoadReport, StoreLoadError> {
+    cfg.check()?;
+    let conns = connect_all(endpoints, cfg.connections).await?;
+    let mut report = match cfg.workload {
+        Workload::Watch => run_watch(&conns, cfg).await?,
+        _ => {
+            if cfg.workload != Workload::Put {
+                preload(&conns, cfg).await?;
+            }
+            run_clients(&conns, cfg).await?
+        }
+    };
+    let all = GetOptions::new()
+        .with_from_key()
+        .with_count_only()
+        .with_serializable();
+    report.n_keys = conns[0].kv_client().get(vec![0], Some(all)).await?.count() as u64;
+    Ok(report)
+}
+
+/// Puts every key of the key space once (not measured), `clients` at a time.
+async fn preload(conns: &[Client], cfg: &StoreLoadConfig) -> Result<(), StoreLoadError> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..cfg.clients.min(256) {
+        let mut kv = conns[c % conns.len()].kv_client();
+        let (next, cfg) = (next.clone(), cfg.clone());
+        tasks.spawn(async move {
+            let value = vec![b'v'; cfg.value_bytes];
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= cfg.key_space {
+                    return Ok::<(), etcd_client::Error>(());
+                }
+                kv.put(cfg.key(n), value.clone(), None).await?;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| StoreLoadError::Run(format!("preload task: {e}")))??;
+    }
+    Ok(())
+}
+
+/// One client's tallies.
+#[derive(Default)]
+struct Tally {
+    per_op: BTreeMap<&'static str, Latency>,
+    errors: u64,
+    conflicts: u64,
+    error_samples: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, op: &'static str, took: Duration) {
+        self.per_op.entry(op).or_default().record(took);
+    }
+    fn error(&mut self, e: impl std::fmt::Display) {
+        self.errors += 1;
+        if self.error_samples.len() < 2 {
+            self.error_samples.push(e.to_string());
+        }
+    }
+    fn merge(&mut self, other: Tally) {
+        for (op, l) in other.per_op {
+            self.per_op.entry(op).or_default().merge(&l);
+        }
+        self.errors += other.errors;
+        self.conflicts += other.conflicts;
+        for s in other.error_samples {
+            if self.error_samples.len() < 5 {
+                self.error_samples.push(s);
+            }
+        }
+    }
+}
+
+async fn run_clients(
+    conns: &[Client],
+    cfg: &StoreLoadConfig,
+) -> Result<StoreLoadReport, StoreLoadError> {
+    let issued = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + cfg.duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..cfg.clients {
+        let client = conns[c % conns.len()].clone();
+        let worker = Worker {
+            client,
+            cfg: cfg.clone(),
+            id: c,
+            rng: Rng::new(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            issued: issued.clone(),
+            deadline,
+            revisions: BTreeMap::new(),
+            value: vec![b'v'; cfg.value_bytes],
+        };
+        tasks.spawn(worker.run());
+    }
+    let mut total = Tally::default();
+    while let Some(r) = tasks.join_next().await {
+        total.merge(r.map_err(|e| StoreLoadError::Run(format!("client task: {e}")))?);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut all = Latency::default();
+    for l in total.per_op.values() {
+        all.merge(l);
+    }
+    Ok(StoreLoadReport {
+        duration_s: elapsed,
+        ops: all.count(),
+        errors: total.errors,
+        ops_per_s: all.count() as f64 / elapsed,
+        all: all.summary(),
+        per_op: total
+            .per_op
+            .iter()
+            .map(|(op, l)| (op.to_string(), l.summary()))
+            .collect(),
+        txn_conflicts: total.conflicts,
+        error_samples: total.error_samples,
+        ..StoreLoadReport::default()
+    })
+}
+
+struct Worker {
+    client: Client,
+    cfg: StoreLoadConfig,
+    id: usize,
+    rng: Rng,
+    issued: Arc<AtomicU64>,
+    deadline: Instant,
+    /// Compare-and-swap: the mod revision this client last saw of each of its keys.
+    revisions: BTreeMap<u64, i64>,
+    value: Vec<u8>,
+}
+
+impl Worker {
+    async fn run(mut self) -> Tally {
+        let mut tally = Tally::default();
+        let bound = self.cfg.ops_bound();
+        while Instant::now() < self.deadline && self.issued.fetch_add(1, Ordering::Relaxed) < bound
+        {
+            let op = match self.cfg.workload {
+                Workload::Put => "put",
+                Workload::Range if self.cfg.prefix_ranges => "range",
+                Workload::Range => "get",
+                Workload::Txn => "txn",
+                Workload::Mixed => match self.rng.next_u64() % 100 {
+                    0..70 => "get",
+                    70..90 => "put",
+                    _ => "txn",
+                },
+                Workload::Watch => unreachable!("watch has its own driver"),
+            };
+            let t0 = Instant::now();
+            match self.one(op).await {
+                Ok(conflict) => {
+                    tally.record(op, t0.elapsed());
+                    tally.conflicts += u64::from(conflict);
+                }
+                Err(e) => tally.error(e),
+            }
+        }
+        tally
+    }
+
+    fn put_key(&mut self) -> String {
+        let n = if self.cfg.random_keys || self.cfg.workload == Workload::Mixed {
+            self.rng.next_u64() % self.cfg.key_space
+        } else {
+            // Sequential keys, interleaved over the clients.
+            self.issued.load(Ordering::Relaxed)
+        };
+        self.cfg.key(n)
+    }
+
+    /// One operation; returns whether a compare-and-swap lost its compare.
+    async fn one(&mut self, op: &str) -> Result<bool, etcd_client::Error> {
+        let mut kv = self.client.kv_client();
+        match op {
+            "put" => {
+                let key = self.put_key();
+                kv.put(key, self.value.clone(), None).await?;
+                Ok(false)
+            }
+            "get" | "range" => {
+                let n = self.rng.next_u64() % self.cfg.key_space;
+                let mut opts = GetOptions::new();
+                if self.cfg.serializable {
+                    opts = opts.with_serializable();
+                }
+                let key = if op == "range" {
+                    let key = self.cfg.key(n);
+                    opts = opts.with_prefix();
+                    key[..key.len() - 2].to_string()
+                } else {
+                    self.cfg.key(n)
+                };
+                kv.get(key, Some(opts)).await?;
+                Ok(false)
+            }
+            _ => self.compare_and_swap().await,
+        }
+    }
+
+    /// Writes one of this client's keys if its mod revision is the one last seen.
+    async fn compare_and_swap(&mut self) -> Result<bool, etcd_client::Error> {
+        let n_clients = self.cfg.clients as u64;
+        let mine = (self.cfg.key_space / n_clients).max(1);
+        let n = (self.rng.next_u64() % mine) * n_clients + self.id as u64;
+        let key = self.cfg.key(n % self.cfg.key_space);
+        let known = self.revisions.get(&n).copied().unwrap_or(0);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, known)])
+            .and_then([TxnOp::put(key.clone(), self.value.clone(), None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if resp.succeeded() {
+            let rev = resp.header().map_or(0, |h| h.revision());
+            self.revisions.insert(n, rev);
+            return Ok(false);
+        }
+        for r in resp.op_responses() {
+            if let TxnOpResponse::Get(g) = r {
+                let rev = g.kvs().first().map_or(0, |kv| kv.mod_revision());
+                self.revisions.insert(n, rev);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// What one watch stream saw.
+#[derive(Default)]
+struct StreamTally {
+    received: u64,
+    delivery: Latency,
+}
+
+async fn run_watch(
+    conns: &[Client],
+    cfg: &StoreLoadConfig,
+) -> Result<StoreLoadReport, StoreLoadError> {
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let n_created = Arc::new(AtomicU64::new(0));
+    let n_received = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in 0..cfg.watch_streams {
+        // Watchers spread evenly over the streams, streams over the connections.
+        let n_watchers =
+            cfg.watchers / cfg.watch_streams + usize::from(s < cfg.watchers % cfg.watch_streams);
+        let mut wc = conns[s % conns.len()].watch_client();
+        let opts = WatchOptions::new().with_prefix();
+        let mut stream = wc.watch(WATCH_PREFIX, Some(opts.clone())).await?;
+        for _ in 1..n_watchers {
+            stream.watch(WATCH_PREFIX, Some(opts.clone())).await?;
+        }
+        let (stop, n_created, n_received) = (stop.clone(), n_created.clone(), n_received.clone());
+        tasks.spawn(async move {
+            let mut t = StreamTally::default();
+            loop {
+                let msg = tokio::select! {
+                    m = stream.message() => m,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if stop.load(Ordering::Acquire) { break; }
+                        continue;
+                    }
+                };
+                let Ok(Some(resp)) = msg else { break };
+                if resp.created() {
+                    n_created.fetch_add(1, Ordering::Relaxed);
+                }
+                let now_us = epoch.elapsed().as_micros() as u64;
+                for ev in resp.events() {
+                    let sent_us = ev.kv().map_or(0, |kv| sent_at_us(kv.value()));
+                    t.delivery
+                        .record(Duration::from_micros(now_us.saturating_sub(sent_us)));
+                    t.received += 1;
+                }
+                n_received.fetch_add(resp.events().len() as u64, Ordering::Relaxed);
+            }
+            t
+        });
+    }
+    let created_by = Instant::now() + WATCH_SETTLE;
+    while n_created.load(Ordering::Relaxed) < cfg.watchers as u64 {
+        if Instant::now() > created_by {
+            return Err(StoreLoadError::Run(format!(
+                "only {} of {} watchers created",
+                n_created.load(Ordering::Relaxed),
+                cfg.watchers
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (events_put, put_latency, writer_errors) = watch_writer(&conns[0], cfg, epoch).await;
+    let write_end = Instant::now();
+    // Wait (bounded) for the last events to arrive, then stop the streams.
+    let expected = events_put * cfg.watchers as u64;
+    while n_received.load(Ordering::Relaxed) < expected && write_end.elapsed() < WATCH_SETTLE {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Release);
+    let mut total = StreamTally::default();
+    let joined = tokio::time::timeout(WATCH_SETTLE, async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(t) = r {
+                total.received += t.received;
+                total.delivery.merge(&t.delivery);
+            }
+        }
+    })
+    .await;
+    if joined.is_err() {
+        return Err(StoreLoadError::Run("watch streams did not stop".into()));
+    }
+    let elapsed = write_end.duration_since(epoch).as_secs_f64();
+    let mut per_op = BTreeMap::new();
+    per_op.insert("put".to_string(), put_latency.summary());
+    Ok(StoreLoadReport {
+        duration_s: elapsed,
+        ops: events_put,
+        errors: writer_errors,
+        ops_per_s: events_put as f64 / cfg.duration.as_secs_f64(),
+        all: put_latency.summary(),
+        per_op,
+        watch: Some(WatchReport {
+            watchers: cfg.watchers,
+            streams: cfg.watch_streams,
+            events_put,
+            events_expected: expected,
+            events_received: total.received,
+            events_missing: expected.saturating_sub(total.received),
+            events_per_s: total.received as f64 / cfg.duration.as_secs_f64(),
+            delivery: total.delivery.summary(),
+        }),
+        ..StoreLoadReport::default()
+    })
+}
+
+/// The watch workload's writer: puts at the configured rate for the duration, each
+/// value starting with the time it was sent (microseconds since `epoch`).
+async fn watch_writer(
+    client: &Client,
+    cfg: &StoreLoadConfig,
+    epoch: Instant,
+) -> (u64, Latency, u64) {
+    let mut kv = client.kv_client();
+    let interval = Duration::from_secs_f64(1.0 / cfg.watch_rate_per_s as f64);
+    let n_puts = (cfg.duration.as_secs_f64() * cfg.watch_rate_per_s as f64) as u64;
+    let n_puts = n_puts.min(cfg.ops_bound()).max(1);
+    let mut latency = Latency::default();
+    let (mut n_ok, mut errors) = (0, 0);
+    let start = Instant::now();
+    for i in 0..n_puts {
+        tokio::time::sleep_until(start + interval.mul_f64(i as f64)).await;
+        let sent_us = epoch.elapsed().as_micros() as u64;
+        let mut value = vec![b'v'; cfg.value_bytes];
+        value[..8].copy_from_slice(&sent_us.to_le_bytes());
+        let key = format!("{WATCH_PREFIX}{}", cfg.key(i));
+        let t0 = Instant::now();
+        match kv.put(key, value, None).await {
+            Ok(_) => {
+                latency.record(t0.elapsed());
+                n_ok += 1;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (n_ok, latency, errors)
+}
+
+fn sent_at_us(value: &[u8]) -> u64 {
+    value
+        .get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+}
