@@ -35,7 +35,6 @@
 
 use std::sync::Arc;
 
-use bumpalo::Bump;
 use rayon::prelude::*;
 
 use crate::cache::Snapshot;
@@ -44,8 +43,8 @@ use crate::framework::{MAX_NODE_SCORE, MIN_NODE_SCORE};
 use crate::pod_info::PodInfo;
 use crate::profile::{Profile, WeightedScore};
 use crate::schedule::{
-    FILTER_CHUNK_NODES, ScheduleError, TieBreakRng, invalid_score, run_pre_score, run_score,
-    run_sequentially, select_best,
+    FILTER_CHUNK_NODES, ScheduleError, TieBreakRng, invalid_score, run_pre_score, run_sequentially,
+    select_best,
 };
 use crate::status::{Code, Status};
 
@@ -91,6 +90,8 @@ struct ScoreMemo {
     /// Per active plugin, the highest raw score over feasible nodes and how many
     /// nodes have it (kept for `DefaultMax` plugins only).
     tops: Vec<Top>,
+    /// `tops` follow the raw scores (false after a mixed cycle).
+    tops_valid: bool,
     /// Per active plugin, the normalisation parameter the totals were computed with.
     params: Vec<i64>,
     /// Weighted normalised totals, indexed by node (meaningful for feasible nodes).
@@ -324,21 +325,17 @@ impl MemoStore {
     }
 }
 
-/// The memo key for this cycle, or `None` when the memo cannot serve it (a
-/// non-node-local Filter plugin is active, or too many plugins).
+/// The memo key for this cycle (over the active node-local Filter plugins), or
+/// `None` when the memo cannot serve it (too many plugins).
 fn key(profile: &Profile, state: &CycleState, pod: &PodInfo, snap: &Snapshot) -> Option<Key> {
     if profile.filter.len() > MAX_MEMO_PLUGINS || profile.score.len() > MAX_MEMO_PLUGINS {
         return None;
     }
     let mut filters = 0_u64;
     for (i, pl) in profile.filter.iter().enumerate() {
-        if state.is_filter_skipped(pl.name()) {
-            continue;
+        if !state.is_filter_skipped(pl.name()) && pl.node_local() {
+            filters |= 1 << i;
         }
-        if !pl.node_local() {
-            return None;
-        }
-        filters |= 1 << i;
     }
     Some(Key {
         profile: profile_identity(profile),
@@ -380,7 +377,6 @@ pub(crate) fn run(
     state: &mut CycleState,
     pod: &PodInfo,
     snap: &Snapshot,
-    arena: &Bump,
     rng: &mut dyn TieBreakRng,
 ) -> Result<Option<(u32, usize)>, ScheduleError> {
     if store.disabled {
@@ -389,7 +385,7 @@ pub(crate) fn run(
     let Some(key) = key(profile, state, pod, snap) else {
         return Ok(None);
     };
-    let result = run_keyed(store, key, profile, state, pod, snap, arena, rng);
+    let result = run_keyed(store, key, profile, state, pod, snap, rng);
     if result.is_err() {
         // A plugin failed part-way: the memo may be half updated.
         store.forget(key);
@@ -405,7 +401,6 @@ fn run_keyed(
     state: &mut CycleState,
     pod: &PodInfo,
     snap: &Snapshot,
-    arena: &Bump,
     rng: &mut dyn TieBreakRng,
 ) -> Result<Option<(u32, usize)>, ScheduleError> {
     let i = store.index_of(key, snap.n_nodes());
@@ -415,35 +410,101 @@ fn run_keyed(
     stats.nodes_evaluated += changed.len() as u64;
     let was_feasible = refilter(memo, profile, state, pod, snap, &changed)?;
     memo.synced = Some(snap.generation());
-    if memo.feasible_list.len() < 2 {
+    // The other active Filter plugins run every cycle, on the nodes the memoised ones
+    // let through.
+    let others: Vec<&dyn FilterPlugin> = profile
+        .filter
+        .iter()
+        .filter(|p| !state.is_filter_skipped(p.name()) && !p.node_local())
+        .map(|p| &**p)
+        .collect();
+    let passed: Option<Vec<u32>> = if others.is_empty() {
+        None
+    } else {
+        let statuses = filter_nodes(&others, state, pod, snap, &memo.feasible_list)?;
+        Some(
+            memo.feasible_list
+                .iter()
+                .zip(&statuses)
+                .filter(|(_, s)| s.is_none())
+                .map(|(&i, _)| i)
+                .collect(),
+        )
+    };
+    let n_feasible = passed.as_ref().map_or(memo.feasible_list.len(), Vec::len);
+    if n_feasible < 2 {
         // Scoring is skipped, so the score memo would miss these changes.
         memo.scores = None;
-        return Ok(memo.feasible_list.first().map(|&idx| {
+        let only = passed.as_deref().unwrap_or(&memo.feasible_list).first();
+        return Ok(only.map(|&idx| {
             stats.cycles += 1;
             (idx, 1)
         }));
     }
-    run_pre_score(profile, state, pod, snap, &memo.feasible_list)?;
+    let feasible: &[u32] = passed.as_deref().unwrap_or(&memo.feasible_list);
+    run_pre_score(profile, state, pod, snap, feasible)?;
     let active: Vec<(usize, &WeightedScore)> = profile
         .score
         .iter()
         .enumerate()
         .filter(|(_, ws)| !state.is_score_skipped(ws.plugin.name()))
         .collect();
-    let idx = if active.iter().all(|(_, ws)| ws.plugin.node_local()) {
+    let local: Vec<(usize, &WeightedScore)> = active
+        .iter()
+        .copied()
+        .filter(|(_, ws)| ws.plugin.node_local())
+        .collect();
+    let idx = if passed.is_some() || local.len() < active.len() {
+        // Mixed: node-local raw scores from the memo, the rest computed now, every
+        // column normalised over this cycle's feasible nodes.
+        let feasible = passed.as_deref().unwrap_or(&memo.feasible_list).to_vec();
+        update_raw(memo, &local, state, pod, snap, &changed)?;
+        let scores = memo.scores.as_mut().expect("raw updated");
+        // The incremental totals no longer follow; the next all-local cycle rebuilds.
+        scores.tops_valid = false;
+        scores.params.fill(i64::MIN);
+        scores.ties.dirty = true;
+        let others: Vec<(usize, &WeightedScore)> = active
+            .iter()
+            .copied()
+            .filter(|(_, ws)| !ws.plugin.node_local())
+            .collect();
+        let fresh_cols = score_compact(&others, state, pod, snap, &feasible)?;
+        let mut totals = vec![0_i64; feasible.len()];
+        let mut col = Vec::with_capacity(feasible.len());
+        for (i, ws) in &active {
+            let pl = &*ws.plugin;
+            col.clear();
+            match local.iter().position(|(j, _)| j == i) {
+                Some(p) => col.extend(feasible.iter().map(|&n| scores.raw[p][n as usize])),
+                None => {
+                    let q = others.iter().position(|(j, _)| j == i).expect("partition");
+                    col.extend_from_slice(&fresh_cols[q]);
+                }
+            }
+            let s = pl.normalize_scores(state, pod, &mut col);
+            if !s.is_success() {
+                return Err(ScheduleError::Plugin {
+                    point: "NormalizeScore",
+                    status: s.with_plugin(pl.name()),
+                });
+            }
+            for (t, &v) in totals.iter_mut().zip(&col) {
+                if !(MIN_NODE_SCORE..=MAX_NODE_SCORE).contains(&v) {
+                    return Err(invalid_score(pl.name(), v));
+                }
+                *t += v * ws.weight;
+            }
+        }
+        feasible[select_best(totals.len(), |k| totals[k], rng)]
+    } else {
+        // All node-local: totals and ties kept incrementally.
         rescore(memo, &active, state, pod, snap, &changed, &was_feasible)?;
         let scores = memo.scores.as_mut().expect("rescored");
         scores.ties.select(&scores.totals, &memo.feasible_list, rng)
-    } else {
-        // Score the usual way; the filtering was still memoised.
-        let feasible = &memo.feasible_list;
-        let totals = run_score(profile, state, pod, snap, feasible, arena)?;
-        let chosen = feasible[select_best(totals.len(), |k| totals[k], rng)];
-        memo.scores = None;
-        chosen
     };
     stats.cycles += 1;
-    Ok(Some((idx, memo.feasible_list.len())))
+    Ok(Some((idx, n_feasible)))
 }
 
 /// The nodes whose generation differs from the memo's, ascending: from the snapshot's
@@ -485,36 +546,10 @@ fn refilter(
     let plugins: Vec<&dyn FilterPlugin> = profile
         .filter
         .iter()
-        .filter(|p| !state.is_filter_skipped(p.name()))
+        .filter(|p| !state.is_filter_skipped(p.name()) && p.node_local())
         .map(|p| &**p)
         .collect();
-    let mut statuses: Vec<Option<Status>> = vec![None; changed.len()];
-    let filter_chunk = |(nodes, out): (&[u32], &mut [Option<Status>])| {
-        for pl in &plugins {
-            pl.filter_batch(state, pod, snap, nodes, out);
-        }
-    };
-    if run_sequentially(changed.len()) {
-        changed
-            .chunks(FILTER_CHUNK_NODES)
-            .zip(statuses.chunks_mut(FILTER_CHUNK_NODES))
-            .for_each(filter_chunk);
-    } else {
-        changed
-            .par_chunks(FILTER_CHUNK_NODES)
-            .zip(statuses.par_chunks_mut(FILTER_CHUNK_NODES))
-            .for_each(filter_chunk);
-    }
-    if let Some(s) = statuses
-        .iter()
-        .flatten()
-        .find(|s| s.code() == Code::Error || !s.is_rejected())
-    {
-        return Err(ScheduleError::Plugin {
-            point: "Filter",
-            status: s.clone(),
-        });
-    }
+    let statuses = filter_nodes(&plugins, state, pod, snap, changed)?;
     let gens = &snap.columns().generation;
     let was: Vec<bool> = changed.iter().map(|&i| memo.feasible[i as usize]).collect();
     let mut flips = 0;
@@ -548,6 +583,99 @@ fn refilter(
     Ok(was)
 }
 
+/// Runs `plugins` on `nodes` (in parallel chunks when there are many); the status of
+/// each rejected node, `None` for the others.
+fn filter_nodes(
+    plugins: &[&dyn FilterPlugin],
+    state: &CycleState,
+    pod: &PodInfo,
+    snap: &Snapshot,
+    nodes: &[u32],
+) -> Result<Vec<Option<Status>>, ScheduleError> {
+    let mut statuses: Vec<Option<Status>> = vec![None; nodes.len()];
+    let filter_chunk = |(nodes, out): (&[u32], &mut [Option<Status>])| {
+        for pl in plugins {
+            pl.filter_batch(state, pod, snap, nodes, out);
+        }
+    };
+    if run_sequentially(nodes.len()) {
+        nodes
+            .chunks(FILTER_CHUNK_NODES)
+            .zip(statuses.chunks_mut(FILTER_CHUNK_NODES))
+            .for_each(filter_chunk);
+    } else {
+        nodes
+            .par_chunks(FILTER_CHUNK_NODES)
+            .zip(statuses.par_chunks_mut(FILTER_CHUNK_NODES))
+            .for_each(filter_chunk);
+    }
+    if let Some(s) = statuses
+        .iter()
+        .flatten()
+        .find(|s| s.code() == Code::Error || !s.is_rejected())
+    {
+        return Err(ScheduleError::Plugin {
+            point: "Filter",
+            status: s.clone(),
+        });
+    }
+    Ok(statuses)
+}
+
+/// Brings the raw scores of the `active` (node-local) plugins up to date on the
+/// memo's feasible nodes: the changed ones, or all when the active plugins changed.
+/// Returns whether the score memo is fresh, the nodes scored, and the old raw
+/// scores of the changed nodes for `DefaultMax` plugins (when not fresh).
+#[allow(clippy::type_complexity)]
+fn update_raw(
+    memo: &mut Memo,
+    active: &[(usize, &WeightedScore)],
+    state: &CycleState,
+    pod: &PodInfo,
+    snap: &Snapshot,
+    changed: &[u32],
+) -> Result<(bool, Vec<u32>, Vec<Vec<i64>>), ScheduleError> {
+    let n = snap.n_nodes();
+    let np = active.len();
+    let mask = active.iter().fold(0_u64, |m, (i, _)| m | 1 << i);
+    let fresh = memo.scores.as_ref().is_none_or(|s| s.mask != mask);
+    if fresh {
+        memo.scores = Some(ScoreMemo {
+            mask,
+            raw: vec![vec![0; n]; np],
+            tops: vec![Top::default(); np],
+            tops_valid: false,
+            params: vec![i64::MIN; np],
+            totals: vec![0; n],
+            ties: TieSet::new(n),
+        });
+    }
+    let scores = memo.scores.as_mut().expect("just set");
+    let to_score: Vec<u32> = if fresh {
+        memo.feasible_list.clone()
+    } else {
+        changed
+            .iter()
+            .copied()
+            .filter(|&i| memo.feasible[i as usize])
+            .collect()
+    };
+    let old_raw: Vec<Vec<i64>> = if fresh {
+        Vec::new()
+    } else {
+        (0..np)
+            .map(|p| match active[p].1.plugin.normalization() {
+                Normalization::DefaultMax { .. } => {
+                    changed.iter().map(|&i| scores.raw[p][i as usize]).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    score_raw(active, state, pod, snap, &to_score, &mut scores.raw)?;
+    Ok((fresh, to_score, old_raw))
+}
+
 /// Brings raw scores, tops, totals and ties up to date for the changed nodes (for
 /// every feasible node when the active plugins changed or a normalisation parameter
 /// moved).
@@ -560,49 +688,14 @@ fn rescore(
     changed: &[u32],
     was_feasible: &[bool],
 ) -> Result<(), ScheduleError> {
-    let n = snap.n_nodes();
     let np = active.len();
+    let (fresh, to_score, old_raw) = update_raw(memo, active, state, pod, snap, changed)?;
     let feasible = &memo.feasible_list;
-    let mask = active.iter().fold(0_u64, |m, (i, _)| m | 1 << i);
-    let fresh = memo.scores.as_ref().is_none_or(|s| s.mask != mask);
-    if fresh {
-        memo.scores = Some(ScoreMemo {
-            mask,
-            raw: vec![vec![0; n]; np],
-            tops: vec![Top::default(); np],
-            params: vec![i64::MIN; np],
-            totals: vec![0; n],
-            ties: TieSet::new(n),
-        });
-    }
-    let scores = memo.scores.as_mut().expect("just set");
-    let to_score: Vec<u32> = if fresh {
-        feasible.clone()
-    } else {
-        changed
-            .iter()
-            .copied()
-            .filter(|&i| memo.feasible[i as usize])
-            .collect()
-    };
+    let scores = memo.scores.as_mut().expect("raw updated");
     let kinds: Vec<Normalization> = active
         .iter()
         .map(|(_, ws)| ws.plugin.normalization())
         .collect();
-    // Old raw scores of the changed nodes that were feasible, for the tops.
-    let old_raw: Vec<Vec<i64>> = if fresh {
-        Vec::new()
-    } else {
-        (0..np)
-            .map(|p| match kinds[p] {
-                Normalization::DefaultMax { .. } => {
-                    changed.iter().map(|&i| scores.raw[p][i as usize]).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect()
-    };
-    score_raw(active, state, pod, snap, &to_score, &mut scores.raw)?;
     let mut all_totals = fresh;
     for p in 0..np {
         let param = match kinds[p] {
@@ -610,7 +703,7 @@ fn rescore(
             Normalization::DefaultMax { .. } => {
                 let col = &scores.raw[p];
                 let top = &mut scores.tops[p];
-                let mut known = !fresh;
+                let mut known = !fresh && scores.tops_valid;
                 if known {
                     for (k, &i) in changed.iter().enumerate() {
                         if was_feasible[k] && !top.remove(old_raw[p][k]) {
@@ -637,6 +730,7 @@ fn rescore(
             all_totals = true;
         }
     }
+    scores.tops_valid = true;
     let update: &[u32] = if all_totals { feasible } else { &to_score };
     for &i in update {
         scores.totals[i as usize] = 0;
@@ -684,8 +778,24 @@ fn rescore(
     Ok(())
 }
 
-/// Raw scores of every active plugin on `nodes`, written into `raw[p][node]`; in
-/// parallel chunks when there are many nodes.
+/// Raw scores of every active plugin on `nodes`: one column per plugin, aligned with
+/// `nodes`.
+fn score_compact(
+    active: &[(usize, &WeightedScore)],
+    state: &CycleState,
+    pod: &PodInfo,
+    snap: &Snapshot,
+    nodes: &[u32],
+) -> Result<Vec<Vec<i64>>, ScheduleError> {
+    let mut cols = vec![Vec::with_capacity(nodes.len()); active.len()];
+    score_blocks(active, state, pod, snap, nodes, |chunk, p, scores| {
+        debug_assert_eq!(chunk.len(), scores.len());
+        cols[p].extend_from_slice(scores);
+    })?;
+    Ok(cols)
+}
+
+/// Raw scores of every active plugin on `nodes`, written into `raw[p][node]`.
 fn score_raw(
     active: &[(usize, &WeightedScore)],
     state: &CycleState,
@@ -694,7 +804,25 @@ fn score_raw(
     nodes: &[u32],
     raw: &mut [Vec<i64>],
 ) -> Result<(), ScheduleError> {
-    if nodes.is_empty() {
+    score_blocks(active, state, pod, snap, nodes, |chunk, p, scores| {
+        for (&i, &s) in chunk.iter().zip(scores) {
+            raw[p][i as usize] = s;
+        }
+    })
+}
+
+/// Scores `nodes` with every active plugin, in parallel chunks when there are many,
+/// then hands each chunk's scores per plugin to `sink(chunk, plugin, scores)` in
+/// node order.
+fn score_blocks(
+    active: &[(usize, &WeightedScore)],
+    state: &CycleState,
+    pod: &PodInfo,
+    snap: &Snapshot,
+    nodes: &[u32],
+    mut sink: impl FnMut(&[u32], usize, &[i64]),
+) -> Result<(), ScheduleError> {
+    if nodes.is_empty() || active.is_empty() {
         return Ok(());
     }
     let np = active.len();
@@ -728,10 +856,8 @@ fn score_raw(
         .chunks(FILTER_CHUNK_NODES)
         .zip(block.chunks(FILTER_CHUNK_NODES * np))
     {
-        for (p, col) in raw.iter_mut().enumerate() {
-            for (&i, &s) in chunk.iter().zip(&b[p * chunk.len()..(p + 1) * chunk.len()]) {
-                col[i as usize] = s;
-            }
+        for p in 0..np {
+            sink(chunk, p, &b[p * chunk.len()..(p + 1) * chunk.len()]);
         }
     }
     Ok(())
@@ -760,6 +886,64 @@ mod tests {
         assert!(t.dirty);
     }
 
+    /// The aggregate kept incrementally equals the one computed from scratch, through
+    /// pods added and removed, node updates and nodes joining.
+    #[test]
+    fn contributions_follow_the_cluster() {
+        use crate::fixtures::{NodeBuilder, PodBuilder};
+        use crate::{Cache, PodInfo, Snapshot};
+        let mut cache = Cache::new();
+        let node = |i: usize, cpu: &str| {
+            NodeBuilder::new(&format!("n{i}"))
+                .capacity(cpu, "8Gi", 110)
+                .build()
+        };
+        for i in 0..20 {
+            cache.add_node(&node(i, "4")).unwrap();
+        }
+        let mut snap = Snapshot::default();
+        let mut kept: Contributions<i64, i64> = Contributions::default();
+        // Contribution: pods on the node times its index, plus its cpu in cores.
+        let contribution = |snap: &Snapshot, i: u32| {
+            let n = snap.node(i);
+            n.pods.len() as i64 * i64::from(i) + n.allocatable.milli_cpu / 1000
+        };
+        let mut uids = Vec::new();
+        for step in 0..200_usize {
+            match step % 7 {
+                0 | 1 | 2 | 3 => {
+                    let pod = PodBuilder::new(&format!("p{step}"))
+                        .node_name(&format!("n{}", step * 7 % 20))
+                        .build();
+                    let info = std::sync::Arc::new(PodInfo::new(pod).unwrap());
+                    uids.push(info.uid.clone());
+                    cache.add_pod(info).unwrap();
+                }
+                4 if !uids.is_empty() => {
+                    let uid = uids.swap_remove(step % uids.len());
+                    cache.remove_pod(&uid).unwrap();
+                }
+                5 => cache
+                    .update_node(&node(step % 20, if step % 2 == 0 { "8" } else { "2" }))
+                    .unwrap(),
+                6 if step % 3 == 0 => cache.add_node(&node(20 + step, "1")).unwrap(),
+                _ => {}
+            }
+            cache.update_snapshot(&mut snap);
+            kept.sync(
+                7,
+                &snap,
+                || 0,
+                |i| contribution(&snap, i),
+                |agg, c, sign| *agg += sign * c,
+            );
+            let expect: i64 = (0..snap.n_nodes() as u32)
+                .map(|i| contribution(&snap, i))
+                .sum();
+            assert_eq!(kept.agg, expect, "step {step}");
+        }
+    }
+
     #[test]
     fn top_tracks_count_at_max() {
         let col = vec![3, 7, 7, 2];
@@ -769,5 +953,69 @@ mod tests {
         assert!(!top.remove(7), "last holder gone: unknown");
         top.add(8);
         assert_eq!((top.value, top.count), (8, 1));
+    }
+}
+
+/// Per-node contributions to an aggregate, kept across cycles: for PreFilter states
+/// that sum something over every node (topology spread's per-domain counts). Each
+/// node's contribution is a function of the caller's `key` (the pod's shape) and the
+/// node's contents; [`Contributions::sync`] recomputes only the nodes changed since
+/// the last sync (the snapshot's change log), subtracting their old contribution
+/// from the aggregate and adding the new one, and rebuilds everything when the key or
+/// the snapshot lineage changes.
+#[derive(Debug, Default)]
+pub struct Contributions<T, A> {
+    /// (caller key, snapshot origin, layout generation); `None`: nothing kept.
+    key: Option<(u64, u64, u64)>,
+    synced: u64,
+    node_gen: Vec<u64>,
+    contrib: Vec<T>,
+    /// The aggregate of every node's contribution.
+    pub agg: A,
+}
+
+impl<T, A> Contributions<T, A> {
+    /// Brings the aggregate up to date with `snap` for `key`. `fresh` makes an empty
+    /// aggregate, `compute` one node's contribution, `apply(agg, c, sign)` adds
+    /// (`sign` 1) or removes (`-1`) a contribution.
+    pub fn sync(
+        &mut self,
+        key: u64,
+        snap: &Snapshot,
+        fresh: impl FnOnce() -> A,
+        mut compute: impl FnMut(u32) -> T,
+        mut apply: impl FnMut(&mut A, &T, i64),
+    ) {
+        let full_key = (key, snap.origin(), snap.layout_generation());
+        let gens = &snap.columns().generation;
+        let logged = (self.key == Some(full_key) && self.synced <= snap.generation())
+            .then(|| snap.changed_since(self.synced))
+            .flatten();
+        match logged {
+            Some(changed) => {
+                let mut changed: Vec<u32> = changed
+                    .filter(|&i| self.node_gen[i as usize] != gens[i as usize])
+                    .collect();
+                changed.sort_unstable();
+                changed.dedup();
+                for i in changed {
+                    let c = compute(i);
+                    apply(&mut self.agg, &self.contrib[i as usize], -1);
+                    apply(&mut self.agg, &c, 1);
+                    self.contrib[i as usize] = c;
+                    self.node_gen[i as usize] = gens[i as usize];
+                }
+            }
+            None => {
+                self.agg = fresh();
+                self.contrib = (0..snap.n_nodes() as u32).map(&mut compute).collect();
+                for c in &self.contrib {
+                    apply(&mut self.agg, c, 1);
+                }
+                self.node_gen = gens.clone();
+                self.key = Some(full_key);
+            }
+        }
+        self.synced = snap.generation();
     }
 }

@@ -256,7 +256,6 @@ pub fn schedule_one(
             &mut state,
             pod,
             snapshot,
-            arena,
             ctx.rng.as_mut(),
         )?;
         if let Some((node_idx, feasible_nodes)) = memoised {

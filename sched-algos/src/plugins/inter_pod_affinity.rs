@@ -37,11 +37,12 @@
 //! `int(100 * (s - min) / (max - min))` in floating point (all 0 when `max == min`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::affinity::{AffinityTerm, WeightedAffinityTerm};
-use crate::cache::Snapshot;
+use crate::cache::{NO_DOMAIN, Snapshot, TopologyColumn};
 use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
     PreScorePlugin, ScorePlugin,
@@ -85,46 +86,116 @@ impl Default for InterPodAffinityArgs {
     }
 }
 
-/// Counts per topology pair; entries that reach zero are removed, as upstream's
-/// `topologyToMatchedTermCount` does, so emptiness means "nothing counted".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counts per topology pair, one vector per topology key indexed by the key's domain
+/// ids ([`Snapshot::topology`]), so that the per-node lookup is an index. Emptiness
+/// means "nothing counted", as for upstream's `topologyToMatchedTermCount` with its
+/// zero entries removed.
+#[derive(Clone, Debug, Default)]
 pub struct TopologyCounts {
-    by_key: HashMap<String, HashMap<String, i64>>,
+    keys: Vec<KeyCounts>,
+    /// Domains with a non-zero count, over all keys.
+    nonzero: usize,
 }
 
-impl TopologyCounts {
-    pub fn add(&mut self, key: &str, value: &str, delta: i64) {
-        let values = self.by_key.entry(key.to_owned()).or_default();
-        let c = values.entry(value.to_owned()).or_default();
-        *c += delta;
-        if *c == 0 {
-            values.remove(value);
-            if values.is_empty() {
-                self.by_key.remove(key);
+#[derive(Clone, Debug)]
+struct KeyCounts {
+    key: String,
+    domains: Arc<TopologyColumn>,
+    counts: Vec<i64>,
+}
+
+/// A node as Filter sees it: by index in the PreFilter snapshot (batch) or by its
+/// labels (a node object, as preemption's what-if passes).
+#[derive(Clone, Copy)]
+enum NodeRef<'a> {
+    Index(u32),
+    Labels(&'a BTreeMap<String, String>),
+}
+
+impl KeyCounts {
+    /// The node's domain id of this key; `None` when the node lacks the label (or,
+    /// by labels, has a value no node had at PreFilter: a count of 0 either way).
+    fn domain(&self, node: NodeRef<'_>) -> Option<usize> {
+        match node {
+            NodeRef::Index(i) => {
+                let d = self.domains.domain_of[i as usize];
+                (d != NO_DOMAIN).then_some(d as usize)
             }
+            NodeRef::Labels(l) => l
+                .get(&self.key)
+                .and_then(|v| self.domains.id(v))
+                .map(|d| d as usize),
         }
     }
 
-    pub fn get(&self, key: &str, value: &str) -> i64 {
-        self.by_key
-            .get(key)
-            .and_then(|v| v.get(value))
-            .copied()
+    fn get(&self, node: NodeRef<'_>) -> i64 {
+        self.domain(node)
+            .and_then(|d| self.counts.get(d).copied())
             .unwrap_or(0)
+    }
+}
+
+impl TopologyCounts {
+    /// The counts of `key`, made (all zero) if missing.
+    fn key_mut(&mut self, snap: &Snapshot, key: &str) -> &mut KeyCounts {
+        let k = match self.keys.iter().position(|k| k.key == key) {
+            Some(k) => k,
+            None => {
+                let domains = snap.topology(key);
+                self.keys.push(KeyCounts {
+                    key: key.to_owned(),
+                    counts: vec![0; domains.n_values()],
+                    domains,
+                });
+                self.keys.len() - 1
+            }
+        };
+        &mut self.keys[k]
+    }
+
+    /// Adds `delta` at node `idx`'s value of `key`; nothing if it lacks the label.
+    fn add_at(&mut self, snap: &Snapshot, key: &str, idx: u32, delta: i64) {
+        let kc = self.key_mut(snap, key);
+        let d = kc.domains.domain_of[idx as usize];
+        if d == NO_DOMAIN {
+            return;
+        }
+        let c = &mut kc.counts[d as usize];
+        let before = *c != 0;
+        *c += delta;
+        match (before, *c != 0) {
+            (false, true) => self.nonzero += 1,
+            (true, false) => self.nonzero -= 1,
+            _ => {}
+        }
+    }
+
+    fn get(&self, key: &str, node: NodeRef<'_>) -> i64 {
+        self.keys
+            .iter()
+            .find(|k| k.key == key)
+            .map_or(0, |k| k.get(node))
+    }
+
+    /// Whether the node has `key`'s label.
+    fn has_label(&self, key: &str, node: NodeRef<'_>) -> bool {
+        match node {
+            NodeRef::Labels(l) => l.contains_key(key),
+            NodeRef::Index(i) => self
+                .keys
+                .iter()
+                .find(|k| k.key == key)
+                .is_some_and(|k| k.domains.domain_of[i as usize] != NO_DOMAIN),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.nonzero == 0
     }
 
     /// Whether any of the node's label pairs has a positive count.
-    fn any_positive_on(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.by_key.iter().any(|(k, values)| {
-            labels
-                .get(k)
-                .and_then(|v| values.get(v))
-                .is_some_and(|&c| c > 0)
-        })
+    fn any_positive_on(&self, node: NodeRef<'_>) -> bool {
+        self.nonzero > 0 && self.keys.iter().any(|k| k.get(node) > 0)
     }
 }
 
@@ -183,31 +254,33 @@ impl InterPodAffinity {
             let node = snap.node(idx);
             for p in &node.pods {
                 for t in &p.affinity.required_anti_affinity {
-                    if t.matches(&pod.namespace, &pod.labels, ns_labels)
-                        && let Some(v) = node.labels.get(&t.topology_key)
-                    {
-                        existing.add(&t.topology_key, v, 1);
+                    if t.matches(&pod.namespace, &pod.labels, ns_labels) {
+                        existing.add_at(snap, &t.topology_key, idx, 1);
                     }
                 }
             }
         }
         let mut affinity_counts = TopologyCounts::default();
         let mut anti_affinity_counts = TopologyCounts::default();
+        // Every term's key has a column, so that Filter can tell a missing label.
+        for t in &required_affinity {
+            affinity_counts.key_mut(snap, &t.topology_key);
+        }
+        for t in &required_anti_affinity {
+            anti_affinity_counts.key_mut(snap, &t.topology_key);
+        }
         if !required_affinity.is_empty() || !required_anti_affinity.is_empty() {
-            for node in snap.nodes() {
-                for p in &node.pods {
+            let n_pods = &snap.columns().n_pods;
+            for idx in (0..snap.n_nodes() as u32).filter(|&i| n_pods[i as usize] > 0) {
+                for p in &snap.node(idx).pods {
                     if matches_all(&required_affinity, p) {
                         for t in &required_affinity {
-                            if let Some(v) = node.labels.get(&t.topology_key) {
-                                affinity_counts.add(&t.topology_key, v, 1);
-                            }
+                            affinity_counts.add_at(snap, &t.topology_key, idx, 1);
                         }
                     }
                     for t in &required_anti_affinity {
-                        if t.matches(&p.namespace, &p.labels, None)
-                            && let Some(v) = node.labels.get(&t.topology_key)
-                        {
-                            anti_affinity_counts.add(&t.topology_key, v, 1);
+                        if t.matches(&p.namespace, &p.labels, None) {
+                            anti_affinity_counts.add_at(snap, &t.topology_key, idx, 1);
                         }
                     }
                 }
@@ -252,29 +325,51 @@ impl PreFilterPlugin for InterPodAffinity {
     }
 }
 
-fn satisfies_affinity(s: &PreFilterState, labels: &BTreeMap<String, String>) -> bool {
+fn satisfies_affinity(s: &PreFilterState, node: NodeRef<'_>) -> bool {
     let mut pods_exist = true;
     for t in &s.required_affinity {
-        match labels.get(&t.topology_key) {
-            // All topology labels must exist on the node.
-            None => return false,
-            Some(v) => {
-                if s.affinity_counts.get(&t.topology_key, v) <= 0 {
-                    pods_exist = false;
-                }
-            }
+        // All topology labels must exist on the node.
+        if !s.affinity_counts.has_label(&t.topology_key, node) {
+            return false;
+        }
+        if s.affinity_counts.get(&t.topology_key, node) <= 0 {
+            pods_exist = false;
         }
     }
     pods_exist || (s.affinity_counts.is_empty() && s.self_affine)
 }
 
-fn satisfies_anti_affinity(s: &PreFilterState, labels: &BTreeMap<String, String>) -> bool {
+fn satisfies_anti_affinity(s: &PreFilterState, node: NodeRef<'_>) -> bool {
     s.anti_affinity_counts.is_empty()
-        || !s.required_anti_affinity.iter().any(|t| {
-            labels
-                .get(&t.topology_key)
-                .is_some_and(|v| s.anti_affinity_counts.get(&t.topology_key, v) > 0)
-        })
+        || !s
+            .required_anti_affinity
+            .iter()
+            .any(|t| s.anti_affinity_counts.get(&t.topology_key, node) > 0)
+}
+
+impl PreFilterState {
+    /// Filter's verdict, in upstream's order.
+    fn verdict(&self, node: NodeRef<'_>) -> Status {
+        if !satisfies_affinity(self, node) {
+            return Status::new(
+                Code::UnschedulableAndUnresolvable,
+                ERR_REASON_AFFINITY_RULES_NOT_MATCH,
+            );
+        }
+        if !satisfies_anti_affinity(self, node) {
+            return Status::new(
+                Code::Unschedulable,
+                ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH,
+            );
+        }
+        if self.existing_anti_affinity_counts.any_positive_on(node) {
+            return Status::new(
+                Code::Unschedulable,
+                ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH,
+            );
+        }
+        Status::success()
+    }
 }
 
 impl FilterPlugin for InterPodAffinity {
@@ -284,27 +379,32 @@ impl FilterPlugin for InterPodAffinity {
                 "reading {PRE_FILTER_KEY:?} from cycleState: not found"
             ));
         };
-        if !satisfies_affinity(s, &node.labels) {
-            return Status::new(
-                Code::UnschedulableAndUnresolvable,
-                ERR_REASON_AFFINITY_RULES_NOT_MATCH,
-            );
+        s.verdict(NodeRef::Labels(&node.labels))
+    }
+
+    fn filter_batch(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        _snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [Option<Status>],
+    ) {
+        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_KEY) else {
+            let e = Status::error(format!(
+                "reading {PRE_FILTER_KEY:?} from cycleState: not found"
+            ));
+            out.fill(Some(e.with_plugin(NAME)));
+            return;
+        };
+        for (slot, &idx) in out.iter_mut().zip(nodes) {
+            if slot.is_none() {
+                let st = s.verdict(NodeRef::Index(idx));
+                if !st.is_success() {
+                    *slot = Some(st.with_plugin(NAME));
+                }
+            }
         }
-        if !satisfies_anti_affinity(s, &node.labels) {
-            return Status::new(
-                Code::Unschedulable,
-                ERR_REASON_ANTI_AFFINITY_RULES_NOT_MATCH,
-            );
-        }
-        if s.existing_anti_affinity_counts
-            .any_positive_on(&node.labels)
-        {
-            return Status::new(
-                Code::Unschedulable,
-                ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH,
-            );
-        }
-        Status::success()
     }
 }
 

@@ -47,6 +47,7 @@ use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
     PreScorePlugin, ScorePlugin,
 };
+use crate::memo::Contributions;
 use crate::node_info::NodeInfo;
 use crate::plugins::node_affinity::pod_matches_node;
 use crate::pod_info::{PodInfo, tolerations_tolerate};
@@ -141,6 +142,17 @@ impl Constraint {
     }
 }
 
+/// What a node's PreFilter counts depend on besides the node: the pod's scheduling
+/// fields, namespace and labels (its own constraints, `matchLabelKeys`).
+fn shape_key(pod: &PodInfo) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    pod.signature().hash(&mut h);
+    pod.namespace.hash(&mut h);
+    pod.labels.hash(&mut h);
+    h.finish()
+}
+
 /// Upstream's `countPodsMatchSelector`.
 fn count_matching(node: &NodeInfo, selector: &LabelSelector, ns: &str) -> i64 {
     if selector.is_everything() {
@@ -162,6 +174,21 @@ fn has_all_keys(node: &NodeInfo, constraints: &[Constraint]) -> bool {
 pub struct PodTopologySpread {
     defaults: Vec<DefaultConstraint>,
     system_defaulted: bool,
+    /// PreFilter's per-domain counts, kept across cycles for the last pod shape.
+    counts: std::sync::Mutex<Contributions<NodeCounts, DomainCounts>>,
+}
+
+/// One node's part of PreFilter's counts: per constraint, its domain and matching
+/// pods, `None` when the node is not eligible (a key missing, or excluded by the
+/// inclusion policies).
+type NodeCounts = Vec<Option<(u32, i64)>>;
+
+/// Per constraint and domain id: matching pods, and eligible nodes (a domain exists
+/// while it has one).
+#[derive(Debug, Default)]
+struct DomainCounts {
+    pods: Vec<Vec<i64>>,
+    nodes: Vec<Vec<u32>>,
 }
 
 impl PodTopologySpread {
@@ -206,6 +233,7 @@ impl PodTopologySpread {
                 args.default_constraints.clone()
             },
             system_defaulted,
+            counts: Default::default(),
         })
     }
 
@@ -326,10 +354,6 @@ impl PreFilterPlugin for PodTopologySpread {
             .iter()
             .map(|c| snap.topology(&c.topology_key))
             .collect();
-        // Per constraint and domain id: matching pods, or `None` for a domain no
-        // eligible node is in.
-        let mut counts: Vec<Vec<Option<i64>>> =
-            domains.iter().map(|d| vec![None; d.n_values()]).collect();
         let cols = snap.columns();
         // Whether inclusion needs the node itself (else every node passes it).
         let needs_node: Vec<bool> = constraints
@@ -340,44 +364,74 @@ impl PreFilterPlugin for PodTopologySpread {
                     || c.honor_node_taints
             })
             .collect();
-        for idx in 0..snap.n_nodes() {
+        let node_counts = |idx: u32| -> NodeCounts {
+            let idx = idx as usize;
             if domains.iter().any(|d| d.domain_of[idx] == NO_DOMAIN) {
-                continue;
+                return vec![None; constraints.len()];
             }
             let (n_pods, hard_taints) = (cols.n_pods[idx], cols.flags[idx] & flags::HARD_TAINTS);
-            for (i, c) in constraints.iter().enumerate() {
-                let node = snap.node(idx as u32);
-                if needs_node[i]
-                    && (hard_taints != 0 || c.honor_node_affinity)
-                    && !c.includes(pod, node)
-                {
-                    continue;
+            let node = snap.node(idx as u32);
+            constraints
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if needs_node[i]
+                        && (hard_taints != 0 || c.honor_node_affinity)
+                        && !c.includes(pod, node)
+                    {
+                        return None;
+                    }
+                    let n = if n_pods == 0 {
+                        0
+                    } else {
+                        count_matching(node, &c.selector, &pod.namespace)
+                    };
+                    Some((domains[i].domain_of[idx], n))
+                })
+                .collect()
+        };
+        let apply = |agg: &mut DomainCounts, c: &NodeCounts, sign: i64| {
+            for (i, part) in c.iter().enumerate() {
+                let Some((d, n)) = *part else { continue };
+                let d = d as usize;
+                if agg.pods[i].len() <= d {
+                    agg.pods[i].resize(d + 1, 0);
+                    agg.nodes[i].resize(d + 1, 0);
                 }
-                let n = if n_pods == 0 {
-                    0
-                } else {
-                    count_matching(node, &c.selector, &pod.namespace)
-                };
-                let slot = &mut counts[i][domains[i].domain_of[idx] as usize];
-                *slot = Some(slot.unwrap_or(0) + n);
+                agg.pods[i][d] += sign * n;
+                agg.nodes[i][d] = agg.nodes[i][d].wrapping_add_signed(sign as i32);
             }
-        }
+        };
+        let mut memo = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        memo.sync(
+            shape_key(pod),
+            snap,
+            || DomainCounts {
+                pods: vec![Vec::new(); constraints.len()],
+                nodes: vec![Vec::new(); constraints.len()],
+            },
+            node_counts,
+            apply,
+        );
+        let agg = &memo.agg;
         let min_match = constraints
             .iter()
-            .zip(&counts)
-            .map(|(c, m)| {
-                let present = m.iter().flatten();
+            .enumerate()
+            .map(|(i, c)| {
+                let present = agg.pods[i]
+                    .iter()
+                    .zip(&agg.nodes[i])
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(p, _)| *p);
                 if (present.clone().count() as i64) < c.min_domains {
                     0
                 } else {
-                    present.copied().min().unwrap_or(0)
+                    present.min().unwrap_or(0)
                 }
             })
             .collect();
-        let counts = counts
-            .into_iter()
-            .map(|m| m.into_iter().map(|c| c.unwrap_or(0)).collect())
-            .collect();
+        let counts = agg.pods.clone();
+        drop(memo);
         let self_match = constraints
             .iter()
             .map(|c| i64::from(c.selector.matches(&pod.labels)))
