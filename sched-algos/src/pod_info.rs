@@ -210,6 +210,11 @@ pub struct PodInfo {
     /// snapshot holds none of those objects, so the caller sets it (see
     /// [`PodInfo::with_default_spread_selector`]); `None`: no default constraints.
     pub default_spread_selector: Option<bosun_api::labels::LabelSelector>,
+    /// The GPU devices (a bit mask) the pod is pinned to: its
+    /// [`GPU_DEVICES_ANNOTATION`](crate::plugins::gpu_device::GPU_DEVICES_ANNOTATION)
+    /// when it parses, or set by a caller that assumes the pod where a Reserve plugin
+    /// chose devices (see [`plugins::gpu_device`](crate::plugins::gpu_device)).
+    pub gpu_device_mask: Option<u64>,
     /// The original object, for later plugins (inter-pod affinity, topology spread).
     pub pod: Arc<corev1::Pod>,
 }
@@ -286,6 +291,11 @@ impl PodInfo {
             n_containers: init.len() + spec.containers.len(),
             affinity: PodAffinityTerms::parse(&pod),
             default_spread_selector: None,
+            gpu_device_mask: meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::plugins::gpu_device::GPU_DEVICES_ANNOTATION))
+                .and_then(|v| crate::plugins::gpu_device::parse_device_list(v)),
             pod: Arc::clone(&pod),
         })
     }
