@@ -68,6 +68,7 @@
 pub mod affinity;
 pub mod cache;
 pub mod fixtures;
+pub mod fragmentation;
 pub mod framework;
 pub mod node_info;
 pub mod plugins;
