@@ -12,38 +12,36 @@
 //!    gives.
 //! 2. The flow network: source -> pod (capacity 1) -> node (capacity 1, cost
 //!    `max_total - total`, where `total` is the profile's weighted score of the node
-//!    for the pod) -> sink; node -> sink with the node's capacity in pods (below);
-//!    pod -> sink directly at [`unscheduled_cost`], dearer than any set of node arcs,
-//!    so the flow places as many pods as it can. Only feasible arcs exist, and only
-//!    each pod's `k` cheapest (`k` = pods in the round), which keeps an optimum: the
-//!    other pods fill at most `k - 1` nodes, so one of a pod's `k` cheapest nodes
-//!    always has room for it.
-//! 3. A node's capacity is what its free resources hold of the largest request (per
-//!    resource) among the round's pods that may go there, at least 1: an estimate,
-//!    since pods differ and constraints between pods (anti-affinity, spread, ports,
-//!    GPU devices) do not add up.
+//!    for the pod) -> sink (capacity 1); and pod -> sink directly at
+//!    [`unscheduled_cost`], dearer than any set of node arcs, so the flow places as
+//!    many pods as it can. Only feasible arcs exist, and only each pod's `k` cheapest
+//!    (`k` = pods in the round), which keeps an optimum: the other pods take at most
+//!    `k - 1` nodes, so one of a pod's `k` cheapest nodes is always free for it.
+//! 3. One pod per node per round (the iterative form of node capacity): every arc's
+//!    cost and feasibility are then exact, computed on the state the pod finds on
+//!    that node. Pods the flow leaves out wait for the next round, which sees the
+//!    placed ones.
 //! 4. [`MinCostFlow`] solves it; placements are committed in window order: Reserve,
-//!    then assume in the cache. The round's first commit is exact (its filters ran on
-//!    the round's snapshot); every later one re-runs the profile's PreFilter and
-//!    Filter plugins against the snapshot with the earlier commits
-//!    ([`fits_on_node`]), and a pod that no longer fits, or got no node from the
-//!    flow, waits for the next round.
+//!    then assume in the cache. Resources, ports and GPU devices are per node, so
+//!    only terms spanning nodes (inter-pod affinity and anti-affinity, topology
+//!    spread) can be broken by another commit of the round: a pod committed after one
+//!    carrying such terms, or carrying them itself, re-runs the profile's PreFilter
+//!    and Filter against the snapshot with the earlier commits ([`fits_on_node`]), and
+//!    waits for the next round if it no longer fits.
 //!
 //! So every placement passed the profile's filters against the cluster as it was when
 //! committed: the same guarantee as one cycle per pod. Each round commits at least one
-//! pod (the first), so a window of `n` pods takes at most `n` rounds; usually one.
-//! Deterministic: the flow and the commit order depend only on the inputs.
+//! pod (its first), so a window of `n` pods takes at most `n` rounds; one when there
+//! are more feasible nodes than pods. Deterministic: the flow and the commit order
+//! depend only on the inputs.
 
 use std::sync::Arc;
 
 use crate::cache::{Cache, CacheError, Snapshot};
 use crate::flow::{EdgeId, MinCostFlow};
-use crate::node_info::NodeInfo;
 use crate::plugins::default_preemption::fits_on_node;
-use crate::plugins::gpu_device::GPU_MILLI_PER_DEVICE;
 use crate::pod_info::PodInfo;
 use crate::profile::Profile;
-use crate::resource::{CPU, EPHEMERAL_STORAGE, MEMORY};
 use crate::schedule::{
     CycleContext, Decision, ScheduleError, ScoredNodes, reserved_pod, run_reserve, score_nodes,
 };
@@ -54,7 +52,6 @@ pub const DEFAULT_WINDOW_PODS: usize = 64;
 pub const MAX_WINDOW_PODS: usize = 1024;
 
 const _: () = assert!(DEFAULT_WINDOW_PODS <= MAX_WINDOW_PODS);
-const _: () = assert!(GPU_MILLI_PER_DEVICE > 0);
 
 /// A pod the batch placed: the decision (its cycle state for Bind) and the pod as
 /// assumed in the cache (pinned to the GPU devices a Reserve plugin chose, if any).
@@ -98,26 +95,30 @@ pub fn schedule_batch(
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
-        let assignment = solve_round(profile, snapshot, pods, &round);
+        let assignment = solve_round(profile, &round);
         let before = pending.len();
         pending.clear();
         let mut committed = 0usize;
+        // Whether a pod committed this round has terms spanning nodes.
+        let mut spanning = false;
         for ((i, scored), node) in round.into_iter().zip(assignment) {
             let Some(node_idx) = node else {
                 pending.push(i);
                 continue;
             };
+            let pod = &pods[i];
             if committed > 0 {
                 cache.update_snapshot(snapshot);
-                if !fits_on_node(profile, &pods[i], snapshot, node_idx).is_success() {
+                if (spanning || has_spanning_terms(pod))
+                    && !fits_on_node(profile, pod, snapshot, node_idx).is_success()
+                {
                     pending.push(i);
                     continue;
                 }
             }
-            results[i] = Some(commit(
-                profile, cache, snapshot, &pods[i], scored, node_idx,
-            )?);
+            results[i] = Some(commit(profile, cache, snapshot, pod, scored, node_idx)?);
             committed += 1;
+            spanning |= has_spanning_terms(pod);
         }
         assert!(
             pending.len() < before,
@@ -153,7 +154,7 @@ fn commit(
             status,
         }));
     }
-    let assumed = reserved_pod(&decision.state, pod);
+    let assumed = reserved_pod(&decision.state, pod, node);
     cache.assume_pod(Arc::clone(&assumed), &decision.node_name)?;
     Ok(Ok(BatchPlacement {
         decision,
@@ -162,12 +163,7 @@ fn commit(
 }
 
 /// One round's flow: the node each pod of `round` gets, or `None`.
-fn solve_round(
-    profile: &Profile,
-    snapshot: &Snapshot,
-    pods: &[Arc<PodInfo>],
-    round: &[(usize, ScoredNodes)],
-) -> Vec<Option<u32>> {
+fn solve_round(profile: &Profile, round: &[(usize, ScoredNodes)]) -> Vec<Option<u32>> {
     let k = round.len();
     let max_total = profile.max_total_score();
     // Each pod's k cheapest feasible arcs, cheapest first (node index on ties).
@@ -197,24 +193,17 @@ fn solve_round(
     let mut g = MinCostFlow::new(sink + 1);
     let unscheduled = unscheduled_cost(profile, k);
     let mut pod_arcs: Vec<Vec<(EdgeId, u32)>> = Vec::with_capacity(k);
-    for (p, pod_arcs_in) in arcs.iter().enumerate() {
+    for (p, candidates) in arcs.iter().enumerate() {
         g.add_edge(source, 1 + p, 1, 0);
         g.add_edge(1 + p, sink, 1, unscheduled);
-        let edges = pod_arcs_in
+        let edges = candidates
             .iter()
             .map(|&(cost, idx)| (g.add_edge(1 + p, 1 + k + node_id(idx), 1, cost), idx))
             .collect();
         pod_arcs.push(edges);
     }
-    for (n, &idx) in nodes.iter().enumerate() {
-        let candidates: Vec<&PodInfo> = arcs
-            .iter()
-            .zip(round)
-            .filter(|(a, _)| a.iter().any(|&(_, i)| i == idx))
-            .map(|(_, (i, _))| &*pods[*i])
-            .collect();
-        let slots = node_capacity(snapshot.node(idx), &candidates);
-        g.add_edge(1 + k + n, sink, slots, 0);
+    for n in 0..nodes.len() {
+        g.add_edge(1 + k + n, sink, 1, 0);
     }
     let result = g.solve(source, sink, k as i64);
     assert_eq!(result.flow, k as i64, "every pod has its unscheduled arc");
@@ -229,36 +218,16 @@ fn solve_round(
         .collect()
 }
 
-/// How many of `pods` (each of which fits `node` alone) the node holds at least,
-/// estimated from its free resources and the largest request per resource; between 1
-/// and `pods.len()`.
-pub fn node_capacity(node: &NodeInfo, pods: &[&PodInfo]) -> i64 {
-    let n = pods.len() as i64;
-    let mut slots = (node.allocatable.allowed_pod_number - node.pods.len() as i64).min(n);
-    let mut limit = |name: &str| {
-        let largest = pods
-            .iter()
-            .map(|p| p.requests.amount(name))
-            .max()
-            .unwrap_or(0);
-        if largest > 0 {
-            let free = node.allocatable.amount(name) - node.requested.amount(name);
-            slots = slots.min(free / largest);
-        }
-    };
-    for name in [CPU, MEMORY, EPHEMERAL_STORAGE] {
-        limit(name);
-    }
-    let mut scalars: Vec<&str> = pods
-        .iter()
-        .flat_map(|p| p.requests.scalar.iter().map(|(name, _)| name.as_str()))
-        .collect();
-    scalars.sort_unstable();
-    scalars.dedup();
-    for name in scalars {
-        limit(name);
-    }
-    slots.clamp(1, n.max(1))
+/// Whether `pod` has terms that constrain or count pods on other nodes: inter-pod
+/// affinity or anti-affinity, or topology spread (its own or the default one).
+fn has_spanning_terms(pod: &PodInfo) -> bool {
+    let spread = pod
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.topology_spread_constraints.as_ref())
+        .is_some_and(|c| !c.is_empty());
+    pod.affinity.has_any() || spread || pod.default_spread_selector.is_some()
 }
 
 #[cfg(test)]
@@ -336,19 +305,20 @@ mod tests {
         assert!(cache.is_assumed(&p1.uid) && cache.is_assumed(&p2.uid));
     }
 
-    /// Constraints between the window's pods are re-checked at commit: three pods that
-    /// refuse to share a node all prefer the empty n0, which the flow may fill with
-    /// all three (its resources hold them); the re-check sends two to later rounds,
-    /// and each ends on a node of its own. A fourth pod of the same kind fits nowhere.
+    /// Terms spanning nodes are re-checked at commit: four pods that refuse to share a
+    /// zone, three nodes (n0 and n1 in zone a, n2 in zone b). The flow gives each of
+    /// three pods a node of its own; the one committed second shares a zone with the
+    /// first, fails its re-check and waits; the next round finds every zone taken.
+    /// Two pods are placed, one per zone, two fit nowhere.
     #[test]
     fn anti_affinity_between_window_pods_holds() {
         let cluster = || {
             let mut cache = Cache::new();
-            for (i, used) in ["0", "2", "2"].iter().enumerate() {
+            for (i, (used, zone)) in [("0", "a"), ("2", "a"), ("2", "b")].iter().enumerate() {
                 let name = format!("n{i}");
                 let node = NodeBuilder::new(&name)
                     .capacity("8", "16Gi", 110)
-                    .label("kubernetes.io/hostname", &name);
+                    .label("topology.kubernetes.io/zone", zone);
                 cache.add_node(&node.build()).unwrap();
                 let filler = PodBuilder::new(&format!("f{i}"))
                     .request(used, "1Gi")
@@ -365,7 +335,10 @@ mod tests {
                     PodBuilder::new(&format!("p{i}"))
                         .request("1", "1Gi")
                         .label("app", "x")
-                        .pod_anti_affinity(affinity_term(&[("app", "x")], "kubernetes.io/hostname"))
+                        .pod_anti_affinity(affinity_term(
+                            &[("app", "x")],
+                            "topology.kubernetes.io/zone",
+                        ))
                         .build(),
                 )
             })
@@ -389,12 +362,13 @@ mod tests {
             .map(|p| p.decision.node_name.as_str())
             .collect();
         nodes.sort_unstable();
-        assert_eq!(nodes, ["n0", "n1", "n2"]);
+        assert_eq!(nodes.len(), 2, "{nodes:?}");
+        assert_eq!(nodes[1], "n2", "one pod in zone b");
         assert_eq!(
             out.iter()
                 .filter(|r| matches!(r, Err(ScheduleError::Fit(_))))
                 .count(),
-            1
+            2
         );
         // Same inputs, same placements.
         let replay = run(&mut again, &mut Snapshot::default());
@@ -406,20 +380,38 @@ mod tests {
         assert_eq!(names(&out), names(&replay));
     }
 
-    /// Capacity estimates: free resources over the largest request, bounded by the
-    /// pod count and the candidates, at least 1.
+    /// One pod per node per round: four identical pods on three equal nodes take one
+    /// node each in the first round; the fourth goes in a second round.
     #[test]
-    fn node_capacity_golden() {
-        let node = crate::plugins::testutil::node(
-            NodeBuilder::new("n").capacity("4", "8Gi", 5).build(),
-            vec![PodBuilder::new("x").request("1", "1Gi").build()],
-        );
-        let small = PodInfo::new(PodBuilder::new("s").request("500m", "1Gi").build()).unwrap();
-        let big = PodInfo::new(PodBuilder::new("b").request("1", "3Gi").build()).unwrap();
-        // cpu 3000 / 500 = 6, memory 7Gi / 1Gi = 7, pods 5 - 1 = 4, candidates 8.
-        assert_eq!(node_capacity(&node, &[&small; 8]), 4);
-        // With the big pod: cpu 3000 / 1000 = 3, memory 7 / 3 = 2.
-        assert_eq!(node_capacity(&node, &[&small, &big, &small]), 2);
-        assert_eq!(node_capacity(&node, &[&small]), 1);
+    fn rounds_place_more_pods_than_nodes() {
+        let mut cache = Cache::new();
+        for i in 0..3 {
+            let node = NodeBuilder::new(&format!("n{i}")).capacity("4", "8Gi", 110);
+            cache.add_node(&node.build()).unwrap();
+        }
+        let pods: Vec<Arc<PodInfo>> = (0..4)
+            .map(|i| {
+                pod_info(
+                    PodBuilder::new(&format!("p{i}"))
+                        .request("1", "1Gi")
+                        .build(),
+                )
+            })
+            .collect();
+        let out = schedule_batch(
+            &profile(),
+            &mut cache,
+            &mut Snapshot::default(),
+            &pods,
+            &mut CycleContext::seeded(1),
+        )
+        .unwrap();
+        let mut per_node = [0; 3];
+        for r in &out {
+            let name = &r.as_ref().unwrap().decision.node_name;
+            per_node[name[1..].parse::<usize>().unwrap()] += 1;
+        }
+        per_node.sort_unstable();
+        assert_eq!(per_node, [1, 1, 2]);
     }
 }

@@ -716,10 +716,23 @@ pub fn run_reserve(
     Ok(())
 }
 
-/// The pod as the caller should assume it after [`run_reserve`]: pinned to the GPU
-/// devices a Reserve plugin chose, if one did (a copy), else `pod` itself.
-pub fn reserved_pod(state: &CycleState, pod: &Arc<PodInfo>) -> Arc<PodInfo> {
-    match crate::plugins::gpu_device::reserved_devices(state) {
+/// The pod as the caller should assume it on `node` after [`run_reserve`]: pinned to
+/// the GPU devices a Reserve plugin chose, else to those the node's device rule gives
+/// it now (a copy), so that the pod keeps its devices whenever the node's accounting
+/// is replayed (confirming a binding re-adds the pod); `pod` itself when it needs no
+/// device.
+pub fn reserved_pod(
+    state: &CycleState,
+    pod: &Arc<PodInfo>,
+    node: &crate::node_info::NodeInfo,
+) -> Arc<PodInfo> {
+    use crate::plugins::gpu_device::{GpuDemand, reserved_devices};
+    let mask = reserved_devices(state).or_else(|| {
+        node.gpu_devices
+            .assign(GpuDemand::of(&pod.requests))
+            .filter(|&m| m != 0)
+    });
+    match mask {
         Some(mask) => {
             let mut pinned = PodInfo::clone(pod);
             pinned.gpu_device_mask = Some(mask);
