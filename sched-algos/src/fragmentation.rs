@@ -60,12 +60,27 @@ pub struct TaskMix {
     classes: Vec<TaskClass>,
     weights: Vec<u64>,
     total_weight: u64,
-    /// Per class, the milli-GPU it takes per device (0: no GPU).
-    need: Vec<u32>,
-    /// Per class, the whole devices it needs (0: a fraction or no GPU).
-    whole: Vec<u32>,
+    /// The summed weight of the classes requesting no GPU.
+    no_gpu_weight: u64,
+    /// The classes requesting GPU, by increasing per-device need: what
+    /// [`TaskMix::weighted_frag`] walks.
+    gpu_classes: Vec<GpuClass>,
     /// Whether some class restricts GPU models.
     any_models: bool,
+}
+
+/// A GPU class as the fragmentation loop reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GpuClass {
+    /// Milli-GPU it takes per device.
+    need: u32,
+    /// Whole devices it needs; 0 for a fraction.
+    whole: u32,
+    milli_cpu: i64,
+    memory: i64,
+    weight: u64,
+    /// Its index in `classes` (its bit in an `allowed` mask).
+    index: u32,
 }
 
 impl TaskMix {
@@ -83,19 +98,30 @@ impl TaskMix {
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(MAX_TASK_CLASSES);
         let mut mix = TaskMix::default();
-        for (class, w) in ranked {
+        for (index, (class, w)) in ranked.into_iter().enumerate() {
             let (need, whole) = match class.gpu {
                 GpuDemand::None => (0, 0),
                 GpuDemand::Whole(k) => (GPU_MILLI_PER_DEVICE, k),
                 GpuDemand::Fraction(f) => (f, 0),
             };
+            if need == 0 {
+                mix.no_gpu_weight += w;
+            } else {
+                mix.gpu_classes.push(GpuClass {
+                    need,
+                    whole,
+                    milli_cpu: class.milli_cpu,
+                    memory: class.memory,
+                    weight: w,
+                    index: index as u32,
+                });
+            }
             mix.any_models |= !class.gpu_models.is_empty();
-            mix.need.push(need);
-            mix.whole.push(whole);
             mix.total_weight += w;
             mix.weights.push(w);
             mix.classes.push(class);
         }
+        mix.gpu_classes.sort_by_key(|c| (c.need, c.index));
         mix
     }
 
@@ -116,6 +142,11 @@ impl TaskMix {
         self.classes.iter().zip(self.weights.iter().copied())
     }
 
+    /// Whether some class accepts only some GPU models.
+    pub fn restricts_models(&self) -> bool {
+        self.any_models
+    }
+
     /// Bit `m` is set when class `m` accepts a node of GPU model `model`.
     pub fn allowed_on(&self, model: Option<&str>) -> u128 {
         if !self.any_models {
@@ -132,41 +163,47 @@ impl TaskMix {
 
     /// `sum_m w_m F_n(m)` in milli-GPU times weight units, where bit `m` of `allowed`
     /// says whether class `m` accepts the node's GPU model ([`TaskMix::allowed_on`]).
+    ///
+    /// One pass over the GPU classes by increasing need, with the devices sorted by
+    /// free amount: the free GPU of the devices below a class's need is a running
+    /// prefix sum.
     pub fn weighted_frag(&self, node: &NodeGpuView<'_>, allowed: u128) -> u64 {
-        let free = node.device_free_milli;
-        debug_assert!(free.len() <= MAX_GPU_DEVICES);
-        let total: u64 = free.iter().map(|&f| u64::from(f)).sum();
+        let n = node.device_free_milli.len();
+        assert!(n <= MAX_GPU_DEVICES, "{n} devices");
+        let mut sorted = [0u32; MAX_GPU_DEVICES];
+        let sorted = &mut sorted[..n];
+        sorted.copy_from_slice(node.device_free_milli);
+        sorted.sort_unstable();
+        let total: u64 = sorted.iter().map(|&f| u64::from(f)).sum();
         if total == 0 {
             return 0;
         }
         if !node.pod_room {
             return total * self.total_weight;
         }
-        let max_free = free.iter().copied().max().unwrap_or(0);
-        let n_whole_free = free.iter().filter(|&&f| f == GPU_MILLI_PER_DEVICE).count() as u32;
-        let mut sum = 0u64;
-        for m in 0..self.classes.len() {
-            let need = self.need[m];
-            let class = &self.classes[m];
-            let fits_devices = if self.whole[m] > 0 {
-                self.whole[m] <= n_whole_free
+        let max_free = sorted[n - 1];
+        let n_whole_free = sorted
+            .iter()
+            .rev()
+            .take_while(|&&f| f == GPU_MILLI_PER_DEVICE)
+            .count() as u32;
+        let mut sum = self.no_gpu_weight * total;
+        let (mut below, mut below_sum) = (0, 0u64);
+        for c in &self.gpu_classes {
+            while below < n && sorted[below] < c.need {
+                below_sum += u64::from(sorted[below]);
+                below += 1;
+            }
+            let fits_devices = if c.whole > 0 {
+                c.whole <= n_whole_free
             } else {
-                need <= max_free
+                c.need <= max_free
             };
-            let runs = need > 0
-                && fits_devices
-                && allowed & (1u128 << m) != 0
-                && class.milli_cpu <= node.free_milli_cpu
-                && class.memory <= node.free_memory;
-            let frag = if runs {
-                free.iter()
-                    .filter(|&&f| f < need)
-                    .map(|&f| u64::from(f))
-                    .sum()
-            } else {
-                total
-            };
-            sum += self.weights[m] * frag;
+            let runs = fits_devices
+                && allowed & (1u128 << c.index) != 0
+                && c.milli_cpu <= node.free_milli_cpu
+                && c.memory <= node.free_memory;
+            sum += c.weight * if runs { below_sum } else { total };
         }
         sum
     }
@@ -262,6 +299,86 @@ mod tests {
         assert_eq!(models.frag_milli(&view(&free), None), 1400.0);
         assert_eq!(base.frag_milli(&view(&[0, 0]), None), 0.0);
         assert_eq!(TaskMix::default().frag_milli(&view(&free), None), 0.0);
+    }
+
+    /// The module docs' definition, literally: the reference the one-pass loop is
+    /// checked against.
+    fn reference_frag(mix: &TaskMix, node: &NodeGpuView<'_>, model: Option<&str>) -> u64 {
+        let free = node.device_free_milli;
+        let total: u64 = free.iter().map(|&f| u64::from(f)).sum();
+        let mut sum = 0;
+        for (c, w) in mix.classes() {
+            let model_ok = c.gpu_models.is_empty()
+                || model.is_some_and(|m| c.gpu_models.iter().any(|g| g == m));
+            let (need, fits) = match c.gpu {
+                GpuDemand::None => (0, false),
+                GpuDemand::Whole(k) => (
+                    GPU_MILLI_PER_DEVICE,
+                    free.iter().filter(|&&f| f == GPU_MILLI_PER_DEVICE).count() >= k as usize,
+                ),
+                GpuDemand::Fraction(m) => (m, free.iter().any(|&f| f >= m)),
+            };
+            let runs = need > 0
+                && fits
+                && model_ok
+                && node.pod_room
+                && c.milli_cpu <= node.free_milli_cpu
+                && c.memory <= node.free_memory;
+            let frag = if runs {
+                free.iter()
+                    .filter(|&&f| f < need)
+                    .map(|&f| u64::from(f))
+                    .sum()
+            } else {
+                total
+            };
+            sum += w * frag;
+        }
+        sum
+    }
+
+    #[test]
+    fn one_pass_matches_the_definition() {
+        use crate::schedule::SplitMix64;
+        let mut rng = SplitMix64::new(11);
+        let mut below = |n: u64| rng.next_u64() % n;
+        let models = ["A", "B"];
+        for case in 0..300 {
+            let classes: Vec<(TaskClass, u64)> = (0..1 + below(20))
+                .map(|_| {
+                    let gpu = match below(3) {
+                        0 => GpuDemand::None,
+                        1 => GpuDemand::Whole(1 + below(4) as u32),
+                        _ => GpuDemand::Fraction(100 * (1 + below(10) as u32)),
+                    };
+                    let gpu_models = match below(3) {
+                        0 => vec![models[below(2) as usize].to_owned()],
+                        _ => Vec::new(),
+                    };
+                    let class = TaskClass {
+                        milli_cpu: 1000 * below(8) as i64,
+                        memory: below(8) as i64,
+                        gpu,
+                        gpu_models,
+                    };
+                    (class, 1 + below(5))
+                })
+                .collect();
+            let mix = TaskMix::from_weights(classes);
+            let free: Vec<u32> = (0..below(9)).map(|_| 100 * below(11) as u32).collect();
+            let node = NodeGpuView {
+                free_milli_cpu: 1000 * below(8) as i64,
+                free_memory: below(8) as i64,
+                pod_room: below(5) > 0,
+                device_free_milli: &free,
+            };
+            let model = [None, Some("A"), Some("B")][below(3) as usize];
+            assert_eq!(
+                mix.weighted_frag(&node, mix.allowed_on(model)),
+                reference_frag(&mix, &node, model),
+                "case {case}: {free:?}"
+            );
+        }
     }
 
     #[test]

@@ -162,6 +162,11 @@ impl FgdScore {
 
     /// The score of `pod` on `node` and the devices it would get there.
     pub fn place(&self, pod: &PodInfo, node: &NodeInfo) -> Placement {
+        self.place_demand(pod, GpuDemand::of(&pod.requests), node)
+    }
+
+    /// [`place`](FgdScore::place) with the pod's GPU demand worked out.
+    fn place_demand(&self, pod: &PodInfo, demand: GpuDemand, node: &NodeInfo) -> Placement {
         if pod.requests.is_empty_request() {
             return Placement {
                 score: MAX_NODE_SCORE,
@@ -170,9 +175,12 @@ impl FgdScore {
         }
         let mut buf = [0u32; MAX_GPU_DEVICES];
         let free = node.gpu_devices.free_milli(&mut buf);
-        let allowed = self
-            .mix
-            .allowed_on(node.labels.get(GPU_MODEL_LABEL).map(String::as_str));
+        let allowed = if self.mix.restricts_models() {
+            let model = node.labels.get(GPU_MODEL_LABEL).map(String::as_str);
+            self.mix.allowed_on(model)
+        } else {
+            u128::MAX
+        };
         let free_cpu = node.allocatable.milli_cpu - node.requested.milli_cpu;
         let free_memory = node.allocatable.memory - node.requested.memory;
         let n_pods = node.pods.len() as i64;
@@ -193,7 +201,6 @@ impl FgdScore {
             };
             self.mix.weighted_frag(&view, allowed)
         };
-        let demand = GpuDemand::of(&pod.requests);
         let best = match demand {
             _ if free.is_empty() => Some((after(free), 0)),
             GpuDemand::None => Some((after(free), 0)),
@@ -267,8 +274,9 @@ impl ScorePlugin for FgdScore {
         nodes: &[u32],
         out: &mut [i64],
     ) -> Result<(), Status> {
+        let demand = GpuDemand::of(&pod.requests);
         for (slot, &idx) in out.iter_mut().zip(nodes) {
-            *slot = self.place(pod, snap.node(idx)).score;
+            *slot = self.place_demand(pod, demand, snap.node(idx)).score;
         }
         Ok(())
     }
