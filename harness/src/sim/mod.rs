@@ -430,6 +430,9 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
     })
 }
 
+/// A decision and the pod as the scheduler assumed it.
+type Assumed = (Decision, Arc<PodInfo>);
+
 /// What one cycle did.
 enum Outcome {
     Placed(u32),
@@ -633,7 +636,7 @@ impl<'a> Driver<'a> {
     /// the devices and the binding. Returns the outcomes in order and the time taken.
     fn schedule_window(&mut self, ids: &[u32]) -> Result<(Vec<Outcome>, Duration), HarnessError> {
         let mut elapsed = Duration::ZERO;
-        let mut decided: Vec<Result<(Decision, Arc<PodInfo>), ScheduleError>> = Vec::new();
+        let mut decided: Vec<Result<Assumed, ScheduleError>> = Vec::new();
         if self.window_pods.is_some() {
             let infos: Vec<Arc<PodInfo>> = ids
                 .iter()
@@ -671,12 +674,8 @@ impl<'a> Driver<'a> {
     }
 
     /// One cycle for pod `id`: snapshot, [`schedule_one`], Reserve, assume (pinned to
-    /// the devices a Reserve plugin chose).
-    #[allow(clippy::type_complexity)]
-    fn cycle(
-        &mut self,
-        id: u32,
-    ) -> Result<Result<(Decision, Arc<PodInfo>), ScheduleError>, HarnessError> {
+    /// its GPU devices).
+    fn cycle(&mut self, id: u32) -> Result<Result<Assumed, ScheduleError>, HarnessError> {
         let info = &self.workload.pods[id as usize].info;
         self.cache.update_snapshot(&mut self.snapshot);
         let mut decision = match schedule_one(&self.profile, &self.snapshot, info, &mut self.ctx) {
