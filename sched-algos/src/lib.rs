@@ -42,6 +42,10 @@
 //!   generation `g` equals the cache state at `g` after `update_snapshot`.
 //! - Same snapshot, pod, profile and RNG seed: same decision. Parallelism changes how
 //!   fast, never what.
+//! - Placement policies (FGD, DRF, Tetris, first fit, random, the batch placer) change
+//!   only how a node is chosen among those that pass the profile's filters; a batch
+//!   re-runs the filters for a placement that an earlier one of its round may have
+//!   invalidated.
 //!
 //! # The main loop
 //!

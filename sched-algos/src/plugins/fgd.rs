@@ -22,8 +22,11 @@
 //! rejects) scores 0.
 //!
 //! Reserve records the devices the pod gets on the selected node under
-//! [`RESERVED_DEVICES_KEY`](super::gpu_device::RESERVED_DEVICES_KEY), so that the
-//! caller pins the pod to them ([`reserved_pod`](crate::schedule::reserved_pod)).
+//! [`RESERVED_DEVICES_KEY`], so that the caller pins the pod to them
+//! ([`reserved_pod`](crate::schedule::reserved_pod)). The harness's simulation does;
+//! the scheduler service does not run Reserve yet (it would have to write the
+//! [`GPU_DEVICES_ANNOTATION`](super::gpu_device::GPU_DEVICES_ANNOTATION) before
+//! binding), so there the node's own device rule applies.
 //!
 //! Args (`FGDScoreArgs`): `taskMix`, the classes of `M` with integer weights (pod
 //! counts); required and non-empty. The harness derives it from the workload's pods,
