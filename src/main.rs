@@ -237,7 +237,9 @@ struct BenchSchedArgs {
     /// Scenario names (see --list) or YAML files; default: SchedulingBasic-10k and openb-fgd.
     #[arg(long)]
     scenario: Vec<String>,
-    /// Run these algorithms instead of the scenario's (comma-separated).
+    /// Run these algorithms instead of the scenario's (comma-separated): default,
+    /// default-adaptive, most-allocated, spread, fgd, drf, tetris, first-fit, random,
+    /// min-cost-flow, or a name of the scenario's profiles.
     #[arg(long, value_delimiter = ',')]
     algorithms: Option<Vec<String>>,
     /// Override the scenario's seed.

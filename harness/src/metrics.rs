@@ -5,24 +5,22 @@
 //! - Allocation: requested / capacity over live nodes, for CPU, memory and GPU.
 //! - Load spread: the coefficient of variation (stddev / mean) of per-node CPU
 //!   allocation, and its extremes.
-//! - GPU fragmentation, as the FGD paper (Weng et al., ATC'23, section 3) defines it:
-//!   for node `n` and task class `m` of the workload's mix `M` (classes by request,
-//!   with their frequencies `p_m`), `F_n(m)` is the free GPU capacity of `n` that `m`
-//!   cannot use: all of it if `m` cannot run on `n` at all (CPU, memory, GPU model,
-//!   no device with room) or requests no GPU; otherwise the free capacity of the
-//!   devices with less room than `m` needs per device. The cluster's fragmentation is
+//! - GPU fragmentation, as the FGD paper (Weng et al., ATC'23, section 3) defines it
+//!   ([`bosun_sched_algos::fragmentation`], shared with the FGD score plugin): for node
+//!   `n` and task class `m` of the workload's mix `M` (classes by request, with their
+//!   frequencies `p_m`), `F_n(m)` is the free GPU capacity of `n` that `m` cannot use:
+//!   all of it if `m` cannot run on `n` at all (CPU, memory, pod count, GPU model, no
+//!   device with room) or requests no GPU; otherwise the free capacity of the devices
+//!   with less room than `m` needs per device. The cluster's fragmentation is
 //!   `sum_n sum_m p_m F_n(m)`, reported as a fraction of GPU capacity
 //!   (`gpu_frag_frac`) and of unallocated GPU (`gpu_frag_of_unallocated_frac`).
 
-use std::collections::BTreeMap;
-
+use bosun_sched_algos::fragmentation::{NodeGpuView, TaskClass};
+use bosun_sched_algos::plugins::gpu_device::GpuDemand;
 use serde::Serialize;
 
 use crate::model::{GpuRequest, NodeSpec, PodSpec};
-use crate::sim::cluster::{ClusterState, assign_devices, per_device_milli};
-
-/// Bound on the task classes of a fragmentation mix (the most frequent are kept).
-pub const MAX_TASK_CLASSES: usize = 128;
+use crate::sim::cluster::ClusterState;
 
 /// How many pods went where. The driver checks that these add up.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -140,60 +138,31 @@ pub struct CurvePoint {
     pub gpu_frag_frac: f64,
 }
 
-/// A task class of the fragmentation mix.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct TaskClass {
-    cpu_milli: u64,
-    memory_mib: u64,
-    gpu: (u8, u32),
-    gpu_models: Vec<String>,
+/// The task mix `M` of the fragmentation figures.
+pub use bosun_sched_algos::fragmentation::{MAX_TASK_CLASSES, TaskMix};
+
+/// The mix of `pods`: one class per distinct request (CPU, memory, GPU demand, GPU
+/// models) weighted by its pod count, the [`MAX_TASK_CLASSES`] most frequent kept.
+pub fn task_mix<'a>(pods: impl Iterator<Item = &'a PodSpec>) -> TaskMix {
+    TaskMix::from_weights(pods.map(|p| (task_class(p), 1)))
 }
 
-impl TaskClass {
-    fn gpu(&self) -> GpuRequest {
-        match self.gpu {
-            (0, _) => GpuRequest::None,
-            (1, n) => GpuRequest::Whole(n),
-            (_, m) => GpuRequest::Fraction(m),
-        }
+/// A pod's task class, in the scheduler's units (memory in bytes).
+pub fn task_class(p: &PodSpec) -> TaskClass {
+    TaskClass {
+        milli_cpu: p.cpu_milli as i64,
+        memory: (p.memory_mib << 20) as i64,
+        gpu: gpu_demand(p.gpu),
+        gpu_models: p.gpu_models.clone(),
     }
 }
 
-/// The workload's task classes and their frequencies (the FGD paper's `M`).
-#[derive(Clone, Debug, Default)]
-pub struct TaskMix {
-    classes: Vec<(TaskClass, f64)>,
-}
-
-impl TaskMix {
-    /// The [`MAX_TASK_CLASSES`] most frequent request classes of `pods`.
-    pub fn of<'a>(pods: impl Iterator<Item = &'a PodSpec>) -> TaskMix {
-        let mut counts: BTreeMap<TaskClass, u64> = BTreeMap::new();
-        for p in pods {
-            let gpu = match p.gpu {
-                GpuRequest::None => (0, 0),
-                GpuRequest::Whole(n) => (1, n),
-                GpuRequest::Fraction(m) => (2, m),
-            };
-            let class = TaskClass {
-                cpu_milli: p.cpu_milli,
-                memory_mib: p.memory_mib,
-                gpu,
-                gpu_models: p.gpu_models.clone(),
-            };
-            *counts.entry(class).or_default() += 1;
-        }
-        let mut ranked: Vec<(TaskClass, u64)> = counts.into_iter().collect();
-        // Most frequent first; the class order breaks ties, so the mix is deterministic.
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        ranked.truncate(MAX_TASK_CLASSES);
-        let total: u64 = ranked.iter().map(|c| c.1).sum();
-        TaskMix {
-            classes: ranked
-                .into_iter()
-                .map(|(c, n)| (c, n as f64 / total.max(1) as f64))
-                .collect(),
-        }
+/// The scheduler's name for a GPU request.
+pub fn gpu_demand(gpu: GpuRequest) -> GpuDemand {
+    match gpu {
+        GpuRequest::None => GpuDemand::None,
+        GpuRequest::Whole(n) => GpuDemand::Whole(n),
+        GpuRequest::Fraction(m) => GpuDemand::Fraction(m),
     }
 }
 
@@ -239,42 +208,15 @@ pub fn gpu_frag_milli(state: &ClusterState, specs: &[NodeSpec], mix: &TaskMix) -
         .filter(|n| n.alive && !n.gpu_free_milli.is_empty())
     {
         let spec = &specs[n.spec_idx as usize];
-        let free: u32 = n.gpu_free_milli.iter().sum();
-        if free == 0 {
-            continue;
-        }
-        for (class, p) in &mix.classes {
-            total += p * f64::from(node_frag_milli(n, spec, class, free));
-        }
+        let view = NodeGpuView {
+            free_milli_cpu: spec.cpu_milli as i64 - n.cpu_milli_used as i64,
+            free_memory: ((spec.memory_mib as i64) - (n.memory_mib_used as i64)) << 20,
+            pod_room: n.n_pods < spec.max_pods,
+            device_free_milli: &n.gpu_free_milli,
+        };
+        total += mix.frag_milli(&view, spec.gpu_model.as_deref());
     }
     total
-}
-
-fn node_frag_milli(
-    n: &crate::sim::cluster::NodeState,
-    spec: &NodeSpec,
-    class: &TaskClass,
-    free: u32,
-) -> u32 {
-    let gpu = class.gpu();
-    if gpu == GpuRequest::None {
-        return free;
-    }
-    let model_ok = class.gpu_models.is_empty()
-        || spec
-            .gpu_model
-            .as_ref()
-            .is_some_and(|m| class.gpu_models.contains(m));
-    let can_run = model_ok
-        && n.cpu_milli_used + class.cpu_milli <= spec.cpu_milli
-        && n.memory_mib_used + class.memory_mib <= spec.memory_mib
-        && n.n_pods < spec.max_pods
-        && assign_devices(&n.gpu_free_milli, gpu).is_some();
-    if !can_run {
-        return free;
-    }
-    let need = per_device_milli(gpu);
-    n.gpu_free_milli.iter().filter(|&&f| f < need).sum()
 }
 
 /// Quality at the end of a run.
@@ -396,7 +338,7 @@ mod tests {
             (GpuRequest::None, 1500.0),
         ];
         for (gpu, want) in cases {
-            let mix = TaskMix::of([pod(gpu)].iter());
+            let mix = task_mix([pod(gpu)].iter());
             let got = gpu_frag_milli(&state, &workload.nodes, &mix);
             assert_eq!(got, want, "{gpu:?}");
         }

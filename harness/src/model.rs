@@ -59,8 +59,9 @@ pub const RDMA_RESOURCE: &str = "bosun.io/rdma";
 /// RDMA capacity of one NIC, in [`RDMA_RESOURCE`] units.
 pub const RDMA_PER_NIC: u64 = 100;
 
-/// Node label holding the GPU model (as the datasets README suggests).
-pub const GPU_MODEL_LABEL: &str = "gpu-model";
+/// Node label holding the GPU model (as the datasets README suggests); the scheduler's
+/// FGD plugin reads the same label.
+pub const GPU_MODEL_LABEL: &str = bosun_sched_algos::plugins::gpu_device::GPU_MODEL_LABEL;
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
 pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::metrics::{Counts, CurvePoint, Quality, peak_rss_bytes};
 use crate::scenario::Scenario;
+use crate::sim::AlgorithmRun;
 use crate::sim::workload::Workload;
-use crate::sim::{Algorithm, AlgorithmRun};
 use crate::stats::LatencySummary;
 
 /// Throughput of the measured pods.
@@ -60,8 +60,6 @@ pub struct ScenarioReport {
     pub n_pods_to_schedule: usize,
     pub cluster_has_gpus: bool,
     pub algorithms: Vec<AlgorithmReport>,
-    /// Algorithms that have a slot but no implementation yet.
-    pub planned_algorithms: Vec<String>,
     pub peak_rss_bytes: Option<u64>,
 }
 
@@ -77,7 +75,6 @@ impl ScenarioReport {
             n_pods_to_schedule: workload.schedule.len(),
             cluster_has_gpus: workload.has_gpus,
             algorithms: runs.iter().map(|r| r.report.clone()).collect(),
-            planned_algorithms: Algorithm::PLANNED.iter().map(|s| s.to_string()).collect(),
             peak_rss_bytes: peak_rss_bytes(),
         }
     }
@@ -218,11 +215,6 @@ impl ScenarioReport {
                 );
             }
         }
-        let _ = writeln!(
-            md,
-            "\nNot yet implemented (slots): {}.",
-            self.planned_algorithms.join(", ")
-        );
         md
     }
 

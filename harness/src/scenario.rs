@@ -22,7 +22,8 @@
 //!
 //! Every field is checked when loaded ([`Scenario::validate`]): unknown keys, zero
 //! counts, sizes over [`MAX_SCENARIO_NODES`] / [`MAX_SCENARIO_PODS`], unknown
-//! algorithms and fractions outside 0..=1 are errors naming the file.
+//! algorithms (see [`crate::sim::Algorithm::NAMES`]), batch windows out of range and
+//! fractions outside 0..=1 are errors naming the file.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,11 @@ pub struct Scenario {
     /// Extra algorithms: name -> a `KubeSchedulerConfiguration` document.
     #[serde(default)]
     pub profiles: BTreeMap<String, String>,
+    /// The window of batch algorithms (`min-cost-flow`): at most this many pending
+    /// pods placed together; [`DEFAULT_WINDOW_PODS`](bosun_sched_algos::batch::DEFAULT_WINDOW_PODS)
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_window_pods: Option<usize>,
 }
 
 /// The cluster: synthetic (`nodes` of `template`) or an openb node list.
@@ -473,6 +479,14 @@ impl Scenario {
             && churn.every_pods == 0
         {
             return Err(err("churn.every_pods must be positive".into()));
+        }
+        if let Some(w) = self.batch_window_pods
+            && !(1..=bosun_sched_algos::batch::MAX_WINDOW_PODS).contains(&w)
+        {
+            return Err(err(format!(
+                "batch_window_pods {w} is not in 1..={}",
+                bosun_sched_algos::batch::MAX_WINDOW_PODS
+            )));
         }
         if self.algorithms.is_empty() {
             return Err(err("no algorithms".into()));

@@ -224,6 +224,15 @@ impl PodBuilder {
         self
     }
 
+    pub fn annotation(mut self, key: &str, value: &str) -> PodBuilder {
+        self.pod
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     pub fn priority(mut self, p: i32) -> PodBuilder {
         self.spec().priority = Some(p);
         self

@@ -265,9 +265,11 @@ pub trait ScorePlugin: Plugin {
 }
 
 /// Claims (and on failure releases) resources for the chosen node before binding.
-/// `unreserve` must be idempotent: it runs when any later step fails.
+/// `node` is the chosen node as the cycle's snapshot holds it (upstream's plugins read
+/// it from the snapshot lister). `unreserve` must be idempotent: it runs when any later
+/// step fails.
 pub trait ReservePlugin: Plugin {
-    fn reserve(&self, state: &mut CycleState, pod: &PodInfo, node_name: &str) -> Status;
+    fn reserve(&self, state: &mut CycleState, pod: &PodInfo, node: &NodeInfo) -> Status;
     fn unreserve(&self, state: &mut CycleState, pod: &PodInfo, node_name: &str);
 }
 

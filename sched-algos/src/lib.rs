@@ -1,7 +1,8 @@
 //! Bosun's scheduler algorithms: the filter/score framework with the shape of
 //! kube-scheduler's (`pkg/scheduler/framework`), its default plugins with upstream's
 //! exact semantics and score formulas, a cache with incremental snapshots, and
-//! [`schedule_one`], one scheduling cycle.
+//! [`schedule_one`], one scheduling cycle; Bosun's own placement policies as plugins
+//! (FGD, DRF, Tetris, first fit) and a batch placer by min-cost flow.
 //!
 //! The algorithms take a [`Snapshot`] and a [`PodInfo`] and return a [`Decision`] (or
 //! why not); they do no IO and read no clock. Binding is returned as a `v1.Binding`
@@ -22,7 +23,11 @@
 //! - [`registry`]: name-keyed plugin factories; duplicates are refused.
 //! - [`profile`]: `KubeSchedulerConfiguration` YAML to [`Profiles`].
 //! - [`plugins`]: one module per plugin.
-//! - [`schedule`]: [`schedule_one`], [`FitError`], tie-breaking RNG, node sampling.
+//! - [`schedule`]: [`schedule_one`], [`FitError`], tie-breaking RNG, node sampling;
+//!   [`score_nodes`](schedule::score_nodes) (a cycle without the selection) and Reserve.
+//! - [`fragmentation`]: GPU fragmentation against a task mix (the FGD paper's measure).
+//! - [`flow`]: min-cost flow (successive shortest paths with potentials).
+//! - [`batch`]: a window of pods placed at once by min-cost flow (Firmament style).
 //! - [`service`]: the scheduler service: informers, bounded queue, bind, Events (the IO edge).
 //! - [`fixtures`]: builders of k8s Pods and Nodes for tests and benches.
 //!
@@ -37,6 +42,10 @@
 //!   generation `g` equals the cache state at `g` after `update_snapshot`.
 //! - Same snapshot, pod, profile and RNG seed: same decision. Parallelism changes how
 //!   fast, never what.
+//! - Placement policies (FGD, DRF, Tetris, first fit, random, the batch placer) change
+//!   only how a node is chosen among those that pass the profile's filters; a batch
+//!   re-runs the filters for a placement that an earlier one of its round may have
+//!   invalidated.
 //!
 //! # The main loop
 //!
@@ -66,8 +75,11 @@
 //! ```
 
 pub mod affinity;
+pub mod batch;
 pub mod cache;
 pub mod fixtures;
+pub mod flow;
+pub mod fragmentation;
 pub mod framework;
 pub mod memo;
 pub mod metrics;

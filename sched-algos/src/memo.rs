@@ -911,7 +911,7 @@ mod tests {
         let mut uids = Vec::new();
         for step in 0..200_usize {
             match step % 7 {
-                0 | 1 | 2 | 3 => {
+                0..=3 => {
                     let pod = PodBuilder::new(&format!("p{step}"))
                         .node_name(&format!("n{}", step * 7 % 20))
                         .build();

@@ -76,7 +76,10 @@ impl NodeInfo {
         self.unschedulable = spec.and_then(|s| s.unschedulable).unwrap_or(false);
         let n_devices = GpuDevices::device_count(&self.allocatable);
         if n_devices != self.gpu_devices.n_devices() {
-            let pods = self.pods.iter().map(|p| (p.uid.as_str(), &p.requests));
+            let pods = self
+                .pods
+                .iter()
+                .map(|p| (p.uid.as_str(), &p.requests, p.gpu_device_mask));
             self.gpu_devices.rebuild(n_devices, pods);
         }
         self.images = BTreeMap::new();
@@ -107,7 +110,8 @@ impl NodeInfo {
         self.n_pods_with_affinity += u32::from(pod.affinity.has_any());
         self.n_pods_with_required_anti_affinity +=
             u32::from(pod.affinity.has_required_anti_affinity());
-        self.gpu_devices.add_pod(&pod.uid, &pod.requests);
+        self.gpu_devices
+            .add_pod(&pod.uid, &pod.requests, pod.gpu_device_mask);
         self.pods.push(pod);
     }
 

@@ -210,6 +210,11 @@ pub struct PodInfo {
     /// snapshot holds none of those objects, so the caller sets it (see
     /// [`PodInfo::with_default_spread_selector`]); `None`: no default constraints.
     pub default_spread_selector: Option<bosun_api::labels::LabelSelector>,
+    /// The GPU devices (a bit mask) the pod is pinned to: its
+    /// [`GPU_DEVICES_ANNOTATION`](crate::plugins::gpu_device::GPU_DEVICES_ANNOTATION)
+    /// when it parses, or set by a caller that assumes the pod where a Reserve plugin
+    /// chose devices (see [`plugins::gpu_device`](crate::plugins::gpu_device)).
+    pub gpu_device_mask: Option<u64>,
     /// The original object, for later plugins (inter-pod affinity, topology spread).
     pub pod: Arc<corev1::Pod>,
     /// See [`PodInfo::signature`].
@@ -248,6 +253,11 @@ impl PodInfo {
             })
             .unwrap_or_default();
         let init = spec.init_containers.as_deref().unwrap_or_default();
+        let gpu_device_mask = meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::plugins::gpu_device::GPU_DEVICES_ANNOTATION))
+            .and_then(|v| crate::plugins::gpu_device::parse_device_list(v));
         Ok(PodInfo {
             namespace: meta.namespace.clone().unwrap_or_default(),
             name: meta.name.clone().unwrap_or_default(),
@@ -288,7 +298,8 @@ impl PodInfo {
             n_containers: init.len() + spec.containers.len(),
             affinity: PodAffinityTerms::parse(&pod),
             default_spread_selector: None,
-            signature: signature(spec, None),
+            gpu_device_mask,
+            signature: signature(spec, None, gpu_device_mask),
             pod: Arc::clone(&pod),
         })
     }
@@ -296,7 +307,8 @@ impl PodInfo {
     /// A 64-bit hash of everything in the pod spec that scheduling reads: containers'
     /// images, resources and ports, init containers (and their restart policy), pod
     /// resources and overhead, tolerations, node selector, affinity, node name,
-    /// scheduler name, topology spread constraints, and the default spread selector.
+    /// scheduler name, topology spread constraints, the default spread selector, and
+    /// the GPU devices the pod is pinned to.
     /// Two pods with the same signature get the same verdict from every
     /// [node-local](crate::framework::Plugin::node_local) plugin on every node, which
     /// is what lets [`crate::memo`] reuse verdicts across pods of one shape. Name,
@@ -318,7 +330,7 @@ impl PodInfo {
         selector: bosun_api::labels::LabelSelector,
     ) -> PodInfo {
         let spec = self.pod.spec.clone().unwrap_or_default();
-        self.signature = signature(&spec, Some(&selector));
+        self.signature = signature(&spec, Some(&selector), self.gpu_device_mask);
         self.default_spread_selector = Some(selector);
         self
     }
@@ -340,6 +352,7 @@ impl PodInfo {
 fn signature(
     spec: &corev1::PodSpec,
     default_spread: Option<&bosun_api::labels::LabelSelector>,
+    gpu_device_mask: Option<u64>,
 ) -> u64 {
     use std::hash::Hasher;
 
@@ -364,6 +377,7 @@ fn signature(
         scheduler_name: &'a Option<String>,
         topology_spread_constraints: &'a Option<Vec<corev1::TopologySpreadConstraint>>,
         default_spread: Option<String>,
+        gpu_device_mask: Option<u64>,
     }
     fn container(c: &corev1::Container) -> Container<'_> {
         Container {
@@ -390,6 +404,7 @@ fn signature(
         scheduler_name: &spec.scheduler_name,
         topology_spread_constraints: &spec.topology_spread_constraints,
         default_spread: default_spread.map(|s| format!("{s:?}")),
+        gpu_device_mask,
     };
     struct HashWriter(std::hash::DefaultHasher);
     impl std::io::Write for HashWriter {

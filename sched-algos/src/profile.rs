@@ -246,6 +246,12 @@ impl std::fmt::Debug for Profile {
 }
 
 impl Profile {
+    /// The highest total score a node can get: the sum of the score weights times
+    /// [`MAX_NODE_SCORE`] (0 without score plugins).
+    pub fn max_total_score(&self) -> i64 {
+        self.score.iter().map(|s| s.weight * MAX_NODE_SCORE).sum()
+    }
+
     /// Plugin names per extension point, for inspection and tests.
     pub fn plugin_names(&self, point: &str) -> Vec<&'static str> {
         match point {

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::framework::Extensions;
 use crate::plugins::{
-    default_binder, default_preemption, gpu_device, image_locality, inter_pod_affinity,
-    node_affinity, node_name, node_ports, node_resources, node_unschedulable, pod_topology_spread,
-    priority_sort, scheduling_gates, taint_toleration,
+    default_binder, default_preemption, dominant_share, fgd, first_fit, gpu_device, image_locality,
+    inter_pod_affinity, node_affinity, node_name, node_ports, node_resources, node_unschedulable,
+    pod_topology_spread, priority_sort, scheduling_gates, taint_toleration, tetris,
 };
 
 /// A configuration that cannot be turned into profiles.
@@ -180,6 +180,25 @@ impl Registry {
             let p = Arc::new(default_preemption::DefaultPreemption::new(&a)?);
             Ok(Extensions::of(&*p).post_filter(&p))
         });
+        add(fgd::NAME, |args| {
+            let a: fgd::FgdArgs = parse_args(fgd::NAME, args)?;
+            let p = Arc::new(fgd::FgdScore::new(&a)?);
+            Ok(Extensions::of(&*p).score(&p).reserve(&p))
+        });
+        add(dominant_share::NAME, |args| {
+            let a: dominant_share::DominantShareArgs = parse_args(dominant_share::NAME, args)?;
+            let p = Arc::new(dominant_share::DominantShare::new(&a)?);
+            Ok(Extensions::of(&*p).score(&p))
+        });
+        add(tetris::NAME, |args| {
+            let a: tetris::TetrisAlignmentArgs = parse_args(tetris::NAME, args)?;
+            let p = Arc::new(tetris::TetrisAlignment::new(&a)?);
+            Ok(Extensions::of(&*p).score(&p))
+        });
+        add(first_fit::NAME, |_| {
+            let p = Arc::new(first_fit::FirstFit);
+            Ok(Extensions::of(&*p).pre_score(&p).score(&p))
+        });
         add(default_binder::NAME, |_| {
             let p = Arc::new(default_binder::DefaultBinder);
             Ok(Extensions::of(&*p).bind(&p))
@@ -233,7 +252,7 @@ mod tests {
             r.build("Nope", None),
             Err(ConfigError::UnknownPlugin(_))
         ));
-        assert_eq!(r.names().count(), 15);
+        assert_eq!(r.names().count(), 19);
     }
 
     #[test]

@@ -95,6 +95,18 @@ impl Resource {
         }
     }
 
+    /// The amount of resource `name` in its unit: millicores for `cpu`, the scalar
+    /// amount for scalar resources, 0 for names the scheduler does not track.
+    pub fn amount(&self, name: &str) -> i64 {
+        match name {
+            CPU => self.milli_cpu,
+            MEMORY => self.memory,
+            EPHEMERAL_STORAGE => self.ephemeral_storage,
+            PODS => self.allowed_pod_number,
+            other => self.scalar(other),
+        }
+    }
+
     /// Adds `amount` to scalar resource `name`, inserting it in order if absent.
     pub fn add_scalar(&mut self, name: &str, amount: i64) {
         match self.scalar.binary_search_by(|(n, _)| n.as_str().cmp(name)) {

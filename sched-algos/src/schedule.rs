@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 use bumpalo::Bump;
 use bumpalo::collections::Vec as BumpVec;
@@ -220,12 +221,108 @@ pub fn schedule_one(
     pod: &PodInfo,
     ctx: &mut CycleContext,
 ) -> Result<Decision, ScheduleError> {
+    ctx.arena.reset();
+    let scored = evaluate(
+        profile,
+        snapshot,
+        pod,
+        &mut ctx.next_start_node_idx,
+        &ctx.arena,
+        Some((&mut ctx.memo, ctx.rng.as_mut())),
+    )?;
+    if let Some((node_idx, feasible_nodes)) = scored.decided {
+        return Ok(Decision {
+            node_idx,
+            node_name: snapshot.node(node_idx).name.clone(),
+            evaluated_nodes: scored.evaluated_nodes,
+            feasible_nodes,
+            state: scored.state,
+        });
+    }
+    let node_idx = match &scored.totals {
+        // Upstream skips scoring when only one node fits.
+        None => scored.feasible[0],
+        Some(totals) => scored.feasible[select_host(totals, ctx.rng.as_mut())],
+    };
+    Ok(Decision {
+        node_idx,
+        node_name: snapshot.node(node_idx).name.clone(),
+        evaluated_nodes: scored.evaluated_nodes,
+        feasible_nodes: scored.feasible.len(),
+        state: scored.state,
+    })
+}
+
+/// One cycle up to, not including, selecting the node: the feasible nodes and their
+/// weighted total scores. What batch placers rank nodes by.
+#[derive(Default)]
+pub struct ScoredNodes {
+    /// Node indexes that passed every filter, in filter order.
+    pub feasible: Vec<u32>,
+    /// The total score of each feasible node, in the same order, each in
+    /// `0..=`[`Profile::max_total_score`]; all 0 when only one node is feasible
+    /// (upstream then skips scoring).
+    pub totals: Vec<i64>,
+    /// Nodes whose filters ran (upstream's `EvaluatedNodes`).
+    pub evaluated_nodes: usize,
+    /// The cycle's state after PreScore.
+    pub state: CycleState,
+}
+
+/// Runs PreFilter, Filter, PreScore and Score for `pod` as [`schedule_one`] does (node
+/// sampling and PostFilter included) and returns the ranking instead of a node.
+pub fn score_nodes(
+    profile: &Profile,
+    snapshot: &Snapshot,
+    pod: &PodInfo,
+    ctx: &mut CycleContext,
+) -> Result<ScoredNodes, ScheduleError> {
+    ctx.arena.reset();
+    // Every feasible node's total is wanted: no memo.
+    let scored = evaluate(
+        profile,
+        snapshot,
+        pod,
+        &mut ctx.next_start_node_idx,
+        &ctx.arena,
+        None,
+    )?;
+    let totals = match scored.totals {
+        Some(t) => t.to_vec(),
+        None => vec![0; scored.feasible.len()],
+    };
+    Ok(ScoredNodes {
+        feasible: scored.feasible,
+        totals,
+        evaluated_nodes: scored.evaluated_nodes,
+        state: scored.state,
+    })
+}
+
+/// What [`evaluate`] found: `totals` is `None` when scoring was skipped.
+struct Evaluated<'a> {
+    /// The node and the number of feasible nodes when the verdict memo decided (then
+    /// `feasible` and `totals` are empty).
+    decided: Option<(u32, usize)>,
+    feasible: Vec<u32>,
+    totals: Option<BumpVec<'a, i64>>,
+    evaluated_nodes: usize,
+    state: CycleState,
+}
+
+/// PreFilter, Filter (with PostFilter when nothing fits), PreScore and Score.
+fn evaluate<'a>(
+    profile: &Profile,
+    snapshot: &Snapshot,
+    pod: &PodInfo,
+    next_start_node_idx: &mut usize,
+    arena: &'a Bump,
+    memo: Option<(&mut MemoStore, &mut dyn TieBreakRng)>,
+) -> Result<Evaluated<'a>, ScheduleError> {
     let n_all = snapshot.n_nodes();
     if n_all == 0 {
         return Err(ScheduleError::NoNodes);
     }
-    ctx.arena.reset();
-    let arena = &ctx.arena;
     let mut state = CycleState::new();
     let mut diagnosis = Diagnosis::default();
     let fit_error = |diagnosis| FitError {
@@ -249,24 +346,18 @@ pub fn schedule_one(
         };
     let n_candidates = restricted.as_ref().map_or(n_all, |c| c.len());
     let to_find = num_feasible_nodes_to_find(profile.node_sampling, n_candidates);
-    if to_find >= n_all && restricted.is_none() {
-        let memoised = crate::memo::run(
-            &mut ctx.memo,
-            profile,
-            &mut state,
-            pod,
-            snapshot,
-            ctx.rng.as_mut(),
-        )?;
-        if let Some((node_idx, feasible_nodes)) = memoised {
-            return Ok(Decision {
-                node_idx,
-                node_name: snapshot.node(node_idx).name.clone(),
-                evaluated_nodes: n_all,
-                feasible_nodes,
-                state,
-            });
-        }
+    if let Some((store, rng)) = memo
+        && to_find >= n_all
+        && restricted.is_none()
+        && let Some(decided) = crate::memo::run(store, profile, &mut state, pod, snapshot, rng)?
+    {
+        return Ok(Evaluated {
+            decided: Some(decided),
+            feasible: Vec::new(),
+            totals: None,
+            evaluated_nodes: n_all,
+            state,
+        });
     }
     let candidates = restricted.unwrap_or_else(|| {
         let mut all = BumpVec::with_capacity_in(n_all, arena);
@@ -274,7 +365,7 @@ pub fn schedule_one(
         all
     });
     let start = if to_find < candidates.len() {
-        ctx.next_start_node_idx % candidates.len().max(1)
+        *next_start_node_idx % candidates.len().max(1)
     } else {
         0
     };
@@ -289,7 +380,7 @@ pub fn schedule_one(
         arena,
     )?;
     if to_find < candidates.len() {
-        ctx.next_start_node_idx = (start + filtered.processed) % n_all;
+        *next_start_node_idx = (start + filtered.processed) % n_all;
     }
     if filtered.feasible.is_empty() {
         diagnosis.node_statuses = filtered.rejected;
@@ -304,20 +395,18 @@ pub fn schedule_one(
             fit_error(diagnosis),
         ));
     }
-    let feasible = &filtered.feasible[..];
-    let node_idx = if feasible.len() == 1 {
-        // Upstream skips scoring when only one node fits.
-        feasible[0]
+    let totals = if filtered.feasible.len() == 1 {
+        None
     } else {
+        let feasible = &filtered.feasible[..];
         run_pre_score(profile, &mut state, pod, snapshot, feasible)?;
-        let totals = run_score(profile, &state, pod, snapshot, feasible, arena)?;
-        feasible[select_host(&totals, ctx.rng.as_mut())]
+        Some(run_score(profile, &state, pod, snapshot, feasible, arena)?)
     };
-    Ok(Decision {
-        node_idx,
-        node_name: snapshot.node(node_idx).name.clone(),
+    Ok(Evaluated {
+        decided: None,
+        feasible: filtered.feasible,
+        totals,
         evaluated_nodes: filtered.processed,
-        feasible_nodes: feasible.len(),
         state,
     })
 }
@@ -679,6 +768,53 @@ fn post_filter(
     }
     err.diagnosis.post_filter_msg = reasons.join(", ");
     ScheduleError::Fit(Box::new(err))
+}
+
+/// Runs the Reserve plugins on the chosen `node` in order (upstream's
+/// `RunReservePluginsReserve`); when one fails, runs every Unreserve in reverse order
+/// and returns its status.
+pub fn run_reserve(
+    profile: &Profile,
+    state: &mut CycleState,
+    pod: &PodInfo,
+    node: &crate::node_info::NodeInfo,
+) -> Result<(), Status> {
+    for pl in &profile.reserve {
+        let s = pl.reserve(state, pod, node);
+        if !s.is_success() {
+            for undo in profile.reserve.iter().rev() {
+                undo.unreserve(state, pod, &node.name);
+            }
+            return Err(s.with_plugin(pl.name()));
+        }
+    }
+    Ok(())
+}
+
+/// The pod as the caller should assume it on `node` after [`run_reserve`]: pinned to
+/// the GPU devices a Reserve plugin chose, else to those the node's device rule gives
+/// it now (a copy), so that the pod keeps its devices whenever the node's accounting
+/// is replayed (confirming a binding re-adds the pod); `pod` itself when it needs no
+/// device.
+pub fn reserved_pod(
+    state: &CycleState,
+    pod: &Arc<PodInfo>,
+    node: &crate::node_info::NodeInfo,
+) -> Arc<PodInfo> {
+    use crate::plugins::gpu_device::{GpuDemand, reserved_devices};
+    let mask = reserved_devices(state).or_else(|| {
+        node.gpu_devices
+            .assign(GpuDemand::of(&pod.requests))
+            .filter(|&m| m != 0)
+    });
+    match mask {
+        Some(mask) => {
+            let mut pinned = PodInfo::clone(pod);
+            pinned.gpu_device_mask = Some(mask);
+            Arc::new(pinned)
+        }
+        None => Arc::clone(pod),
+    }
 }
 
 /// Runs the Bind plugins in order; the first that does not Skip decides.

@@ -229,6 +229,23 @@ pub fn assign_devices(free_milli: &[u32], gpu: GpuRequest) -> Option<Vec<u8>> {
     }
 }
 
+/// The devices of `mask` when a GPU request may take exactly them (the device plugin
+/// honouring the scheduler's choice): `Whole(k)`, `k` entirely free devices; a
+/// fraction, one device with room. `None` otherwise.
+pub fn pinned_devices(free_milli: &[u32], gpu: GpuRequest, mask: u64) -> Option<Vec<u8>> {
+    let devices: Vec<u8> = (0..64u8).filter(|&d| mask & (1 << d) != 0).collect();
+    let free = |d: u8| free_milli.get(usize::from(d)).copied();
+    let ok = match gpu {
+        GpuRequest::None => devices.is_empty(),
+        GpuRequest::Whole(k) => {
+            devices.len() == k as usize
+                && devices.iter().all(|&d| free(d) == Some(GPU_MILLI_PER_GPU))
+        }
+        GpuRequest::Fraction(m) => devices.len() == 1 && free(devices[0]).is_some_and(|f| f >= m),
+    };
+    ok.then_some(devices)
+}
+
 /// Whether node labels satisfy one node affinity rule.
 pub fn rule_matches(rule: &NodeAffinityRule, labels: &BTreeMap<String, String>) -> bool {
     let value = labels.get(&rule.key);
@@ -257,6 +274,38 @@ mod tests {
         ];
         for (free, req, want) in cases {
             assert_eq!(assign_devices(free, req), want, "{free:?} {req:?}");
+        }
+    }
+
+    #[test]
+    fn pinned_devices_need_room_and_the_right_count() {
+        // (free per device, request, pin, expected devices)
+        type Case = (&'static [u32], GpuRequest, u64, Option<Vec<u8>>);
+        let cases: [Case; 7] = [
+            (
+                &[1000, 400, 600],
+                GpuRequest::Fraction(300),
+                0b100,
+                Some(vec![2]),
+            ),
+            (&[1000, 400, 600], GpuRequest::Fraction(500), 0b010, None),
+            (&[1000, 400, 600], GpuRequest::Fraction(300), 0b110, None),
+            (
+                &[1000, 999, 1000],
+                GpuRequest::Whole(2),
+                0b101,
+                Some(vec![0, 2]),
+            ),
+            (&[1000, 999, 1000], GpuRequest::Whole(2), 0b011, None),
+            (&[1000], GpuRequest::Fraction(300), 0b10, None),
+            (&[], GpuRequest::None, 0, Some(vec![])),
+        ];
+        for (free, req, mask, want) in cases {
+            assert_eq!(
+                pinned_devices(free, req, mask),
+                want,
+                "{free:?} {req:?} {mask:#b}"
+            );
         }
     }
 }

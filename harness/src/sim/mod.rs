@@ -1,15 +1,24 @@
 //! The simulation driver: scheduling algorithms run in-process against an in-memory
 //! cluster with simulated time, so what is measured is the algorithm alone.
 //!
-//! Per algorithm: the scheduler's [`Cache`] is built from the workload's nodes (via
-//! [`NodeSpec::to_k8s`](crate::model::NodeSpec::to_k8s)); initial pods are placed
-//! ([`InitialPlacement`]); then each pod to schedule, in the workload's order, runs one
-//! cycle: `update_snapshot` + [`schedule_one`] + `assume_pod`, timed together (the
-//! latency); then, untimed, the GPU devices are assigned ([`cluster`]), the Bind plugins
-//! run and the binding is confirmed in the cache. Simulated time advances by each
-//! cycle's measured duration, from the pod's arrival or the end of the previous cycle,
+//! Per algorithm ([`Algorithm`]: the kube-scheduler profiles, FGD, DRF, Tetris, first
+//! fit, random, min-cost flow): the scheduler's [`Cache`] is built from the workload's
+//! nodes (via [`NodeSpec::to_k8s`](crate::model::NodeSpec::to_k8s)); initial pods are
+//! placed ([`InitialPlacement`]); then each pod to schedule, in the workload's order,
+//! runs one cycle: `update_snapshot` + [`schedule_one`] + Reserve + `assume_pod`, timed
+//! together (the latency); then, untimed, the GPU devices are assigned ([`cluster`]:
+//! the devices the scheduler pinned, which must have room), the Bind plugins run and
+//! the binding is confirmed in the cache. Simulated time advances by each cycle's
+//! measured duration, from the pod's arrival or the end of the previous cycle,
 //! whichever is later: the queue wait is the gap. Unschedulable pods are counted (a
 //! later slice retries them on cluster events).
+//!
+//! A batch algorithm (`min-cost-flow`) takes, instead of one pod, the window of pods
+//! arrived by the time the previous window ended (at most its window size, never
+//! across a churn point) and places them together with [`schedule_batch`], timed as
+//! one; each pod's latency is an equal share of the window's time and its queue wait
+//! runs from its arrival to the window's start. Quality figures and curve points are
+//! taken after the whole window is placed.
 //!
 //! Determinism: the workload, the scheduling order and the tie-breaking seed come from
 //! the scenario's seed, and the algorithms are deterministic, so the same seed gives
@@ -25,13 +34,16 @@
 //! seed: 7
 //! cluster: { nodes: 10 }
 //! measured_pods: [{ count: 20, cpu_milli: 1000 }]
-//! algorithms: [default, most-allocated]
+//! algorithms: [default, most-allocated, first-fit, min-cost-flow]
 //! ";
 //! let scenario = Scenario::from_yaml(yaml, "inline")?;
 //! let report = run_scenario(&scenario, &RunOptions::quiet())?;
-//! // 10 nodes of 4 CPUs take 20 one-CPU pods; bin-packing fills 5 of them.
-//! assert_eq!(report.algorithms[0].counts.pods_placed, 20);
+//! // 10 nodes of 4 CPUs take 20 one-CPU pods; bin-packing and first fit fill 5 of
+//! // them, min-cost flow over the default (spreading) scores puts 2 on each.
+//! assert!(report.algorithms.iter().all(|a| a.counts.pods_placed == 20));
 //! assert_eq!(report.algorithms[1].quality.nodes_used, 5);
+//! assert_eq!(report.algorithms[2].quality.nodes_used, 5);
+//! assert_eq!(report.algorithms[3].quality.pods_per_node_max, 2);
 //! println!("{}", report.terminal_table());
 //! # Ok::<(), bosun_harness::error::HarnessError>(())
 //! ```
@@ -42,7 +54,11 @@ pub mod workload;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bosun_sched_algos::schedule::run_bind;
+use bosun_sched_algos::batch::{DEFAULT_WINDOW_PODS, schedule_batch};
+use bosun_sched_algos::plugins::fgd::{self, FgdArgs};
+use bosun_sched_algos::plugins::{dominant_share, first_fit, tetris};
+use bosun_sched_algos::profile::{PluginConfig, SchedulerConfig};
+use bosun_sched_algos::schedule::{Decision, reserved_pod, run_bind, run_reserve};
 use bosun_sched_algos::{
     Cache, CycleContext, PodInfo, Profile, Profiles, Registry, ScheduleError, Snapshot,
     schedule_one,
@@ -84,61 +100,206 @@ profiles:
         - {name: memory, weight: 1}
 ";
 
-/// A scheduling algorithm to compare. Today every algorithm is a kube-scheduler
-/// profile run by [`schedule_one`]; algorithms outside the framework (FGD, DRF,
-/// Tetris, min-cost flow, random, first-fit: [`Algorithm::PLANNED`]) become variants
-/// of their own.
+const SPREAD_YAML: &str = "\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+  plugins:
+    preScore:
+      disabled: [{name: '*'}]
+    score:
+      disabled: [{name: '*'}]
+      enabled: [{name: NodeResourcesFit, weight: 1}]
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: LeastAllocated
+        resources:
+        - {name: cpu, weight: 1}
+        - {name: memory, weight: 1}
+        - {name: bosun.io/gpu-milli, weight: 1}
+";
+
+/// A profile whose only score plugin is `{plugin}` (a template: `{plugin}` and
+/// `{pre_score}` are replaced).
+const ONE_SCORE_PLUGIN_YAML: &str = "\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+  plugins:
+    preScore:
+      disabled: [{name: '*'}]
+      enabled: [{pre_score}]
+    score:
+      disabled: [{name: '*'}]
+      enabled: [{name: {plugin}, weight: 1}]
+    reserve:
+      enabled: [{reserve}]
+";
+
+/// No score plugin at all: every feasible node ties, and the seeded RNG picks one.
+const RANDOM_YAML: &str = "\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+  plugins:
+    preScore:
+      disabled: [{name: '*'}]
+    score:
+      disabled: [{name: '*'}]
+";
+
+/// The profile of a policy with one score plugin, which may also serve PreScore or
+/// Reserve.
+fn one_score_plugin_yaml(plugin: &str, pre_score: bool, reserve: bool) -> String {
+    let named = |yes: bool| {
+        if yes {
+            format!("{{name: {plugin}}}")
+        } else {
+            String::new()
+        }
+    };
+    ONE_SCORE_PLUGIN_YAML
+        .replace("{pre_score}", &named(pre_score))
+        .replace("{reserve}", &named(reserve))
+        .replace("{plugin}", plugin)
+}
+
+/// A scheduling algorithm to compare. Every one keeps the default profile's filters
+/// (so every placement fits); they differ in how the node is chosen among the
+/// feasible ones, and `min-cost-flow` in placing a window of pods at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Algorithm {
-    /// A `KubeSchedulerConfiguration` document (empty: upstream's defaults).
+    /// A `KubeSchedulerConfiguration` document (empty: upstream's defaults), run by
+    /// [`schedule_one`] one pod at a time.
     Framework { name: String, config_yaml: String },
+    /// Fragmentation gradient descent: `FGDScore` as the only score plugin, its task
+    /// mix the workload's measured pods (known only once the workload is built).
+    Fgd { name: String },
+    /// Windows of up to `window_pods` pending pods placed together by min-cost flow
+    /// over a profile's filters and total scores ([`schedule_batch`]).
+    MinCostFlow {
+        name: String,
+        config_yaml: String,
+        window_pods: usize,
+    },
 }
 
 impl Algorithm {
     /// The built-in algorithms, by name.
-    pub const NAMES: [&'static str; 3] = ["default", "default-adaptive", "most-allocated"];
-    /// Slots for algorithms not implemented yet; naming one is an error until it is.
-    pub const PLANNED: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 10] = [
+        "default",
+        "default-adaptive",
+        "most-allocated",
+        "spread",
         "fgd",
         "drf",
         "tetris",
-        "min-cost-flow",
-        "random",
         "first-fit",
+        "random",
+        "min-cost-flow",
     ];
 
     /// The built-in algorithm `name`:
     /// - `default`: upstream's default profile, every node filtered and scored;
     /// - `default-adaptive`: the same with upstream's adaptive `percentageOfNodesToScore`;
-    /// - `most-allocated`: bin-packing, `NodeResourcesFit` with `MostAllocated`.
+    /// - `most-allocated`: bin-packing, `NodeResourcesFit` with `MostAllocated` (cpu,
+    ///   memory) in place of LeastAllocated, the other default scores kept;
+    /// - `spread`: `NodeResourcesFit` with `LeastAllocated` over cpu, memory and
+    ///   milli-GPU as the only score;
+    /// - `fgd`: fragmentation gradient descent (Weng et al., ATC'23), `FGDScore` alone,
+    ///   the fractional-GPU device chosen by the policy;
+    /// - `drf`: `DominantShare` alone: the lowest dominant share after placement
+    ///   (after DRF, Ghodsi et al., NSDI'11);
+    /// - `tetris`: `TetrisAlignment` alone: demand . availability over capacity
+    ///   (Grandl et al., SIGCOMM'14);
+    /// - `first-fit`: the lowest-named feasible node;
+    /// - `random`: a uniformly random feasible node, drawn from the seeded RNG;
+    /// - `min-cost-flow`: windows of [`DEFAULT_WINDOW_PODS`] pods placed together by
+    ///   min-cost flow over the default profile's scores (Firmament, Gog et al.,
+    ///   OSDI'16).
     pub fn named(name: &str) -> Option<Algorithm> {
-        let yaml = match name {
-            "default" => "",
-            "default-adaptive" => DEFAULT_ADAPTIVE_YAML,
-            "most-allocated" => MOST_ALLOCATED_YAML,
-            _ => return None,
-        };
-        Some(Algorithm::Framework {
+        let framework = |yaml: String| Algorithm::Framework {
             name: name.to_string(),
-            config_yaml: yaml.to_string(),
+            config_yaml: yaml,
+        };
+        Some(match name {
+            "default" => framework(String::new()),
+            "default-adaptive" => framework(DEFAULT_ADAPTIVE_YAML.into()),
+            "most-allocated" => framework(MOST_ALLOCATED_YAML.into()),
+            "spread" => framework(SPREAD_YAML.into()),
+            "drf" => framework(one_score_plugin_yaml(dominant_share::NAME, false, false)),
+            "tetris" => framework(one_score_plugin_yaml(tetris::NAME, false, false)),
+            "first-fit" => framework(one_score_plugin_yaml(first_fit::NAME, true, false)),
+            "random" => framework(RANDOM_YAML.into()),
+            "fgd" => Algorithm::Fgd {
+                name: name.to_string(),
+            },
+            "min-cost-flow" => Algorithm::MinCostFlow {
+                name: name.to_string(),
+                config_yaml: String::new(),
+                window_pods: DEFAULT_WINDOW_PODS,
+            },
+            _ => return None,
         })
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Algorithm::Framework { name, .. } => name,
+            Algorithm::Framework { name, .. }
+            | Algorithm::Fgd { name }
+            | Algorithm::MinCostFlow { name, .. } => name,
         }
     }
 
-    fn profiles(&self, registry: &Registry) -> Result<Profiles, String> {
-        let Algorithm::Framework { config_yaml, .. } = self;
-        let result = if config_yaml.trim().is_empty() {
-            Profiles::default_profiles(registry)
-        } else {
-            Profiles::from_yaml(config_yaml, registry)
+    /// The window of a batch algorithm; `None` for one pod per cycle.
+    pub fn window_pods(&self) -> Option<usize> {
+        match self {
+            Algorithm::MinCostFlow { window_pods, .. } => Some(*window_pods),
+            _ => None,
+        }
+    }
+
+    /// The profiles the algorithm schedules with, for this workload.
+    fn profiles(&self, registry: &Registry, workload: &Workload) -> Result<Profiles, String> {
+        let result = match self {
+            Algorithm::Framework { config_yaml, .. }
+            | Algorithm::MinCostFlow { config_yaml, .. } => {
+                if config_yaml.trim().is_empty() {
+                    Profiles::default_profiles(registry)
+                } else {
+                    Profiles::from_yaml(config_yaml, registry)
+                }
+            }
+            Algorithm::Fgd { .. } => {
+                let mix = measured_mix(workload);
+                if mix.is_empty() {
+                    return Err("fgd needs measured pods to take its task mix from".into());
+                }
+                let yaml = one_score_plugin_yaml(fgd::NAME, false, true);
+                let mut config: SchedulerConfig =
+                    serde_yaml::from_str(&yaml).expect("the built-in FGD profile parses");
+                let args =
+                    serde_yaml::to_value(FgdArgs::from_mix(&mix)).expect("FGD args serialise");
+                config.profiles[0].plugin_config.push(PluginConfig {
+                    name: fgd::NAME.into(),
+                    args: Some(args),
+                });
+                Profiles::from_config(&config, registry)
+            }
         };
         result.map_err(|e| e.to_string())
     }
+}
+
+/// The task mix of the workload's measured pods: the fragmentation figures' `M`, and
+/// FGD's.
+fn measured_mix(workload: &Workload) -> TaskMix {
+    metrics::task_mix(workload.pods[workload.n_initial..].iter().map(|p| &p.spec))
 }
 
 /// One progress report.
@@ -244,7 +405,16 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
                 name: name.clone(),
                 config_yaml: yaml.clone(),
             },
-            None => Algorithm::named(name).expect("validated algorithm name"),
+            None => match Algorithm::named(name).expect("validated algorithm name") {
+                Algorithm::MinCostFlow {
+                    name, config_yaml, ..
+                } => Algorithm::MinCostFlow {
+                    name,
+                    config_yaml,
+                    window_pods: scenario.batch_window_pods.unwrap_or(DEFAULT_WINDOW_PODS),
+                },
+                other => other,
+            },
         };
         runs.push(Driver::run(
             &scenario,
@@ -260,6 +430,9 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
     })
 }
 
+/// A decision and the pod as the scheduler assumed it.
+type Assumed = (Decision, Arc<PodInfo>);
+
 /// What one cycle did.
 enum Outcome {
     Placed(u32),
@@ -268,10 +441,34 @@ enum Outcome {
     SchedulerError(String),
 }
 
+impl Outcome {
+    fn of_error(e: ScheduleError) -> Outcome {
+        match e {
+            ScheduleError::Fit(fit) => Outcome::Unschedulable {
+                nominated: fit
+                    .post_filter_result
+                    .as_ref()
+                    .is_some_and(|r| r.nominated_node_name.is_some()),
+            },
+            ScheduleError::NoNodes => Outcome::Unschedulable { nominated: false },
+            e @ ScheduleError::Plugin { .. } => Outcome::SchedulerError(e.to_string()),
+        }
+    }
+
+    fn placed(&self) -> Option<u32> {
+        match self {
+            Outcome::Placed(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
 struct Driver<'a> {
     scenario: &'a Scenario,
     workload: &'a Workload,
     profile: Profile,
+    /// `Some`: a batch algorithm placing windows of this many pods.
+    window_pods: Option<usize>,
     cache: Cache,
     snapshot: Snapshot,
     ctx: CycleContext,
@@ -294,7 +491,7 @@ impl<'a> Driver<'a> {
             algorithm: algorithm.name().to_string(),
             message,
         };
-        let profiles = algorithm.profiles(&registry).map_err(algo_err)?;
+        let profiles = algorithm.profiles(&registry, workload).map_err(algo_err)?;
         let profile = profiles
             .iter()
             .next()
@@ -314,6 +511,7 @@ impl<'a> Driver<'a> {
             scenario,
             workload,
             profile,
+            window_pods: algorithm.window_pods(),
             cache: Cache::new(),
             snapshot: Snapshot::default(),
             ctx: CycleContext::seeded(scenario.seed),
@@ -366,31 +564,32 @@ impl<'a> Driver<'a> {
     fn place_initial(&mut self) -> Result<(), HarnessError> {
         let n_initial = self.workload.n_initial;
         self.counts.pods_initial = n_initial;
+        if self.scenario.initial_placement == InitialPlacement::Scheduler {
+            let ids: Vec<u32> = (0..n_initial as u32).collect();
+            for window in ids.chunks(self.window_pods.unwrap_or(1)) {
+                for outcome in self.schedule_window(window)?.0 {
+                    match outcome {
+                        Outcome::Placed(_) => self.counts.pods_initial_placed += 1,
+                        _ => self.counts.pods_initial_unschedulable += 1,
+                    }
+                }
+            }
+            return Ok(());
+        }
         let n_nodes = self.cluster.nodes.len();
         let mut cursor = 0usize;
         for id in 0..n_initial as u32 {
-            let placed = match self.scenario.initial_placement {
-                InitialPlacement::Scheduler => match self.schedule_pod(id)?.0 {
-                    Outcome::Placed(n) => Some(n),
-                    _ => None,
-                },
-                InitialPlacement::RoundRobin => {
-                    let found = (0..n_nodes).find_map(|k| {
-                        let n = ((cursor + k) % n_nodes) as u32;
-                        self.initial_fit(id, n).map(|devices| (n, devices))
-                    });
-                    match found {
-                        Some((n, devices)) => {
-                            cursor = n as usize + 1;
-                            self.bind(id, n, devices, None)?;
-                            Some(n)
-                        }
-                        None => None,
-                    }
+            let found = (0..n_nodes).find_map(|k| {
+                let n = ((cursor + k) % n_nodes) as u32;
+                self.initial_fit(id, n).map(|devices| (n, devices))
+            });
+            match found {
+                Some((n, devices)) => {
+                    cursor = n as usize + 1;
+                    let info = Arc::clone(&self.workload.pods[id as usize].info);
+                    self.bind(id, n, devices, None, &info)?;
+                    self.counts.pods_initial_placed += 1;
                 }
-            };
-            match placed {
-                Some(_) => self.counts.pods_initial_placed += 1,
                 None => self.counts.pods_initial_unschedulable += 1,
             }
         }
@@ -408,14 +607,16 @@ impl<'a> Driver<'a> {
         self.cluster.fits(spec, n, &pod.spec)
     }
 
-    /// Confirms pod `id` on node `n`: the cache learns the binding, the cluster the
-    /// devices. `assumed` carries the decision's cycle state when the scheduler chose.
+    /// Confirms pod `id` on node `n`: the cache learns the binding (of `info`, the pod
+    /// as assumed, device pin included), the cluster the devices. `assumed` carries the
+    /// decision's cycle state when the scheduler chose.
     fn bind(
         &mut self,
         id: u32,
         n: u32,
         devices: Vec<u8>,
         assumed: Option<&mut bosun_sched_algos::CycleState>,
+        info: &PodInfo,
     ) -> Result<(), HarnessError> {
         let pod = &self.workload.pods[id as usize];
         let node_name = self.cluster.nodes[n as usize].name.clone();
@@ -424,7 +625,7 @@ impl<'a> Driver<'a> {
                 self.cache_error(format!("bind {}: {}", pod.spec.name, s.message()))
             })?;
         }
-        let mut bound: PodInfo = (*pod.info).clone();
+        let mut bound: PodInfo = info.clone();
         bound.node_name = node_name;
         self.cache
             .add_pod(Arc::new(bound))
@@ -433,60 +634,115 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// One timed cycle for pod `id`, then the untimed bookkeeping.
-    fn schedule_pod(&mut self, id: u32) -> Result<(Outcome, Duration), HarnessError> {
-        let pod = &self.workload.pods[id as usize];
-        let info = Arc::clone(&pod.info);
-        let start = Instant::now();
-        self.cache.update_snapshot(&mut self.snapshot);
-        let result = schedule_one(&self.profile, &self.snapshot, &info, &mut self.ctx);
-        let assumed = match &result {
-            Ok(decision) => self
-                .cache
-                .assume_pod(Arc::clone(&info), &decision.node_name),
-            Err(_) => Ok(()),
-        };
-        let elapsed = start.elapsed();
-        assumed.map_err(|e| self.cache_error(e))?;
-        let outcome = match result {
-            Ok(mut decision) => {
-                let n = *self
-                    .cluster
-                    .by_name
-                    .get(&decision.node_name)
-                    .expect("the scheduler chose a known node");
-                let node = &self.cluster.nodes[n as usize];
-                match cluster::assign_devices(&node.gpu_free_milli, pod.spec.gpu) {
-                    Some(devices) => {
-                        self.bind(id, n, devices, Some(&mut decision.state))?;
-                        Outcome::Placed(n)
-                    }
-                    None => {
-                        self.cache
-                            .forget_pod(&info.uid)
-                            .map_err(|e| self.cache_error(e))?;
-                        Outcome::FailedGpuDevice
-                    }
-                }
+    /// Places a window of pods: one timed cycle each ([`schedule_one`], Reserve,
+    /// assume) or, for a batch algorithm, one timed [`schedule_batch`]; then, untimed,
+    /// the devices and the binding. Returns the outcomes in order and the time taken.
+    fn schedule_window(&mut self, ids: &[u32]) -> Result<(Vec<Outcome>, Duration), HarnessError> {
+        let mut elapsed = Duration::ZERO;
+        let mut decided: Vec<Result<Assumed, ScheduleError>> = Vec::new();
+        if self.window_pods.is_some() {
+            let infos: Vec<Arc<PodInfo>> = ids
+                .iter()
+                .map(|&id| Arc::clone(&self.workload.pods[id as usize].info))
+                .collect();
+            let start = Instant::now();
+            let results = schedule_batch(
+                &self.profile,
+                &mut self.cache,
+                &mut self.snapshot,
+                &infos,
+                &mut self.ctx,
+            );
+            elapsed += start.elapsed();
+            let results = results.map_err(|e| self.cache_error(e))?;
+            decided.extend(results.into_iter().map(|r| r.map(|p| (p.decision, p.pod))));
+        } else {
+            for &id in ids {
+                let start = Instant::now();
+                let result = self.cycle(id);
+                elapsed += start.elapsed();
+                decided.push(result?);
             }
-            Err(ScheduleError::Fit(fit)) => Outcome::Unschedulable {
-                nominated: fit
-                    .post_filter_result
-                    .as_ref()
-                    .is_some_and(|r| r.nominated_node_name.is_some()),
-            },
-            Err(ScheduleError::NoNodes) => Outcome::Unschedulable { nominated: false },
-            Err(e @ ScheduleError::Plugin { .. }) => Outcome::SchedulerError(e.to_string()),
-        };
-        let placed = match outcome {
-            Outcome::Placed(n) => Some(n),
-            _ => None,
-        };
-        self.decisions.push((id, placed));
-        Ok((outcome, elapsed))
+        }
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for (&id, result) in ids.iter().zip(decided) {
+            let outcome = match result {
+                Ok((decision, assumed)) => self.confirm(id, decision, &assumed)?,
+                Err(e) => Outcome::of_error(e),
+            };
+            self.decisions.push((id, outcome.placed()));
+            outcomes.push(outcome);
+        }
+        Ok((outcomes, elapsed))
     }
 
-    /// Schedules every pod of the workload's schedule, measuring as it goes.
+    /// One cycle for pod `id`: snapshot, [`schedule_one`], Reserve, assume (pinned to
+    /// its GPU devices).
+    fn cycle(&mut self, id: u32) -> Result<Result<Assumed, ScheduleError>, HarnessError> {
+        let info = &self.workload.pods[id as usize].info;
+        self.cache.update_snapshot(&mut self.snapshot);
+        let mut decision = match schedule_one(&self.profile, &self.snapshot, info, &mut self.ctx) {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
+        };
+        let node = self.snapshot.node(decision.node_idx);
+        if let Err(status) = run_reserve(&self.profile, &mut decision.state, info, node) {
+            return Ok(Err(ScheduleError::Plugin {
+                point: "Reserve",
+                status,
+            }));
+        }
+        let assumed = reserved_pod(&decision.state, info, node);
+        self.cache
+            .assume_pod(Arc::clone(&assumed), &decision.node_name)
+            .map_err(|e| self.cache_error(e))?;
+        Ok(Ok((decision, assumed)))
+    }
+
+    /// After the scheduler placed pod `id` (assumed as `assumed`): the devices the
+    /// device plugin gives it (those the scheduler pinned, which must have room; else
+    /// best fit), then bind; or, when no device has room, forget the pod.
+    fn confirm(
+        &mut self,
+        id: u32,
+        mut decision: Decision,
+        assumed: &Arc<PodInfo>,
+    ) -> Result<Outcome, HarnessError> {
+        let gpu = self.workload.pods[id as usize].spec.gpu;
+        let n = *self
+            .cluster
+            .by_name
+            .get(&decision.node_name)
+            .expect("the scheduler chose a known node");
+        let free = &self.cluster.nodes[n as usize].gpu_free_milli;
+        let devices = match assumed.gpu_device_mask {
+            Some(mask) => Some(cluster::pinned_devices(free, gpu, mask).ok_or_else(|| {
+                self.cache_error(format!(
+                    "{}: the scheduler pinned devices {mask:#b} that have no room",
+                    assumed.name
+                ))
+            })?),
+            None => cluster::assign_devices(free, gpu),
+        };
+        match devices {
+            Some(devices) => {
+                self.bind(id, n, devices, Some(&mut decision.state), assumed)?;
+                Ok(Outcome::Placed(n))
+            }
+            None => {
+                self.cache
+                    .forget_pod(&assumed.uid)
+                    .map_err(|e| self.cache_error(e))?;
+                Ok(Outcome::FailedGpuDevice)
+            }
+        }
+    }
+
+    /// Schedules every pod of the workload's schedule, measuring as it goes: one pod
+    /// per cycle, or for a batch algorithm windows of the pods arrived by the time the
+    /// previous window ended (at most `window_pods`, never across a churn point). A
+    /// window's time is shared equally by its pods, and its pods wait from their
+    /// arrival to the window's start.
     fn schedule_all(
         &mut self,
         algorithm: &str,
@@ -499,30 +755,48 @@ impl<'a> Driver<'a> {
         let mut last_report = wall;
         let total = workload.schedule.len();
         self.counts.pods_to_schedule = total;
-        for (k, &(id, arrival_us)) in workload.schedule.iter().enumerate() {
+        let window_pods = self.window_pods.unwrap_or(1);
+        let churn_every = self.scenario.churn.as_ref().map(|c| c.every_pods);
+        let mut k = 0;
+        while k < total {
             if let Some(churn) = &self.scenario.churn
                 && k > 0
                 && k % churn.every_pods == 0
             {
                 self.churn(churn.delete_pods, churn.recreate_nodes, &mut rng)?;
             }
-            let arrival_ns = u128::from(arrival_us) * 1000;
-            let start_ns = m.sim_now_ns.max(arrival_ns);
-            let (outcome, elapsed) = self.schedule_pod(id)?;
-            m.sim_now_ns = start_ns + elapsed.as_nanos();
-            let measured = workload.collects_metrics(id);
-            self.count(&outcome, measured);
-            if measured {
-                let wait = Duration::from_nanos((start_ns - arrival_ns) as u64);
-                let placed = matches!(outcome, Outcome::Placed(_));
-                m.record(self, id, placed, elapsed, wait);
+            let arrival_ns = |j: usize| u128::from(workload.schedule[j].1) * 1000;
+            let start_ns = m.sim_now_ns.max(arrival_ns(k));
+            let mut end = k + 1;
+            while end < total
+                && end - k < window_pods
+                && arrival_ns(end) <= start_ns
+                && churn_every.is_none_or(|every| end % every != 0)
+            {
+                end += 1;
             }
+            let ids: Vec<u32> = workload.schedule[k..end]
+                .iter()
+                .map(|&(id, _)| id)
+                .collect();
+            let (outcomes, elapsed) = self.schedule_window(&ids)?;
+            m.sim_now_ns = start_ns + elapsed.as_nanos();
+            let share = elapsed / ids.len() as u32;
+            for (j, (&id, outcome)) in ids.iter().zip(&outcomes).enumerate() {
+                let measured = workload.collects_metrics(id);
+                self.count(outcome, measured);
+                if measured {
+                    let wait = Duration::from_nanos((start_ns - arrival_ns(k + j)) as u64);
+                    m.record(self, id, outcome.placed().is_some(), share, wait);
+                }
+            }
+            k = end;
             if last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
                 let update = ProgressUpdate {
                     scenario: &self.scenario.name,
                     algorithm,
-                    done_pods: k + 1,
+                    done_pods: k,
                     total_pods: total,
                     elapsed: wall.elapsed(),
                 };
@@ -674,7 +948,7 @@ impl Measurements {
             throughput: Throughput::default(),
             first_failure: None,
             curve: Vec::new(),
-            mix: TaskMix::of(workload.pods[workload.n_initial..].iter().map(|p| &p.spec)),
+            mix: measured_mix(workload),
             curve_step_milli,
             next_curve_milli: curve_step_milli.unwrap_or(u64::MAX),
             arrived_gpu_milli: 0,

@@ -17,8 +17,15 @@
 //!   still holds it (best fit, i.e. the most-used device that fits; lowest index on
 //!   ties); `Whole(k)` takes the `k` lowest-indexed entirely free devices.
 //!
+//! - A pod pinned to devices ([`PodInfo::gpu_device_mask`], the
+//!   [`GPU_DEVICES_ANNOTATION`]) gets them when they suit its demand and have room
+//!   (`Whole(k)`: `k` entirely free devices; a fraction: one device with room), and
+//!   the rule above otherwise. Placement policies that care which device a pod gets
+//!   (FGD) choose at Reserve and record the choice under [`RESERVED_DEVICES_KEY`]; the
+//!   caller pins the pod to it before assuming it.
+//!
 //! [`NodeInfo`] keeps a [`GpuDevices`] updated as pods are added and removed, replaying
-//! this rule in the order pods arrive, so Filter is O(devices). A cache fed in bind
+//! these rules in the order pods arrive, so Filter is O(devices). A cache fed in bind
 //! order therefore holds the same per-device usage as the harness's cluster.
 //!
 //! Rejection: `Unschedulable` with [`ERR_REASON_GPU_DEVICE`] ("Insufficient gpu device
@@ -43,11 +50,19 @@ pub const GPU_MILLI_RESOURCE: &str = "bosun.io/gpu-milli";
 pub const GPU_MILLI_PER_DEVICE: u32 = 1000;
 /// Devices modelled per node (a bit each in a `u64`); openb nodes have at most 8.
 pub const MAX_GPU_DEVICES: usize = 64;
+/// Node label holding the GPU model (the harness's mapping of the openb traces).
+pub const GPU_MODEL_LABEL: &str = "gpu-model";
+/// Pod annotation: the device indexes the scheduler chose, comma-separated (`"0,3"`),
+/// as GPU-sharing schedulers hand their choice to the device plugin.
+pub const GPU_DEVICES_ANNOTATION: &str = "bosun.io/gpu-devices";
+/// [`CycleState`] key under which a Reserve plugin records the devices it chose for
+/// the pod on the selected node, as a [`ReservedDevices`].
+pub const RESERVED_DEVICES_KEY: &str = "GpuDevices/reserved";
 
 const _: () = assert!(MAX_GPU_DEVICES <= u64::BITS as usize);
 
 /// What a pod asks of a node's GPU devices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GpuDemand {
     None,
     /// `k` entirely free devices.
@@ -72,13 +87,48 @@ impl GpuDemand {
     }
 
     /// Milli-GPU taken from each device the pod holds.
-    fn per_device_milli(self) -> u32 {
+    pub fn per_device_milli(self) -> u32 {
         match self {
             GpuDemand::None => 0,
             GpuDemand::Whole(_) => GPU_MILLI_PER_DEVICE,
             GpuDemand::Fraction(m) => m,
         }
     }
+}
+
+/// The devices a Reserve plugin chose for the pod (a bit mask), stored under
+/// [`RESERVED_DEVICES_KEY`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservedDevices(pub u64);
+
+/// The devices a Reserve plugin chose in this cycle, if any.
+pub fn reserved_devices(state: &CycleState) -> Option<u64> {
+    state
+        .read::<ReservedDevices>(RESERVED_DEVICES_KEY)
+        .map(|r| r.0)
+}
+
+/// Parses a [`GPU_DEVICES_ANNOTATION`] value (`"0,3"`) into a mask; `None` if it is
+/// malformed or names a device index of [`MAX_GPU_DEVICES`] or more.
+pub fn parse_device_list(value: &str) -> Option<u64> {
+    let mut mask = 0u64;
+    for part in value.split(',') {
+        let d: usize = part.trim().parse().ok()?;
+        if d >= MAX_GPU_DEVICES {
+            return None;
+        }
+        mask |= 1 << d;
+    }
+    Some(mask)
+}
+
+/// The [`GPU_DEVICES_ANNOTATION`] value of a mask: indexes in increasing order.
+pub fn format_device_list(mask: u64) -> String {
+    let indexes: Vec<String> = (0..MAX_GPU_DEVICES)
+        .filter(|d| mask & (1 << d) != 0)
+        .map(|d| d.to_string())
+        .collect();
+    indexes.join(",")
 }
 
 /// A GPU pod on the node and the devices (bit mask) it holds; an empty mask when it
@@ -115,6 +165,32 @@ impl GpuDevices {
     /// Used milli-GPU per device.
     pub fn used_milli(&self) -> &[u32] {
         &self.used_milli
+    }
+
+    /// Free milli-GPU per device into `out[..n_devices]`; returns that prefix.
+    pub fn free_milli<'o>(&self, out: &'o mut [u32; MAX_GPU_DEVICES]) -> &'o mut [u32] {
+        let n = self.used_milli.len();
+        for (o, &used) in out.iter_mut().zip(&self.used_milli) {
+            *o = GPU_MILLI_PER_DEVICE - used;
+        }
+        &mut out[..n]
+    }
+
+    /// Whether `demand` may take exactly the devices of `mask`: `Whole(k)` needs `k`
+    /// entirely free devices, a fraction one device with room.
+    pub fn can_take(&self, demand: GpuDemand, mask: u64) -> bool {
+        let n = self.used_milli.len();
+        if n < 64 && mask >> n != 0 {
+            return false;
+        }
+        let count = mask.count_ones();
+        let free = |d: usize| GPU_MILLI_PER_DEVICE - self.used_milli[d];
+        let mut devices = (0..n).filter(|d| mask & (1 << d) != 0);
+        match demand {
+            GpuDemand::None => mask == 0,
+            GpuDemand::Whole(k) => count == k && devices.all(|d| free(d) == GPU_MILLI_PER_DEVICE),
+            GpuDemand::Fraction(m) => count == 1 && devices.all(|d| free(d) >= m),
+        }
     }
 
     /// The devices `demand` would get (a bit mask; 0 for [`GpuDemand::None`]), or
@@ -155,14 +231,18 @@ impl GpuDevices {
         }
     }
 
-    /// Accounts a pod: it takes the devices [`assign`](Self::assign) picks, or none if
-    /// it fits nowhere. Pods without a GPU request are not recorded.
-    pub fn add_pod(&mut self, uid: &str, requests: &Resource) {
+    /// Accounts a pod: it takes the devices it is pinned to if it
+    /// [`can_take`](Self::can_take) them, else those [`assign`](Self::assign) picks, or
+    /// none if it fits nowhere. Pods without a GPU request are not recorded.
+    pub fn add_pod(&mut self, uid: &str, requests: &Resource, pinned: Option<u64>) {
         let demand = GpuDemand::of(requests);
         if demand == GpuDemand::None {
             return;
         }
-        let devices = self.assign(demand).unwrap_or(0);
+        let devices = match pinned.filter(|&mask| self.can_take(demand, mask)) {
+            Some(mask) => mask,
+            None => self.assign(demand).unwrap_or(0),
+        };
         self.take(demand, devices);
         self.holders.push(Holder {
             uid: uid.to_owned(),
@@ -189,18 +269,18 @@ impl GpuDevices {
         }
     }
 
-    /// Starts over with `n_devices` empty devices and replays `pods` in order; used
-    /// when the node's device count changes.
+    /// Starts over with `n_devices` empty devices and replays `pods` (UID, requests,
+    /// pinned devices) in order; used when the node's device count changes.
     pub fn rebuild<'a>(
         &mut self,
         n_devices: usize,
-        pods: impl IntoIterator<Item = (&'a str, &'a Resource)>,
+        pods: impl IntoIterator<Item = (&'a str, &'a Resource, Option<u64>)>,
     ) {
         assert!(n_devices <= MAX_GPU_DEVICES);
         self.used_milli = vec![0; n_devices];
         self.holders.clear();
-        for (uid, requests) in pods {
-            self.add_pod(uid, requests);
+        for (uid, requests, pinned) in pods {
+            self.add_pod(uid, requests, pinned);
         }
     }
 
@@ -409,6 +489,50 @@ mod tests {
         assert_eq!(devices(&[]).assign(N), Some(0));
         // Ties go to the lowest index.
         assert_eq!(devices(&[500, 500]).assign(F(500)), Some(0b01));
+    }
+
+    /// A pin is honoured when the devices suit the demand and have room, and the
+    /// best-fit rule applies otherwise; the annotation parses into a pin.
+    #[test]
+    fn pinned_pods_take_their_devices_when_they_can() {
+        let mut info = node(gpu_node("n", 3).build(), vec![]);
+        let pinned = |name: &str, demand, mask: Option<u64>| {
+            let mut p = pod(gpu_pod(name, demand));
+            p.gpu_device_mask = mask;
+            Arc::new(p)
+        };
+        info.add_pod(pinned("a", F(300), Some(0b100)));
+        assert_eq!(info.gpu_devices.used_milli(), [0, 0, 300]);
+        // Device 2 has 700 left: a 0.8 pin is refused and best fit (device 0) applies.
+        info.add_pod(pinned("b", F(800), Some(0b100)));
+        assert_eq!(info.gpu_devices.used_milli(), [800, 0, 300]);
+        // Whole pins need entirely free devices, as many as requested.
+        let c = pinned("c", W(1), Some(0b100));
+        info.add_pod(Arc::clone(&c));
+        assert_eq!(info.gpu_devices.used_milli(), [800, 1000, 300]);
+        info.remove_pod(&c.uid).unwrap();
+        info.add_pod(pinned("d", W(1), Some(0b010)));
+        assert_eq!(info.gpu_devices.used_milli(), [800, 1000, 300]);
+        // Pins survive a rebuild (the node's device count changing).
+        info.set_node(&gpu_node("n", 4).build()).unwrap();
+        assert_eq!(info.gpu_devices.used_milli(), [800, 1000, 300, 0]);
+        let devices = &info.gpu_devices;
+        assert!(!devices.can_take(F(100), 0b1_0000), "no device 4");
+        assert!(
+            !devices.can_take(F(100), 0b0101),
+            "a fraction takes one device"
+        );
+        assert!(devices.can_take(W(1), 0b1000));
+        assert!(devices.can_take(N, 0));
+
+        assert_eq!(parse_device_list("0, 3"), Some(0b1001));
+        assert_eq!(parse_device_list("64"), None);
+        assert_eq!(parse_device_list("x"), None);
+        assert_eq!(format_device_list(0b1001), "0,3");
+        let annotated = PodBuilder::new("x")
+            .annotation(GPU_DEVICES_ANNOTATION, "2")
+            .build();
+        assert_eq!(pod(annotated).gpu_device_mask, Some(0b100));
     }
 
     #[test]

@@ -5,9 +5,16 @@
 //! labels). `DefaultPreemption` is a PostFilter plugin that re-runs the profile's
 //! PreFilter and Filter plugins on a private copy of the snapshot
 //! ([`PostFilterPlugin::post_filter_in_profile`](crate::framework::PostFilterPlugin)).
+//!
+//! Bosun's own, for the placement policies the platform compares: `GpuDeviceFit`
+//! (fractional GPUs on physical devices), `FGDScore` (fragmentation gradient descent),
+//! `DominantShare` (DRF), `TetrisAlignment` (Tetris) and `FirstFit`.
 
 pub mod default_binder;
 pub mod default_preemption;
+pub mod dominant_share;
+pub mod fgd;
+pub mod first_fit;
 pub mod gpu_device;
 pub mod image_locality;
 pub mod inter_pod_affinity;
@@ -20,6 +27,7 @@ pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod scheduling_gates;
 pub mod taint_toleration;
+pub mod tetris;
 
 #[cfg(test)]
 pub(crate) mod testutil {
