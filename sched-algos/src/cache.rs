@@ -66,6 +66,8 @@ pub struct Cache {
     namespaces: Arc<NamespaceLabels>,
     /// Stamped on every snapshot this cache updates ([`Snapshot::origin`]).
     origin: u64,
+    /// Bumped on every namespace change.
+    namespaces_generation: u64,
 }
 
 /// Labels of each namespace, by namespace name (InterPodAffinity's namespace
@@ -89,6 +91,7 @@ impl Cache {
             pods: HashMap::new(),
             namespaces: Arc::default(),
             origin: next_origin(),
+            namespaces_generation: 0,
         }
     }
 
@@ -110,12 +113,14 @@ impl Cache {
         let name = ns.metadata.name.clone().unwrap_or_default();
         let labels = ns.metadata.labels.clone().unwrap_or_default();
         Arc::make_mut(&mut self.namespaces).insert(name, labels);
+        self.namespaces_generation += 1;
     }
 
     /// Removes a namespace; unknown names are ignored.
     pub fn remove_namespace(&mut self, name: &str) {
         if self.namespaces.contains_key(name) {
             Arc::make_mut(&mut self.namespaces).remove(name);
+            self.namespaces_generation += 1;
         }
     }
 
@@ -311,6 +316,7 @@ impl Cache {
         }
         snap.generation = self.generation;
         snap.namespaces = Arc::clone(&self.namespaces);
+        snap.namespaces_generation = self.namespaces_generation;
         snap.origin = self.origin;
     }
 
@@ -434,6 +440,8 @@ pub struct Snapshot {
     changes_floor: u64,
     /// Topology columns built so far, by label key ([`Snapshot::topology`]).
     topology: TopologyCache,
+    /// See [`Snapshot::namespaces_generation`].
+    namespaces_generation: u64,
 }
 
 /// A node's domain id in a [`TopologyColumn`] when it lacks the label.
@@ -552,6 +560,7 @@ impl Snapshot {
     /// keeps them up to date otherwise).
     pub fn with_namespaces(mut self, namespaces: NamespaceLabels) -> Snapshot {
         self.namespaces = Arc::new(namespaces);
+        self.namespaces_generation = next_origin();
         self
     }
 
@@ -695,6 +704,11 @@ impl Snapshot {
             return col;
         }
         Arc::clone(map.entry(key.to_owned()).or_insert(col))
+    }
+
+    /// Changes (within one origin) whenever the namespace labels change.
+    pub fn namespaces_generation(&self) -> u64 {
+        self.namespaces_generation
     }
 
     /// Bumped (within one origin) whenever a node's image list changes.

@@ -47,6 +47,7 @@ use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, Plugin, PreFilterPlugin, PreFilterResult,
     PreScorePlugin, ScorePlugin,
 };
+use crate::memo::Contributions;
 use crate::node_info::NodeInfo;
 use crate::pod_info::PodInfo;
 use crate::registry::ConfigError;
@@ -153,20 +154,28 @@ impl TopologyCounts {
         &mut self.keys[k]
     }
 
-    /// Adds `delta` at node `idx`'s value of `key`; nothing if it lacks the label.
-    fn add_at(&mut self, snap: &Snapshot, key: &str, idx: u32, delta: i64) {
+    /// Adds `delta` at domain `d` of `key`.
+    fn add_domain(&mut self, snap: &Snapshot, key: &str, d: u32, delta: i64) {
         let kc = self.key_mut(snap, key);
-        let d = kc.domains.domain_of[idx as usize];
-        if d == NO_DOMAIN {
-            return;
+        let d = d as usize;
+        if kc.counts.len() <= d {
+            kc.counts.resize(d + 1, 0);
         }
-        let c = &mut kc.counts[d as usize];
+        let c = &mut kc.counts[d];
         let before = *c != 0;
         *c += delta;
         match (before, *c != 0) {
             (false, true) => self.nonzero += 1,
             (true, false) => self.nonzero -= 1,
             _ => {}
+        }
+    }
+
+    /// Takes the snapshot's current columns (domain ids are stable; a node's id may
+    /// have changed with its labels).
+    fn refresh_domains(&mut self, snap: &Snapshot) {
+        for k in &mut self.keys {
+            k.domains = snap.topology(&k.key);
         }
     }
 
@@ -223,7 +232,17 @@ fn matches_all(terms: &[AffinityTerm], pod: &PodInfo) -> bool {
 #[derive(Debug)]
 pub struct InterPodAffinity {
     args: InterPodAffinityArgs,
+    /// PreFilter's counts, kept across cycles for the last pod shape.
+    counts: std::sync::Mutex<Contributions<NodeTerms, [TopologyCounts; 3]>>,
 }
+
+/// Which PreFilter count a term match goes to.
+const EXISTING_ANTI: usize = 0;
+const AFFINITY: usize = 1;
+const ANTI: usize = 2;
+
+/// One node's part of PreFilter's counts: `(count, topology key, domain)`, each +1.
+type NodeTerms = Vec<(usize, String, u32)>;
 
 impl InterPodAffinity {
     pub fn new(args: &InterPodAffinityArgs) -> Result<InterPodAffinity, ConfigError> {
@@ -236,10 +255,13 @@ impl InterPodAffinity {
                 ),
             });
         }
-        Ok(InterPodAffinity { args: args.clone() })
+        Ok(InterPodAffinity {
+            args: args.clone(),
+            counts: Default::default(),
+        })
     }
 
-    fn pre_filter_state(pod: &PodInfo, snap: &Snapshot) -> PreFilterState {
+    fn pre_filter_state(&self, pod: &PodInfo, snap: &Snapshot) -> PreFilterState {
         let resolve = |terms: &[AffinityTerm]| -> Vec<AffinityTerm> {
             terms
                 .iter()
@@ -249,42 +271,75 @@ impl InterPodAffinity {
         let required_affinity = resolve(&pod.affinity.required_affinity);
         let required_anti_affinity = resolve(&pod.affinity.required_anti_affinity);
         let ns_labels = snap.namespace_labels(&pod.namespace);
-        let mut existing = TopologyCounts::default();
-        for idx in snap.nodes_with_required_anti_affinity_pods() {
+        let has_required = !required_affinity.is_empty() || !required_anti_affinity.is_empty();
+        let n_pods = &snap.columns().n_pods;
+        let domain = |key: &str, idx: u32| snap.topology(key).domain_of[idx as usize];
+        // What node `idx` adds to each count (upstream visits the same pods: those
+        // with required anti-affinity for the first, every pod for the others).
+        let node_terms = |idx: u32| -> NodeTerms {
+            let mut out = NodeTerms::new();
+            if n_pods[idx as usize] == 0 {
+                return out;
+            }
             let node = snap.node(idx);
-            for p in &node.pods {
-                for t in &p.affinity.required_anti_affinity {
-                    if t.matches(&pod.namespace, &pod.labels, ns_labels) {
-                        existing.add_at(snap, &t.topology_key, idx, 1);
+            let mut push = |which: usize, key: &str| {
+                let d = domain(key, idx);
+                if d != NO_DOMAIN {
+                    out.push((which, key.to_owned(), d));
+                }
+            };
+            if node.n_pods_with_required_anti_affinity > 0 {
+                for p in &node.pods {
+                    for t in &p.affinity.required_anti_affinity {
+                        if t.matches(&pod.namespace, &pod.labels, ns_labels) {
+                            push(EXISTING_ANTI, &t.topology_key);
+                        }
                     }
                 }
             }
+            if has_required {
+                for p in &node.pods {
+                    if matches_all(&required_affinity, p) {
+                        for t in &required_affinity {
+                            push(AFFINITY, &t.topology_key);
+                        }
+                    }
+                    for t in &required_anti_affinity {
+                        if t.matches(&p.namespace, &p.labels, None) {
+                            push(ANTI, &t.topology_key);
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let apply = |agg: &mut [TopologyCounts; 3], terms: &NodeTerms, sign: i64| {
+            for (which, key, d) in terms {
+                agg[*which].add_domain(snap, key, *d, sign);
+            }
+        };
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            pod.signature().hash(&mut h);
+            pod.namespace.hash(&mut h);
+            pod.labels.hash(&mut h);
+            snap.namespaces_generation().hash(&mut h);
+            h.finish()
+        };
+        let mut memo = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        memo.sync(key, snap, Default::default, node_terms, apply);
+        for counts in memo.agg.iter_mut() {
+            counts.refresh_domains(snap);
         }
-        let mut affinity_counts = TopologyCounts::default();
-        let mut anti_affinity_counts = TopologyCounts::default();
+        let [existing, mut affinity_counts, mut anti_affinity_counts] = memo.agg.clone();
+        drop(memo);
         // Every term's key has a column, so that Filter can tell a missing label.
         for t in &required_affinity {
             affinity_counts.key_mut(snap, &t.topology_key);
         }
         for t in &required_anti_affinity {
             anti_affinity_counts.key_mut(snap, &t.topology_key);
-        }
-        if !required_affinity.is_empty() || !required_anti_affinity.is_empty() {
-            let n_pods = &snap.columns().n_pods;
-            for idx in (0..snap.n_nodes() as u32).filter(|&i| n_pods[i as usize] > 0) {
-                for p in &snap.node(idx).pods {
-                    if matches_all(&required_affinity, p) {
-                        for t in &required_affinity {
-                            affinity_counts.add_at(snap, &t.topology_key, idx, 1);
-                        }
-                    }
-                    for t in &required_anti_affinity {
-                        if t.matches(&p.namespace, &p.labels, None) {
-                            anti_affinity_counts.add_at(snap, &t.topology_key, idx, 1);
-                        }
-                    }
-                }
-            }
         }
         PreFilterState {
             self_affine: matches_all(&required_affinity, pod),
@@ -313,7 +368,7 @@ impl PreFilterPlugin for InterPodAffinity {
         if let Some(e) = &pod.affinity.error {
             return (None, Status::error(format!("parsing pod: {e}")));
         }
-        let s = Self::pre_filter_state(pod, snap);
+        let s = self.pre_filter_state(pod, snap);
         if s.existing_anti_affinity_counts.is_empty()
             && s.required_affinity.is_empty()
             && s.required_anti_affinity.is_empty()
