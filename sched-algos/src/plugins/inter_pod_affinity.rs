@@ -495,6 +495,8 @@ impl ScoreMap {
 
 struct PreScoreState {
     topology_score: ScoreMap,
+    /// The same scores per topology key, indexed by domain id, for Score by node index.
+    by_domain: Vec<(Arc<TopologyColumn>, Vec<i64>)>,
 }
 
 impl InterPodAffinity {
@@ -593,6 +595,20 @@ impl PreScorePlugin for InterPodAffinity {
         state.write(
             PRE_SCORE_KEY,
             PreScoreState {
+                by_domain: score
+                    .0
+                    .iter()
+                    .map(|(key, values)| {
+                        let domains = snap.topology(key);
+                        let mut v = vec![0; domains.n_values()];
+                        for (value, s) in values {
+                            if let Some(d) = domains.id(value) {
+                                v[d as usize] = *s;
+                            }
+                        }
+                        (domains, v)
+                    })
+                    .collect(),
                 topology_score: score,
             },
         );
@@ -612,6 +628,32 @@ impl ScorePlugin for InterPodAffinity {
             .iter()
             .filter_map(|(k, values)| node.labels.get(k).and_then(|v| values.get(v)))
             .sum())
+    }
+
+    fn score_batch(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        _snap: &Snapshot,
+        nodes: &[u32],
+        out: &mut [i64],
+    ) -> Result<(), Status> {
+        let Some(s) = state.read::<PreScoreState>(PRE_SCORE_KEY) else {
+            return Err(Status::error(format!(
+                "reading {PRE_SCORE_KEY:?} from cycleState: not found"
+            )));
+        };
+        for (slot, &idx) in out.iter_mut().zip(nodes) {
+            *slot = s
+                .by_domain
+                .iter()
+                .map(|(domains, v)| match domains.domain_of[idx as usize] {
+                    NO_DOMAIN => 0,
+                    d => v.get(d as usize).copied().unwrap_or(0),
+                })
+                .sum();
+        }
+        Ok(())
     }
 
     fn normalize_scores(&self, state: &CycleState, _pod: &PodInfo, scores: &mut [i64]) -> Status {
