@@ -445,21 +445,14 @@ impl FilterPlugin for InterPodAffinity {
         nodes: &[u32],
         out: &mut [Option<Status>],
     ) {
-        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_KEY) else {
-            let e = Status::error(format!(
-                "reading {PRE_FILTER_KEY:?} from cycleState: not found"
-            ));
-            out.fill(Some(e.with_plugin(NAME)));
-            return;
-        };
-        for (slot, &idx) in out.iter_mut().zip(nodes) {
-            if slot.is_none() {
-                let st = s.verdict(NodeRef::Index(idx));
-                if !st.is_success() {
-                    *slot = Some(st.with_plugin(NAME));
-                }
-            }
-        }
+        super::filter_batch_by_index(
+            state,
+            PRE_FILTER_KEY,
+            NAME,
+            nodes,
+            out,
+            |s: &PreFilterState, idx| s.verdict(NodeRef::Index(idx)),
+        );
     }
 }
 

@@ -29,6 +29,32 @@ pub mod scheduling_gates;
 pub mod taint_toleration;
 pub mod tetris;
 
+/// The batch Filter of a plugin whose verdict reads its PreFilter state (of type `T`,
+/// under `key`) by node index: each node not yet rejected gets `verdict(state, idx)`;
+/// a missing state fails every node, as the per-node Filter does.
+pub(crate) fn filter_batch_by_index<T: std::any::Any>(
+    state: &crate::framework::CycleState,
+    key: &'static str,
+    plugin: &'static str,
+    nodes: &[u32],
+    out: &mut [Option<crate::status::Status>],
+    verdict: impl Fn(&T, u32) -> crate::status::Status,
+) {
+    let Some(s) = state.read::<T>(key) else {
+        let e = crate::status::Status::error(format!("reading {key:?} from cycleState: not found"));
+        out.fill(Some(e.with_plugin(plugin)));
+        return;
+    };
+    for (slot, &idx) in out.iter_mut().zip(nodes) {
+        if slot.is_none() {
+            let st = verdict(s, idx);
+            if !st.is_success() {
+                *slot = Some(st.with_plugin(plugin));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testutil {
     use std::sync::Arc;
