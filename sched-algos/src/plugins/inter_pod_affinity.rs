@@ -318,15 +318,34 @@ impl InterPodAffinity {
                 agg[*which].add_domain(snap, key, *d, sign);
             }
         };
+        // What the node parts depend on besides the node: the pod's namespace, labels
+        // and required terms, and the namespaces (selectors). Not its resources: pods
+        // of different sizes share the counts.
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::hash::DefaultHasher::new();
-            pod.signature().hash(&mut h);
             pod.namespace.hash(&mut h);
             pod.labels.hash(&mut h);
+            format!("{required_affinity:?}{required_anti_affinity:?}").hash(&mut h);
             snap.namespaces_generation().hash(&mut h);
             h.finish()
         };
+        if !has_required
+            && snap
+                .nodes_with_required_anti_affinity_pods()
+                .next()
+                .is_none()
+        {
+            // Nothing to count (upstream's PreFilter then skips).
+            return PreFilterState {
+                self_affine: matches_all(&required_affinity, pod),
+                required_affinity,
+                required_anti_affinity,
+                affinity_counts: TopologyCounts::default(),
+                anti_affinity_counts: TopologyCounts::default(),
+                existing_anti_affinity_counts: TopologyCounts::default(),
+            };
+        }
         let mut memo = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         memo.sync(key, snap, Default::default, node_terms, apply);
         for counts in memo.agg.iter_mut() {

@@ -142,14 +142,19 @@ impl Constraint {
     }
 }
 
-/// What a node's PreFilter counts depend on besides the node: the pod's scheduling
-/// fields, namespace and labels (its own constraints, `matchLabelKeys`).
-fn shape_key(pod: &PodInfo) -> u64 {
+/// What a node's PreFilter counts depend on besides the node: the pod's namespace,
+/// its constraints (selectors with `matchLabelKeys` applied) and what the inclusion
+/// policies read (node selector, required node affinity, tolerations). Not its
+/// resources: pods of different sizes share the counts.
+fn shape_key(pod: &PodInfo, constraints: &[Constraint]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
-    pod.signature().hash(&mut h);
     pod.namespace.hash(&mut h);
-    pod.labels.hash(&mut h);
+    format!(
+        "{constraints:?}{:?}{:?}{:?}",
+        pod.node_selector, pod.required_affinity, pod.tolerations
+    )
+    .hash(&mut h);
     h.finish()
 }
 
@@ -404,7 +409,7 @@ impl PreFilterPlugin for PodTopologySpread {
         };
         let mut memo = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         memo.sync(
-            shape_key(pod),
+            shape_key(pod, &constraints),
             snap,
             || DomainCounts {
                 pods: vec![Vec::new(); constraints.len()],
