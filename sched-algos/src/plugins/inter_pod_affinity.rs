@@ -234,6 +234,8 @@ pub struct InterPodAffinity {
     args: InterPodAffinityArgs,
     /// PreFilter's counts, kept across cycles for the last pod shape.
     counts: std::sync::Mutex<Contributions<NodeTerms, [TopologyCounts; 3]>>,
+    /// PreScore's score map, likewise.
+    scores: std::sync::Mutex<Contributions<NodeScores, ScoreAgg>>,
 }
 
 /// Which PreFilter count a term match goes to.
@@ -258,6 +260,7 @@ impl InterPodAffinity {
         Ok(InterPodAffinity {
             args: args.clone(),
             counts: Default::default(),
+            scores: Default::default(),
         })
     }
 
@@ -506,9 +509,19 @@ impl ScoreMap {
 }
 
 struct PreScoreState {
-    topology_score: ScoreMap,
-    /// The same scores per topology key, indexed by domain id, for Score by node index.
-    by_domain: Vec<(Arc<TopologyColumn>, Vec<i64>)>,
+    /// `topologyKey -> domain id -> score` (upstream's `scoreMap`, by domain id).
+    by_domain: Vec<(String, Arc<TopologyColumn>, Vec<i64>)>,
+}
+
+/// One node's part of PreScore's score map: `(topology key, domain, score)`.
+type NodeScores = Vec<(String, u32, i64)>;
+
+/// The score map summed over nodes, by topology key and domain id; `entries` counts
+/// the parts, so that zero means upstream's map would be empty.
+#[derive(Debug, Default)]
+struct ScoreAgg {
+    keys: Vec<(String, Vec<i64>)>,
+    entries: i64,
 }
 
 impl InterPodAffinity {
@@ -576,11 +589,14 @@ impl PreScorePlugin for InterPodAffinity {
         let preferred = resolve(&pod.affinity.preferred_affinity);
         let preferred_anti = resolve(&pod.affinity.preferred_anti_affinity);
         let ns_labels = snap.namespace_labels(&pod.namespace);
-        let mut score = ScoreMap::default();
-        let mut visit = |node: &NodeInfo| {
-            if node.labels.is_empty() {
-                return;
+        // One node's part of the score map: upstream's visit of the node's pods, as
+        // `(key, domain, score)` entries (an entry exists as soon as a term matched).
+        let node_scores = |idx: u32| -> NodeScores {
+            let node = snap.node(idx);
+            if node.labels.is_empty() || node.pods.is_empty() {
+                return NodeScores::new();
             }
+            let mut score = ScoreMap::default();
             for p in &node.pods {
                 if has_constraints || p.affinity.has_any() {
                     self.process_existing_pod(
@@ -594,36 +610,54 @@ impl PreScorePlugin for InterPodAffinity {
                     );
                 }
             }
+            score
+                .0
+                .into_iter()
+                .flat_map(|(key, values)| {
+                    let d = snap.topology(&key).domain_of[idx as usize];
+                    values.into_values().map(move |v| (key.clone(), d, v))
+                })
+                .collect()
         };
-        if has_constraints {
-            snap.nodes().iter().for_each(|n| visit(n));
-        } else {
-            snap.nodes_with_affinity_pods()
-                .for_each(|idx| visit(snap.node(idx)));
-        }
-        if score.0.is_empty() {
+        let apply = |agg: &mut ScoreAgg, part: &NodeScores, sign: i64| {
+            for (key, d, v) in part {
+                agg.entries += sign;
+                let col = match agg.keys.iter().position(|(k, _)| k == key) {
+                    Some(k) => &mut agg.keys[k].1,
+                    None => {
+                        agg.keys.push((key.clone(), Vec::new()));
+                        &mut agg.keys.last_mut().expect("just pushed").1
+                    }
+                };
+                let d = *d as usize;
+                if col.len() <= d {
+                    col.resize(d + 1, 0);
+                }
+                col[d] += sign * v;
+            }
+        };
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            pod.namespace.hash(&mut h);
+            pod.labels.hash(&mut h);
+            format!("{preferred:?}{preferred_anti:?}").hash(&mut h);
+            snap.namespaces_generation().hash(&mut h);
+            h.finish()
+        };
+        let mut memo = self.scores.lock().unwrap_or_else(|e| e.into_inner());
+        memo.sync(key, snap, ScoreAgg::default, node_scores, apply);
+        if memo.agg.entries == 0 {
             return Status::skip();
         }
-        state.write(
-            PRE_SCORE_KEY,
-            PreScoreState {
-                by_domain: score
-                    .0
-                    .iter()
-                    .map(|(key, values)| {
-                        let domains = snap.topology(key);
-                        let mut v = vec![0; domains.n_values()];
-                        for (value, s) in values {
-                            if let Some(d) = domains.id(value) {
-                                v[d as usize] = *s;
-                            }
-                        }
-                        (domains, v)
-                    })
-                    .collect(),
-                topology_score: score,
-            },
-        );
+        let by_domain = memo
+            .agg
+            .keys
+            .iter()
+            .map(|(key, v)| (key.clone(), snap.topology(key), v.clone()))
+            .collect();
+        drop(memo);
+        state.write(PRE_SCORE_KEY, PreScoreState { by_domain });
         Status::success()
     }
 }
@@ -635,10 +669,12 @@ impl ScorePlugin for InterPodAffinity {
                 "reading {PRE_SCORE_KEY:?} from cycleState: not found"
             )));
         };
-        Ok(s.topology_score
-            .0
+        Ok(s.by_domain
             .iter()
-            .filter_map(|(k, values)| node.labels.get(k).and_then(|v| values.get(v)))
+            .filter_map(|(key, domains, v)| {
+                let d = domains.id(node.labels.get(key)?)?;
+                v.get(d as usize).copied()
+            })
             .sum())
     }
 
@@ -659,7 +695,7 @@ impl ScorePlugin for InterPodAffinity {
             *slot = s
                 .by_domain
                 .iter()
-                .map(|(domains, v)| match domains.domain_of[idx as usize] {
+                .map(|(_, domains, v)| match domains.domain_of[idx as usize] {
                     NO_DOMAIN => 0,
                     d => v.get(d as usize).copied().unwrap_or(0),
                 })
