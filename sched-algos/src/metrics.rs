@@ -5,8 +5,8 @@
 //! - `scheduler_scheduling_attempt_duration_seconds{result, profile}`: a histogram of
 //!   cycle latency (snapshot, filter, score, assume; not binding), buckets 1 ms
 //!   doubling to 16 s;
-//! - `scheduler_pending_pods{queue}`: pods waiting, `active` or `backoff` (parked
-//!   until their backoff ends or a cluster event);
+//! - `scheduler_pending_pods{queue}`: pods waiting, `active`, `backoff` or
+//!   `unschedulable` (waiting for a cluster event, five minutes at most);
 //! - `scheduler_preemption_attempts_total` and `scheduler_preemption_victims` (a
 //!   histogram of victims per preemption, buckets 1 doubling to 64).
 //!
@@ -93,6 +93,7 @@ struct Inner {
     attempts: BTreeMap<(AttemptResult, String), Histogram<15>>,
     pending_active: u64,
     pending_backoff: u64,
+    pending_unschedulable: u64,
     preemption_attempts: u64,
     victims: Histogram<7>,
 }
@@ -125,10 +126,11 @@ impl SchedulerMetrics {
     }
 
     /// Sets the queue sizes.
-    pub fn pending(&self, active: usize, backoff: usize) {
+    pub fn pending(&self, active: usize, backoff: usize, unschedulable: usize) {
         let mut m = self.lock();
         m.pending_active = active as u64;
         m.pending_backoff = backoff as u64;
+        m.pending_unschedulable = unschedulable as u64;
     }
 
     /// Records a preemption that evicts `victims` pods.
@@ -177,8 +179,8 @@ impl SchedulerMetrics {
         }
         let _ = write!(
             out,
-            "# HELP scheduler_pending_pods Number of pending pods, by the queue type.\n# TYPE scheduler_pending_pods gauge\nscheduler_pending_pods{{queue=\"active\"}} {}\nscheduler_pending_pods{{queue=\"backoff\"}} {}\n",
-            m.pending_active, m.pending_backoff
+            "# HELP scheduler_pending_pods Number of pending pods, by the queue type.\n# TYPE scheduler_pending_pods gauge\nscheduler_pending_pods{{queue=\"active\"}} {}\nscheduler_pending_pods{{queue=\"backoff\"}} {}\nscheduler_pending_pods{{queue=\"unschedulable\"}} {}\n",
+            m.pending_active, m.pending_backoff, m.pending_unschedulable
         );
         let _ = write!(
             out,
@@ -208,7 +210,7 @@ mod tests {
         m.attempt("default-scheduler", AttemptResult::Scheduled, 0.0015);
         m.attempt("default-scheduler", AttemptResult::Scheduled, 0.5);
         m.attempt("default-scheduler", AttemptResult::Unschedulable, 0.003);
-        m.pending(3, 2);
+        m.pending(3, 2, 1);
         m.preemption(2);
         let text = m.render();
         for line in [
@@ -221,6 +223,7 @@ mod tests {
             "scheduler_scheduling_attempt_duration_seconds_count{profile=\"default-scheduler\",result=\"scheduled\"} 2",
             "scheduler_pending_pods{queue=\"active\"} 3",
             "scheduler_pending_pods{queue=\"backoff\"} 2",
+            "scheduler_pending_pods{queue=\"unschedulable\"} 1",
             "scheduler_preemption_attempts_total 1",
             "scheduler_preemption_victims_bucket{le=\"1\"} 0",
             "scheduler_preemption_victims_bucket{le=\"2\"} 1",

@@ -11,11 +11,14 @@
 //! This is the IO edge of the crate; everything it calls into is pure. All state (cache,
 //! queue, snapshot) is owned by the single loop in [`run`], so there are no locks.
 //!
-//! Queueing follows kube-scheduler's shape in small: pods are taken by priority, then
-//! arrival; a pod that fits nowhere, or whose binding fails, is parked with a backoff
-//! ([`ServiceConfig::backoff_initial`] doubling to [`ServiceConfig::backoff_max`]) and
-//! retried when the backoff expires or earlier when a node is added or updated or a
-//! pod is deleted. Every queue is bounded: the informer channels
+//! Queueing follows kube-scheduler's three queues: active pods are taken by priority,
+//! then arrival; a pod that fits nowhere goes to the unschedulable set, from which a
+//! cluster event that may make it schedulable (a node added or updated, a pod deleted)
+//! moves it to the backoff queue if its backoff ([`ServiceConfig::backoff_initial`]
+//! doubling to [`ServiceConfig::backoff_max`]) is still running and to the active queue
+//! otherwise, and where it stays at most [`UNSCHEDULABLE_FLUSH`] (upstream's
+//! `podMaxInUnschedulablePodsDuration`) without an event; a pod whose attempt failed
+//! for another reason (a plugin error, a failed binding) goes straight to backoff. Every queue is bounded: the informer channels
 //! ([`ServiceConfig::informer_channel_capacity`]), the scheduling queue
 //! ([`ServiceConfig::max_queued_pods`]) and the event channel
 //! ([`ServiceConfig::max_pending_events`]; events beyond it are dropped, counted).
@@ -50,6 +53,9 @@ pub const DEFAULT_MAX_PENDING_EVENTS: usize = 1024;
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Upstream's `podMaxBackoffDuration`.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Upstream's `podMaxInUnschedulablePodsDuration`: an unschedulable pod is retried at
+/// the latest this long after its attempt, event or not.
+pub const UNSCHEDULABLE_FLUSH: Duration = Duration::from_secs(5 * 60);
 
 /// How the service runs.
 #[derive(Clone, Debug)]
@@ -117,8 +123,11 @@ struct QueueEntry {
     seq: u64,
     /// Failed attempts so far.
     attempts: u32,
-    /// `Some` while parked (waiting for its backoff or a cluster event).
+    /// `Some` while parked: when it leaves the backoff queue, or when the unschedulable
+    /// set flushes it.
     ready_at: Option<Instant>,
+    /// `Some(end of backoff)` while in the unschedulable set.
+    unschedulable: Option<Instant>,
 }
 
 /// Pods waiting to be scheduled: active ones by (priority desc, arrival), parked ones
@@ -151,11 +160,6 @@ impl SchedulingQueue {
 
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Pods ready to be tried and pods parked.
-    pub fn sizes(&self) -> (usize, usize) {
-        (self.active.len(), self.parked.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -211,6 +215,7 @@ impl SchedulingQueue {
             seq,
             attempts,
             ready_at,
+            unschedulable: None,
         };
         assert!(self.entries.insert(uid, entry).is_none());
         Ok(())
@@ -229,7 +234,8 @@ impl SchedulingQueue {
         Some(e.pod)
     }
 
-    /// Makes active every parked pod whose backoff ended by `now`.
+    /// Makes active every parked pod whose backoff ended by `now`, and every
+    /// unschedulable pod that waited [`UNSCHEDULABLE_FLUSH`].
     pub fn promote_due(&mut self, now: Instant) {
         while let Some((t, _)) = self.parked.first()
             && *t <= now
@@ -239,10 +245,26 @@ impl SchedulingQueue {
         }
     }
 
-    /// A cluster event that may make parked pods schedulable: all become active.
-    pub fn move_all_to_active(&mut self) {
-        while let Some((_, uid)) = self.parked.pop_first() {
-            self.activate(uid);
+    /// A cluster event that may make unschedulable pods schedulable (upstream's
+    /// `MoveAllToActiveOrBackoffQueue`): each goes to the active queue, or to the
+    /// backoff queue until its backoff ends. Pods already backing off stay there.
+    pub fn move_all_to_active(&mut self, now: Instant) {
+        let moved: Vec<(Instant, String)> = self
+            .parked
+            .iter()
+            .filter(|(_, uid)| self.entries[uid].unschedulable.is_some())
+            .cloned()
+            .collect();
+        for (t, uid) in moved {
+            self.parked.remove(&(t, uid.clone()));
+            let e = self.entries.get_mut(&uid).expect("parked pod has an entry");
+            let backoff_until = e.unschedulable.take().expect("filtered above");
+            if backoff_until > now {
+                e.ready_at = Some(backoff_until);
+                self.parked.insert((backoff_until, uid));
+            } else {
+                self.activate(uid);
+            }
         }
     }
 
@@ -250,7 +272,22 @@ impl SchedulingQueue {
         let e = self.entries.get_mut(&uid).expect("parked pod has an entry");
         assert!(e.ready_at.is_some(), "pod {uid} parked twice");
         e.ready_at = None;
+        e.unschedulable = None;
         self.active.insert((Reverse(e.pod.priority), e.seq, uid));
+    }
+
+    /// Pods in the active queue, the backoff queue and the unschedulable set.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        let unschedulable = self
+            .entries
+            .values()
+            .filter(|e| e.unschedulable.is_some())
+            .count();
+        (
+            self.active.len(),
+            self.parked.len() - unschedulable,
+            unschedulable,
+        )
     }
 
     /// When the earliest parked pod's backoff ends.
@@ -277,17 +314,37 @@ impl SchedulingQueue {
             .min(self.backoff_max)
     }
 
-    /// Parks a popped pod after a failed attempt (its `attempts` before this one).
-    /// A pod popped from the queue always fits back, whatever arrived meanwhile.
+    /// Parks a popped pod in the backoff queue after a failed attempt (its `attempts`
+    /// before this one). A pod popped from the queue always fits back, whatever
+    /// arrived meanwhile.
     pub fn park(&mut self, pod: Arc<PodInfo>, attempts: u32, now: Instant) {
         let attempts = attempts.saturating_add(1);
         let ready_at = now + self.backoff(attempts);
+        self.make_room();
+        self.insert(pod, attempts, Some(ready_at))
+            .expect("room was made");
+    }
+
+    /// Parks a popped pod that fits nowhere in the unschedulable set: it waits for a
+    /// cluster event, or [`UNSCHEDULABLE_FLUSH`] at most.
+    pub fn park_unschedulable(&mut self, pod: Arc<PodInfo>, attempts: u32, now: Instant) {
+        let attempts = attempts.saturating_add(1);
+        let backoff_until = now + self.backoff(attempts);
+        let uid = pod.uid.clone();
+        self.make_room();
+        self.insert(pod, attempts, Some(now + UNSCHEDULABLE_FLUSH))
+            .expect("room was made");
+        self.entries
+            .get_mut(&uid)
+            .expect("just inserted")
+            .unschedulable = Some(backoff_until);
+    }
+
+    fn make_room(&mut self) {
         if self.entries.len() >= self.max_pods {
             // Only possible if pods were added between pop and park; let this one in.
             self.max_pods = self.entries.len() + 1;
         }
-        self.insert(pod, attempts, Some(ready_at))
-            .expect("room was made above");
     }
 }
 
@@ -387,8 +444,8 @@ pub async fn run(
             Step::Schedule => svc.schedule_next().await,
             Step::Idle => {}
         }
-        let (active, parked) = svc.queue.sizes();
-        svc.metrics.pending(active, parked);
+        let (active, backoff, unschedulable) = svc.queue.sizes();
+        svc.metrics.pending(active, backoff, unschedulable);
     };
     drop(svc);
     // The event task ends once the queued events are sent (its sender is gone).
@@ -430,7 +487,7 @@ impl Service {
             eprintln!("scheduler: node event: {e}");
         }
         if !matches!(ev, Event::Deleted(_)) {
-            self.queue.move_all_to_active();
+            self.queue.move_all_to_active(Instant::now());
         }
     }
 
@@ -441,7 +498,7 @@ impl Service {
                 self.queue.remove(uid);
                 // Errors: the pod was never in the cache (unassigned, terminal).
                 let _ = self.cache.remove_pod(uid);
-                self.queue.move_all_to_active();
+                self.queue.move_all_to_active(Instant::now());
                 return;
             }
             Event::Added(p) | Event::Updated { new: p, .. } => p,
@@ -522,7 +579,11 @@ impl Service {
                 {
                     self.preempt(&pod, r).await;
                 }
-                self.queue.park(pod, attempts, Instant::now());
+                if outcome == AttemptResult::Unschedulable {
+                    self.queue.park_unschedulable(pod, attempts, Instant::now());
+                } else {
+                    self.queue.park(pod, attempts, Instant::now());
+                }
                 return;
             }
         };
@@ -771,9 +832,44 @@ mod tests {
         assert_eq!(attempts, 1);
         q.park(p, attempts, t0);
         assert_eq!(q.next_ready_at(), Some(t0 + Duration::from_secs(2)));
-        q.move_all_to_active();
-        assert_eq!(q.next_ready_at(), None);
+        // An event does not cut a backoff short.
+        q.move_all_to_active(t0);
+        assert_eq!(q.next_ready_at(), Some(t0 + Duration::from_secs(2)));
+        q.promote_due(t0 + Duration::from_secs(2));
         assert_eq!(pop_name(&mut q).as_deref(), Some("a"));
+    }
+
+    /// Upstream's unschedulable set: an event moves the pod to backoff (or active once
+    /// its backoff is over); without events it is flushed after five minutes.
+    #[test]
+    fn unschedulable_until_event_or_flush() {
+        let mut q = queue(10);
+        let t0 = Instant::now();
+        q.add_or_update(pod("u", 0)).unwrap();
+        let (p, attempts) = q.pop().unwrap();
+        q.park_unschedulable(p, attempts, t0);
+        assert_eq!(q.sizes(), (0, 0, 1));
+        // Its backoff (1 s) ends, but with no event it stays unschedulable.
+        q.promote_due(t0 + Duration::from_secs(60));
+        assert_eq!(q.sizes(), (0, 0, 1));
+        // An event during the backoff moves it to the backoff queue.
+        q.move_all_to_active(t0 + Duration::from_millis(500));
+        assert_eq!(q.sizes(), (0, 1, 0));
+        assert_eq!(q.next_ready_at(), Some(t0 + Duration::from_secs(1)));
+        q.promote_due(t0 + Duration::from_secs(1));
+        let (p, attempts) = q.pop().unwrap();
+        assert_eq!(attempts, 1);
+        // Second failure; no event: flushed after UNSCHEDULABLE_FLUSH.
+        q.park_unschedulable(p, attempts, t0);
+        q.promote_due(t0 + UNSCHEDULABLE_FLUSH - Duration::from_millis(1));
+        assert!(!q.has_active());
+        q.promote_due(t0 + UNSCHEDULABLE_FLUSH);
+        assert_eq!(q.sizes(), (1, 0, 0));
+        // An event after the backoff: straight to active.
+        let (p, attempts) = q.pop().unwrap();
+        q.park_unschedulable(p, attempts, t0);
+        q.move_all_to_active(t0 + Duration::from_secs(30));
+        assert_eq!(q.sizes(), (1, 0, 0));
     }
 
     #[test]
