@@ -40,8 +40,8 @@ use crate::metrics::{AttemptResult, SchedulerMetrics};
 use crate::pod_info::PodInfo;
 use crate::profile::Profiles;
 use crate::registry::Registry;
-use crate::schedule::ScheduleError;
 use crate::schedule::{CycleContext, schedule_one};
+use crate::schedule::{ScheduleError, reserved_pod, run_bind, run_reserve};
 
 /// Default bound on pods waiting to be scheduled.
 pub const DEFAULT_MAX_QUEUED_PODS: usize = 100_000;
@@ -588,42 +588,104 @@ impl Service {
             }
         };
         let node = decision.node_name.clone();
-        let binding = match profile.bind.first() {
-            Some(binder) => binder.bind(&mut decision.state, &pod, &node),
-            None => Ok(default_binding(&pod, &node)),
-        };
-        let binding = match binding {
-            Ok(b) => b,
-            Err(status) => {
-                let message = format!("Binding rejected: {}", status.message());
-                self.event(&pod, "FailedScheduling", "Warning", "Binding", message);
-                self.queue.park(pod, attempts, Instant::now());
-                return;
-            }
-        };
-        let assumed = self.cache.assume_pod(pod.clone(), &node);
+        let profile = profile.clone();
+        let node_info = Arc::clone(&self.snapshot.nodes()[decision.node_idx as usize]);
+        let state = &mut decision.state;
+        // Reserve, then assume (the pod as Reserve pinned it), then Permit and
+        // PreBind: upstream's order, minus its asynchronous binding cycle.
+        if let Err(status) = run_reserve(&profile, state, &pod, &node_info) {
+            self.metrics.attempt(
+                &profile_name,
+                AttemptResult::Error,
+                started.elapsed().as_secs_f64(),
+            );
+            self.fail_binding(
+                pod,
+                attempts,
+                format!(
+                    "running Reserve plugin {:?}: {}",
+                    status.plugin(),
+                    status.message()
+                ),
+            );
+            return;
+        }
+        let assumed = self
+            .cache
+            .assume_pod(reserved_pod(state, &pod, &node_info), &node);
         self.metrics
             .attempt(&profile_name, outcome, started.elapsed().as_secs_f64());
         if let Err(e) = assumed {
             // The pod is already in the cache: it was bound meanwhile.
+            unreserve(&profile, state, &pod, &node);
             eprintln!("scheduler: assume {}: {e}", pod.key());
             return;
         }
-        let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &pod.namespace);
-        match api.bind(&pod.name, &binding).await {
+        let mut rejected = None;
+        for pl in &profile.permit {
+            let (s, _wait_ms) = pl.permit(state, &pod, &node);
+            if !s.is_success() {
+                // Waiting pods (upstream's Permit `Wait`) are not held yet: a Wait is
+                // treated as a rejection and the pod retried after its backoff.
+                rejected = Some(format!(
+                    "running Permit plugin {:?}: {}",
+                    pl.name(),
+                    s.message()
+                ));
+                break;
+            }
+        }
+        if rejected.is_none() {
+            for pl in &profile.pre_bind {
+                let s = pl.pre_bind(state, &pod, &node);
+                if !s.is_success() {
+                    rejected = Some(format!(
+                        "running PreBind plugin {:?}: {}",
+                        pl.name(),
+                        s.message()
+                    ));
+                    break;
+                }
+            }
+        }
+        let binding = match rejected {
+            Some(message) => Err(message),
+            None if profile.bind.is_empty() => Ok(default_binding(&pod, &node)),
+            None => run_bind(&profile, state, &pod, &node)
+                .map_err(|s| format!("running Bind plugin {:?}: {}", s.plugin(), s.message())),
+        };
+        let result = match binding {
+            Ok(binding) => {
+                let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &pod.namespace);
+                api.bind(&pod.name, &binding)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(message) => Err(message),
+        };
+        match result {
             Ok(_) => {
+                for pl in &profile.post_bind {
+                    pl.post_bind(state, &pod, &node);
+                }
                 let message = format!("Successfully assigned {} to {node}", pod.key());
                 self.event(&pod, "Scheduled", "Normal", "Binding", message);
             }
-            Err(e) => {
+            Err(message) => {
+                unreserve(&profile, state, &pod, &node);
                 if let Err(e) = self.cache.forget_pod(&pod.uid) {
                     eprintln!("scheduler: forget {}: {e}", pod.key());
                 }
-                let message = format!("Binding rejected: {e}");
-                self.event(&pod, "FailedScheduling", "Warning", "Binding", message);
-                self.queue.park(pod, attempts, Instant::now());
+                self.fail_binding(pod, attempts, message);
             }
         }
+    }
+
+    /// A pod whose binding cycle failed: a FailedScheduling event and a backoff.
+    fn fail_binding(&mut self, pod: Arc<PodInfo>, attempts: u32, message: String) {
+        let message = format!("Binding rejected: {message}");
+        self.event(&pod, "FailedScheduling", "Warning", "Binding", message);
+        self.queue.park(pod, attempts, Instant::now());
     }
 
     /// Carries out a preemption decision: evicts the victims, nominates the node.
@@ -703,6 +765,18 @@ impl Service {
         if self.events.try_send(ev).is_err() {
             self.dropped_events += 1;
         }
+    }
+}
+
+/// Every Unreserve, in reverse order (upstream's `RunReservePluginsUnreserve`).
+fn unreserve(
+    profile: &crate::profile::Profile,
+    state: &mut crate::framework::CycleState,
+    pod: &PodInfo,
+    node: &str,
+) {
+    for pl in profile.reserve.iter().rev() {
+        pl.unreserve(state, pod, node);
     }
 }
 

@@ -4,6 +4,7 @@
 //! fitting node appears; a higher-priority pod preempts a lower-priority one, and the
 //! metrics count it all.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bosun_apiserver::server::{ApiServer, ServerConfig};
@@ -229,5 +230,126 @@ async fn higher_priority_pod_preempts_and_metrics_count_it() {
         metrics.attempts(bosun_sched_algos::metrics::AttemptResult::Unschedulable) >= 1,
         "{text}"
     );
+    h.stop().await;
+}
+
+/// A plugin at Reserve, Permit and PostBind that records what ran and rejects pods
+/// named `deny-*` in Permit.
+#[derive(Default)]
+struct Gate {
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl bosun_sched_algos::framework::Plugin for Gate {
+    fn name(&self) -> &'static str {
+        "Gate"
+    }
+}
+
+impl bosun_sched_algos::framework::ReservePlugin for Gate {
+    fn reserve(
+        &self,
+        _: &mut bosun_sched_algos::CycleState,
+        pod: &bosun_sched_algos::PodInfo,
+        node: &bosun_sched_algos::NodeInfo,
+    ) -> bosun_sched_algos::Status {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("reserve {} {}", pod.name, node.name));
+        bosun_sched_algos::Status::success()
+    }
+
+    fn unreserve(
+        &self,
+        _: &mut bosun_sched_algos::CycleState,
+        pod: &bosun_sched_algos::PodInfo,
+        node: &str,
+    ) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("unreserve {} {node}", pod.name));
+    }
+}
+
+impl bosun_sched_algos::framework::PermitPlugin for Gate {
+    fn permit(
+        &self,
+        _: &mut bosun_sched_algos::CycleState,
+        pod: &bosun_sched_algos::PodInfo,
+        _: &str,
+    ) -> (bosun_sched_algos::Status, u64) {
+        if pod.name.starts_with("deny-") {
+            let s = bosun_sched_algos::Status::new(
+                bosun_sched_algos::Code::Unschedulable,
+                "denied by the gate",
+            );
+            return (s, 0);
+        }
+        (bosun_sched_algos::Status::success(), 0)
+    }
+}
+
+impl bosun_sched_algos::framework::PostBindPlugin for Gate {
+    fn post_bind(
+        &self,
+        _: &bosun_sched_algos::CycleState,
+        pod: &bosun_sched_algos::PodInfo,
+        node: &str,
+    ) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("postbind {} {node}", pod.name));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserve_permit_and_post_bind_run_in_the_service() {
+    use bosun_sched_algos::framework::Extensions;
+    use bosun_sched_algos::{Profiles, Registry};
+    let gate = Arc::new(Gate::default());
+    let mut registry = Registry::in_tree();
+    let g = gate.clone();
+    registry
+        .register("Gate", move |_| {
+            Ok(Extensions::of(&*g).reserve(&g).permit(&g).post_bind(&g))
+        })
+        .unwrap();
+    let yaml = "
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+  plugins:
+    reserve: {enabled: [{name: Gate}]}
+    permit: {enabled: [{name: Gate}]}
+    postBind: {enabled: [{name: Gate}]}
+";
+    let profiles = Profiles::from_yaml(yaml, &registry).unwrap();
+    let h = Harness::start_with(ServiceConfig::new(profiles)).await;
+    h.add_node("n1", "4").await;
+    h.add_pod("ok", "1").await;
+    assert_eq!(h.wait_bound("ok").await, "n1");
+    h.add_pod("deny-me", "1").await;
+    let msg = h.wait_event("deny-me", "FailedScheduling").await;
+    assert_eq!(
+        msg,
+        "Binding rejected: running Permit plugin \"Gate\": denied by the gate"
+    );
+    let log = gate.log.lock().unwrap().clone();
+    for line in [
+        "reserve ok n1",
+        "postbind ok n1",
+        "reserve deny-me n1",
+        "unreserve deny-me n1",
+    ] {
+        assert!(
+            log.iter().any(|l| l == line),
+            "{line:?} missing from {log:?}"
+        );
+    }
+    assert!(!log.iter().any(|l| l == "postbind deny-me n1"), "{log:?}");
     h.stop().await;
 }
