@@ -141,6 +141,9 @@ pub struct SchedulingQueue {
     entries: HashMap<String, QueueEntry>,
     active: BTreeSet<(Reverse<i32>, u64, String)>,
     parked: BTreeSet<(Instant, String)>,
+    /// How many parked pods are in the unschedulable set (kept, not counted, since
+    /// the service reads it after every step).
+    n_unschedulable: usize,
 }
 
 impl SchedulingQueue {
@@ -155,6 +158,7 @@ impl SchedulingQueue {
             entries: HashMap::new(),
             active: BTreeSet::new(),
             parked: BTreeSet::new(),
+            n_unschedulable: 0,
         }
     }
 
@@ -231,6 +235,9 @@ impl SchedulingQueue {
             Some(t) => self.parked.remove(&(t, uid.to_owned())),
         };
         assert!(removed, "queued pod {uid} missing from its set");
+        if e.unschedulable.is_some() {
+            self.n_unschedulable -= 1;
+        }
         Some(e.pod)
     }
 
@@ -259,6 +266,7 @@ impl SchedulingQueue {
             self.parked.remove(&(t, uid.clone()));
             let e = self.entries.get_mut(&uid).expect("parked pod has an entry");
             let backoff_until = e.unschedulable.take().expect("filtered above");
+            self.n_unschedulable -= 1;
             if backoff_until > now {
                 e.ready_at = Some(backoff_until);
                 self.parked.insert((backoff_until, uid));
@@ -272,21 +280,18 @@ impl SchedulingQueue {
         let e = self.entries.get_mut(&uid).expect("parked pod has an entry");
         assert!(e.ready_at.is_some(), "pod {uid} parked twice");
         e.ready_at = None;
-        e.unschedulable = None;
+        if e.unschedulable.take().is_some() {
+            self.n_unschedulable -= 1;
+        }
         self.active.insert((Reverse(e.pod.priority), e.seq, uid));
     }
 
     /// Pods in the active queue, the backoff queue and the unschedulable set.
     pub fn sizes(&self) -> (usize, usize, usize) {
-        let unschedulable = self
-            .entries
-            .values()
-            .filter(|e| e.unschedulable.is_some())
-            .count();
         (
             self.active.len(),
-            self.parked.len() - unschedulable,
-            unschedulable,
+            self.parked.len() - self.n_unschedulable,
+            self.n_unschedulable,
         )
     }
 
@@ -338,6 +343,7 @@ impl SchedulingQueue {
             .get_mut(&uid)
             .expect("just inserted")
             .unschedulable = Some(backoff_until);
+        self.n_unschedulable += 1;
     }
 
     fn make_room(&mut self) {
@@ -944,6 +950,12 @@ mod tests {
         q.park_unschedulable(p, attempts, t0);
         q.move_all_to_active(t0 + Duration::from_secs(30));
         assert_eq!(q.sizes(), (1, 0, 0));
+        // Removing an unschedulable pod keeps the counts right.
+        let (p, attempts) = q.pop().unwrap();
+        q.park_unschedulable(p, attempts, t0);
+        assert_eq!(q.sizes(), (0, 0, 1));
+        q.remove("uid-u");
+        assert_eq!(q.sizes(), (0, 0, 0));
     }
 
     #[test]
