@@ -36,6 +36,8 @@ pub struct CycleState {
     pub(crate) skip_filter: Vec<&'static str>,
     /// Plugins whose PreScore returned Skip: their Score is not run.
     pub(crate) skip_score: Vec<&'static str>,
+    /// The pods held in Permit, when the caller keeps any (the scheduler service).
+    waiting_pods: Option<std::sync::Arc<crate::permit::WaitingPods>>,
 }
 
 /// A bound on [`CycleState`]: one entry per plugin and extension point is far below it.
@@ -74,6 +76,18 @@ impl CycleState {
 
     pub fn is_score_skipped(&self, plugin: &str) -> bool {
         self.skip_score.contains(&plugin)
+    }
+
+    /// The pods held in Permit (upstream's framework handle `GetWaitingPod`,
+    /// `IterateOverWaitingPods`), when the caller runs a binding cycle that can hold
+    /// them; None in simulations, which bind at once.
+    pub fn waiting_pods(&self) -> Option<&std::sync::Arc<crate::permit::WaitingPods>> {
+        self.waiting_pods.as_ref()
+    }
+
+    /// Gives this cycle's plugins the waiting pods.
+    pub fn set_waiting_pods(&mut self, pods: std::sync::Arc<crate::permit::WaitingPods>) {
+        self.waiting_pods = Some(pods);
     }
 }
 

@@ -84,6 +84,7 @@ pub mod framework;
 pub mod memo;
 pub mod metrics;
 pub mod node_info;
+pub mod permit;
 pub mod plugins;
 pub mod pod_info;
 pub mod profile;

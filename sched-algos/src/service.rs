@@ -8,6 +8,12 @@
 //! preemptor's `status.nominatedNodeName`, and parks the preemptor; the victims'
 //! deletion events bring it back. Metrics: [`crate::metrics`].
 //!
+//! A pod that a Permit plugin asks to wait stays assumed (its resources counted) and
+//! leaves the loop: a task waits for the plugins' verdict ([`crate::permit`]) and then
+//! binds, while the loop schedules other pods. A rejection (by a plugin, a plugin's
+//! timeout, or the pod's deletion) unreserves and forgets the pod and parks it as
+//! unschedulable, as upstream does.
+//!
 //! This is the IO edge of the crate; everything it calls into is pure. All state (cache,
 //! queue, snapshot) is owned by the single loop in [`run`], so there are no locks.
 //!
@@ -36,12 +42,15 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::cache::{Cache, CacheError, Snapshot};
+use crate::framework::CycleState;
 use crate::metrics::{AttemptResult, SchedulerMetrics};
+use crate::permit::{PermitOutcome, WaitingPods, run_permit};
 use crate::pod_info::PodInfo;
-use crate::profile::Profiles;
+use crate::profile::{Profile, Profiles};
 use crate::registry::Registry;
-use crate::schedule::{CycleContext, schedule_one};
+use crate::schedule::{CycleContext, Diagnosis, FitError, schedule_one};
 use crate::schedule::{ScheduleError, reserved_pod, run_bind, run_reserve};
+use crate::status::Status;
 
 /// Default bound on pods waiting to be scheduled.
 pub const DEFAULT_MAX_QUEUED_PODS: usize = 100_000;
@@ -49,6 +58,8 @@ pub const DEFAULT_MAX_QUEUED_PODS: usize = 100_000;
 pub const DEFAULT_INFORMER_CHANNEL_CAPACITY: usize = 1024;
 /// Default bound on Events waiting to be sent.
 pub const DEFAULT_MAX_PENDING_EVENTS: usize = 1024;
+/// Default bound on pods held in Permit at once.
+pub const DEFAULT_MAX_WAITING_PODS: usize = 10_000;
 /// Upstream's `podInitialBackoffDuration`.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Upstream's `podMaxBackoffDuration`.
@@ -69,6 +80,9 @@ pub struct ServiceConfig {
     pub informer_channel_capacity: usize,
     /// Bound on Events waiting to be sent.
     pub max_pending_events: usize,
+    /// Bound on pods held in Permit (a plugin's `Wait`); a pod beyond it is rejected
+    /// and retried after its backoff.
+    pub max_waiting_pods: usize,
     /// First backoff of a pod that failed; doubles per attempt.
     pub backoff_initial: Duration,
     /// Largest backoff.
@@ -86,6 +100,7 @@ impl ServiceConfig {
             max_queued_pods: DEFAULT_MAX_QUEUED_PODS,
             informer_channel_capacity: DEFAULT_INFORMER_CHANNEL_CAPACITY,
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
+            max_waiting_pods: DEFAULT_MAX_WAITING_PODS,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             seed: 0,
@@ -408,6 +423,9 @@ pub async fn run(
         events: event_tx,
         dropped_events: 0,
         metrics: config.metrics,
+        waiting: Arc::new(WaitingPods::new(config.max_waiting_pods)),
+        binding: tokio::task::JoinSet::new(),
+        deleted_while_waiting: Default::default(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let (mut nodes_ready, mut pods_ready) = (false, false);
@@ -440,6 +458,15 @@ pub async fn run(
                 pods_ready = true;
                 Step::Idle
             }
+            Some(done) = svc.binding.join_next(), if !svc.binding.is_empty() => match done {
+                Ok(outcome) => Step::Bound(Box::new(outcome)),
+                Err(e) => {
+                    // Only a panicking plugin gets here; its pod stays assumed until
+                    // the informer reports it.
+                    eprintln!("scheduler: binding task: {e}");
+                    Step::Idle
+                }
+            },
             () = std::future::ready(()), if can_schedule => Step::Schedule,
             () = tokio::time::sleep_until(next_ready.unwrap_or_else(Instant::now)),
                 if next_ready.is_some() => Step::Idle,
@@ -448,6 +475,7 @@ pub async fn run(
             Step::Node(ev) => svc.on_node(&ev),
             Step::Pod(ev) => svc.on_pod(&ev),
             Step::Schedule => svc.schedule_next().await,
+            Step::Bound(outcome) => svc.finish_binding(*outcome),
             Step::Idle => {}
         }
         let (active, backoff, unschedulable) = svc.queue.sizes();
@@ -463,7 +491,18 @@ enum Step {
     Node(Event<corev1::Node>),
     Pod(Event<corev1::Pod>),
     Schedule,
+    Bound(Box<BindOutcome>),
     Idle,
+}
+
+/// A binding cycle's end: what [`Service::finish_binding`] needs to confirm or undo it.
+struct BindOutcome {
+    pod: Arc<PodInfo>,
+    attempts: u32,
+    node: String,
+    profile: Profile,
+    state: CycleState,
+    result: Result<(), Status>,
 }
 
 struct Service {
@@ -476,6 +515,12 @@ struct Service {
     events: mpsc::Sender<PendingEvent>,
     dropped_events: u64,
     metrics: Arc<SchedulerMetrics>,
+    /// Pods held in Permit; each has a task in `binding` waiting for its verdict.
+    waiting: Arc<WaitingPods>,
+    /// Binding cycles of pods that waited in Permit (at most `max_waiting_pods`).
+    binding: tokio::task::JoinSet<BindOutcome>,
+    /// Waiting pods whose deletion rejected them: undone, not requeued.
+    deleted_while_waiting: std::collections::HashSet<String>,
 }
 
 impl Service {
@@ -502,6 +547,12 @@ impl Service {
             Event::Deleted(p) => {
                 let uid = p.metadata.uid.as_deref().unwrap_or_default();
                 self.queue.remove(uid);
+                if self
+                    .waiting
+                    .reject(uid, "", "pod deleted while waiting in Permit")
+                {
+                    self.deleted_while_waiting.insert(uid.to_string());
+                }
                 // Errors: the pod was never in the cache (unassigned, terminal).
                 let _ = self.cache.remove_pod(uid);
                 self.queue.move_all_to_active(Instant::now());
@@ -567,7 +618,7 @@ impl Service {
             Err(_) => AttemptResult::Unschedulable,
         };
         let profile_name = profile.scheduler_name.clone();
-        let mut decision = match result {
+        let decision = match result {
             Ok(d) => d,
             Err(e) => {
                 self.metrics
@@ -596,10 +647,11 @@ impl Service {
         let node = decision.node_name.clone();
         let profile = profile.clone();
         let node_info = Arc::clone(&self.snapshot.nodes()[decision.node_idx as usize]);
-        let state = &mut decision.state;
-        // Reserve, then assume (the pod as Reserve pinned it), then Permit and
-        // PreBind: upstream's order, minus its asynchronous binding cycle.
-        if let Err(status) = run_reserve(&profile, state, &pod, &node_info) {
+        let mut state = decision.state;
+        state.set_waiting_pods(Arc::clone(&self.waiting));
+        // Reserve, then assume (the pod as Reserve pinned it), then Permit; PreBind
+        // and Bind follow at once, or in a task once a waiting pod is allowed.
+        if let Err(status) = run_reserve(&profile, &mut state, &pod, &node_info) {
             self.metrics.attempt(
                 &profile_name,
                 AttemptResult::Error,
@@ -618,72 +670,116 @@ impl Service {
         }
         let assumed = self
             .cache
-            .assume_pod(reserved_pod(state, &pod, &node_info), &node);
+            .assume_pod(reserved_pod(&state, &pod, &node_info), &node);
         self.metrics
             .attempt(&profile_name, outcome, started.elapsed().as_secs_f64());
         if let Err(e) = assumed {
             // The pod is already in the cache: it was bound meanwhile.
-            unreserve(&profile, state, &pod, &node);
+            unreserve(&profile, &mut state, &pod, &node);
             eprintln!("scheduler: assume {}: {e}", pod.key());
             return;
         }
-        let mut rejected = None;
-        for pl in &profile.permit {
-            let (s, _wait_ms) = pl.permit(state, &pod, &node);
-            if !s.is_success() {
-                // Waiting pods (upstream's Permit `Wait`) are not held yet: a Wait is
-                // treated as a rejection and the pod retried after its backoff.
-                rejected = Some(format!(
-                    "running Permit plugin {:?}: {}",
-                    pl.name(),
-                    s.message()
-                ));
-                break;
+        let permit = run_permit(&profile, &mut state, &pod, &node);
+        let mut outcome = BindOutcome {
+            pod,
+            attempts,
+            node,
+            profile,
+            state,
+            result: Ok(()),
+        };
+        match permit {
+            PermitOutcome::Allow => {
+                let o = &mut outcome;
+                o.result = bind(&self.client, &o.profile, &mut o.state, &o.pod, &o.node).await;
             }
-        }
-        if rejected.is_none() {
-            for pl in &profile.pre_bind {
-                let s = pl.pre_bind(state, &pod, &node);
-                if !s.is_success() {
-                    rejected = Some(format!(
-                        "running PreBind plugin {:?}: {}",
-                        pl.name(),
-                        s.message()
-                    ));
-                    break;
+            PermitOutcome::Reject(s) => outcome.result = Err(s),
+            PermitOutcome::Wait(waits) => {
+                let held = self.waiting.add(
+                    Arc::clone(&outcome.pod),
+                    &outcome.node,
+                    &waits,
+                    std::time::Instant::now(),
+                );
+                match held {
+                    Err(s) => outcome.result = Err(s),
+                    Ok(wait) => {
+                        let (client, waiting) = (self.client.clone(), Arc::clone(&self.waiting));
+                        self.binding.spawn(async move {
+                            let mut o = outcome;
+                            o.result = match wait_on_permit(&waiting, wait).await {
+                                Ok(()) => {
+                                    bind(&client, &o.profile, &mut o.state, &o.pod, &o.node).await
+                                }
+                                Err(s) => Err(s),
+                            };
+                            o
+                        });
+                        return;
+                    }
                 }
             }
         }
-        let binding = match rejected {
-            Some(message) => Err(message),
-            None if profile.bind.is_empty() => Ok(default_binding(&pod, &node)),
-            None => run_bind(&profile, state, &pod, &node)
-                .map_err(|s| format!("running Bind plugin {:?}: {}", s.plugin(), s.message())),
-        };
-        let result = match binding {
-            Ok(binding) => {
-                let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &pod.namespace);
-                api.bind(&pod.name, &binding)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            Err(message) => Err(message),
-        };
-        match result {
-            Ok(_) => {
+        self.finish_binding(outcome);
+    }
+
+    /// Confirms a binding cycle (PostBind, a `Scheduled` Event) or undoes it
+    /// (Unreserve, forget the assumed pod, requeue). A pod that Permit rejected goes to
+    /// the unschedulable set with upstream's FitError over its one node, and the
+    /// resources it held may let other pods fit; another failure backs off.
+    fn finish_binding(&mut self, o: BindOutcome) {
+        let BindOutcome {
+            pod,
+            attempts,
+            node,
+            profile,
+            mut state,
+            result,
+        } = o;
+        let status = match result {
+            Ok(()) => {
                 for pl in &profile.post_bind {
-                    pl.post_bind(state, &pod, &node);
+                    pl.post_bind(&state, &pod, &node);
                 }
                 let message = format!("Successfully assigned {} to {node}", pod.key());
                 self.event(&pod, "Scheduled", "Normal", "Binding", message);
+                return;
             }
-            Err(message) => {
-                unreserve(&profile, state, &pod, &node);
-                if let Err(e) = self.cache.forget_pod(&pod.uid) {
-                    eprintln!("scheduler: forget {}: {e}", pod.key());
-                }
-                self.fail_binding(pod, attempts, message);
-            }
+            Err(s) => s,
+        };
+        unreserve(&profile, &mut state, &pod, &node);
+        let forgotten = self.cache.forget_pod(&pod.uid);
+        if self.deleted_while_waiting.remove(&pod.uid) {
+            // The informer's deletion already took it out of the cache.
+            self.queue.move_all_to_active(Instant::now());
+            return;
+        }
+        if let Err(e) = forgotten {
+            eprintln!("scheduler: forget {}: {e}", pod.key());
+        }
+        if status.is_rejected() {
+            let fit = FitError {
+                pod: pod.key(),
+                num_all_nodes: 1,
+                diagnosis: Diagnosis {
+                    node_statuses: vec![(0, status.clone())],
+                    unschedulable_plugins: [status.plugin()].into_iter().collect(),
+                    ..Diagnosis::default()
+                },
+                post_filter_result: None,
+            };
+            self.event(
+                &pod,
+                "FailedScheduling",
+                "Warning",
+                "Scheduling",
+                fit.to_string(),
+            );
+            let now = Instant::now();
+            self.queue.move_all_to_active(now);
+            self.queue.park_unschedulable(pod, attempts, now);
+        } else {
+            self.fail_binding(pod, attempts, status.message());
         }
     }
 
@@ -775,6 +871,54 @@ impl Service {
 }
 
 /// Every Unreserve, in reverse order (upstream's `RunReservePluginsUnreserve`).
+/// Waits for a pod held in Permit (upstream's `WaitOnPermit`): Ok once every plugin
+/// allowed it; the rejecting status when one rejected it or its wait ended.
+async fn wait_on_permit(
+    waiting: &WaitingPods,
+    mut w: crate::permit::PermitWait,
+) -> Result<(), Status> {
+    loop {
+        let Some(deadline) = waiting.expire(w.uid(), std::time::Instant::now()) else {
+            return w.verdict().await;
+        };
+        tokio::select! {
+            v = w.verdict() => return v,
+            () = tokio::time::sleep_until(Instant::from_std(deadline)) => {}
+        }
+    }
+}
+
+/// PreBind, Bind and the `pods/binding` POST (upstream's binding cycle after
+/// `WaitOnPermit`). A failure is an `Error` status: the pod backs off.
+async fn bind(
+    client: &Client,
+    profile: &Profile,
+    state: &mut CycleState,
+    pod: &PodInfo,
+    node: &str,
+) -> Result<(), Status> {
+    for pl in &profile.pre_bind {
+        let s = pl.pre_bind(state, pod, node);
+        if !s.is_success() {
+            let message = format!("running PreBind plugin {:?}: {}", pl.name(), s.message());
+            return Err(Status::error(message).with_plugin(pl.name()));
+        }
+    }
+    let binding = if profile.bind.is_empty() {
+        default_binding(pod, node)
+    } else {
+        run_bind(profile, state, pod, node).map_err(|s| {
+            let message = format!("running Bind plugin {:?}: {}", s.plugin(), s.message());
+            Status::error(message).with_plugin(s.plugin())
+        })?
+    };
+    let api = Api::<corev1::Pod>::namespaced(client.clone(), &pod.namespace);
+    match api.bind(&pod.name, &binding).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Status::error(e.to_string())),
+    }
+}
+
 fn unreserve(
     profile: &crate::profile::Profile,
     state: &mut crate::framework::CycleState,
