@@ -500,6 +500,8 @@ struct BindOutcome {
     pod: Arc<PodInfo>,
     attempts: u32,
     node: String,
+    /// GPU devices chosen for the pod, written on the binding.
+    devices: Option<u64>,
     profile: Profile,
     state: CycleState,
     result: Result<(), Status>,
@@ -668,9 +670,14 @@ impl Service {
             );
             return;
         }
-        let assumed = self
-            .cache
-            .assume_pod(reserved_pod(&state, &pod, &node_info), &node);
+        let reserved = reserved_pod(&state, &pod, &node_info);
+        // Devices the scheduler chose (not the pod's own pin) go on the binding as the
+        // pod's annotation, so that every later reader, this cache included once the
+        // informer confirms the binding, agrees on them.
+        let devices = reserved
+            .gpu_device_mask
+            .filter(|_| pod.gpu_device_mask.is_none());
+        let assumed = self.cache.assume_pod(reserved, &node);
         self.metrics
             .attempt(&profile_name, outcome, started.elapsed().as_secs_f64());
         if let Err(e) = assumed {
@@ -684,6 +691,7 @@ impl Service {
             pod,
             attempts,
             node,
+            devices,
             profile,
             state,
             result: Ok(()),
@@ -691,7 +699,7 @@ impl Service {
         match permit {
             PermitOutcome::Allow => {
                 let o = &mut outcome;
-                o.result = bind(&self.client, &o.profile, &mut o.state, &o.pod, &o.node).await;
+                o.result = bind(&self.client, o).await;
             }
             PermitOutcome::Reject(s) => outcome.result = Err(s),
             PermitOutcome::Wait(waits) => {
@@ -708,9 +716,7 @@ impl Service {
                         self.binding.spawn(async move {
                             let mut o = outcome;
                             o.result = match wait_on_permit(&waiting, wait).await {
-                                Ok(()) => {
-                                    bind(&client, &o.profile, &mut o.state, &o.pod, &o.node).await
-                                }
+                                Ok(()) => bind(&client, &mut o).await,
                                 Err(s) => Err(s),
                             };
                             o
@@ -733,6 +739,7 @@ impl Service {
             attempts,
             node,
             profile,
+            devices: _,
             mut state,
             result,
         } = o;
@@ -889,14 +896,11 @@ async fn wait_on_permit(
 }
 
 /// PreBind, Bind and the `pods/binding` POST (upstream's binding cycle after
-/// `WaitOnPermit`). A failure is an `Error` status: the pod backs off.
-async fn bind(
-    client: &Client,
-    profile: &Profile,
-    state: &mut CycleState,
-    pod: &PodInfo,
-    node: &str,
-) -> Result<(), Status> {
+/// `WaitOnPermit`). The binding carries the chosen GPU devices as the pod's
+/// annotation (the API server copies a binding's annotations onto the pod, as
+/// upstream's does). A failure is an `Error` status: the pod backs off.
+async fn bind(client: &Client, o: &mut BindOutcome) -> Result<(), Status> {
+    let (profile, state, pod, node) = (&o.profile, &mut o.state, &*o.pod, o.node.as_str());
     for pl in &profile.pre_bind {
         let s = pl.pre_bind(state, pod, node);
         if !s.is_success() {
@@ -904,7 +908,7 @@ async fn bind(
             return Err(Status::error(message).with_plugin(pl.name()));
         }
     }
-    let binding = if profile.bind.is_empty() {
+    let mut binding = if profile.bind.is_empty() {
         default_binding(pod, node)
     } else {
         run_bind(profile, state, pod, node).map_err(|s| {
@@ -912,6 +916,11 @@ async fn bind(
             Status::error(message).with_plugin(s.plugin())
         })?
     };
+    if let Some(mask) = o.devices {
+        use crate::plugins::gpu_device::{GPU_DEVICES_ANNOTATION, format_device_list};
+        let annotations = binding.metadata.annotations.get_or_insert_default();
+        annotations.insert(GPU_DEVICES_ANNOTATION.into(), format_device_list(mask));
+    }
     let api = Api::<corev1::Pod>::namespaced(client.clone(), &pod.namespace);
     match api.bind(&pod.name, &binding).await {
         Ok(_) => Ok(()),

@@ -56,7 +56,15 @@ impl Harness {
     }
 
     async fn add_node(&self, name: &str, cpu: &str) {
-        let mut node = NodeBuilder::new(name).capacity(cpu, "8Gi", 110).build();
+        self.create_node(NodeBuilder::new(name).capacity(cpu, "8Gi", 110))
+            .await;
+    }
+
+    /// Creates a Ready node whose capacity is its allocatable.
+    async fn create_node(&self, node: NodeBuilder) {
+        let mut node = node.build();
+        let name = node.metadata.name.clone().unwrap();
+        let name = name.as_str();
         let status = node.status.as_mut().unwrap();
         status.capacity = status.allocatable.clone();
         status.conditions = Some(vec![corev1::NodeCondition {
@@ -528,5 +536,35 @@ async fn deleting_a_waiting_pod_releases_it() {
     h.add_pod("whole", "2").await;
     assert_eq!(h.wait_bound("whole").await, "n1");
     assert_eq!(gang.permits(), 2, "the deleted pod was not retried");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binding_names_the_gpu_devices_chosen() {
+    use bosun_sched_algos::plugins::gpu_device::GPU_DEVICES_ANNOTATION;
+    let h = Harness::start().await;
+    let node = NodeBuilder::new("gpu")
+        .capacity("8", "8Gi", 110)
+        .allocatable("nvidia.com/gpu", "4");
+    h.create_node(node).await;
+    let api = Api::<corev1::Pod>::namespaced(h.client.clone(), "default");
+    let mut seen = 0u64;
+    for (name, gpus) in [("two", "2"), ("one", "1")] {
+        h.create_pod(PodBuilder::new(name).request_resource("nvidia.com/gpu", gpus))
+            .await;
+        assert_eq!(h.wait_bound(name).await, "gpu");
+        let pod = api.get(name).await.unwrap();
+        let list = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(GPU_DEVICES_ANNOTATION))
+            .unwrap_or_else(|| panic!("{name} has no {GPU_DEVICES_ANNOTATION}"))
+            .clone();
+        let mask = bosun_sched_algos::plugins::gpu_device::parse_device_list(&list).unwrap();
+        assert_eq!(mask.count_ones(), gpus.parse::<u32>().unwrap(), "{list}");
+        assert_eq!(mask & seen, 0, "{name} shares a device: {list}");
+        seen |= mask;
+    }
     h.stop().await;
 }
