@@ -653,7 +653,15 @@ impl Service {
         state.set_waiting_pods(Arc::clone(&self.waiting));
         // Reserve, then assume (the pod as Reserve pinned it), then Permit; PreBind
         // and Bind follow at once, or in a task once a waiting pod is allowed.
-        if let Err(status) = run_reserve(&profile, &mut state, &pod, &node_info) {
+        let t = std::time::Instant::now();
+        let reserved = run_reserve(&profile, &mut state, &pod, &node_info);
+        let code = reserved
+            .as_ref()
+            .err()
+            .map_or("Success", |s| s.code().as_str());
+        self.metrics
+            .extension_point(&profile_name, "Reserve", code, t.elapsed().as_secs_f64());
+        if let Err(status) = reserved {
             self.metrics.attempt(
                 &profile_name,
                 AttemptResult::Error,
@@ -686,7 +694,15 @@ impl Service {
             eprintln!("scheduler: assume {}: {e}", pod.key());
             return;
         }
+        let t = std::time::Instant::now();
         let permit = run_permit(&profile, &mut state, &pod, &node);
+        let code = match &permit {
+            PermitOutcome::Allow => "Success",
+            PermitOutcome::Wait(_) => "Wait",
+            PermitOutcome::Reject(s) => s.code().as_str(),
+        };
+        self.metrics
+            .extension_point(&profile_name, "Permit", code, t.elapsed().as_secs_f64());
         let mut outcome = BindOutcome {
             pod,
             attempts,
@@ -699,7 +715,7 @@ impl Service {
         match permit {
             PermitOutcome::Allow => {
                 let o = &mut outcome;
-                o.result = bind(&self.client, o).await;
+                o.result = bind(&self.client, &self.metrics, o).await;
             }
             PermitOutcome::Reject(s) => outcome.result = Err(s),
             PermitOutcome::Wait(waits) => {
@@ -713,10 +729,18 @@ impl Service {
                     Err(s) => outcome.result = Err(s),
                     Ok(wait) => {
                         let (client, waiting) = (self.client.clone(), Arc::clone(&self.waiting));
+                        let metrics = Arc::clone(&self.metrics);
                         self.binding.spawn(async move {
                             let mut o = outcome;
-                            o.result = match wait_on_permit(&waiting, wait).await {
-                                Ok(()) => bind(&client, &mut o).await,
+                            let t = std::time::Instant::now();
+                            let verdict = wait_on_permit(&waiting, wait).await;
+                            let code = verdict
+                                .as_ref()
+                                .err()
+                                .map_or("Success", |s| s.code().as_str());
+                            metrics.permit_wait(code, t.elapsed().as_secs_f64());
+                            o.result = match verdict {
+                                Ok(()) => bind(&client, &metrics, &mut o).await,
                                 Err(s) => Err(s),
                             };
                             o
@@ -745,9 +769,13 @@ impl Service {
         } = o;
         let status = match result {
             Ok(()) => {
+                let t = std::time::Instant::now();
                 for pl in &profile.post_bind {
                     pl.post_bind(&state, &pod, &node);
                 }
+                let (name, secs) = (&profile.scheduler_name, t.elapsed().as_secs_f64());
+                self.metrics
+                    .extension_point(name, "PostBind", "Success", secs);
                 let message = format!("Successfully assigned {} to {node}", pod.key());
                 self.event(&pod, "Scheduled", "Normal", "Binding", message);
                 return;
@@ -899,15 +927,43 @@ async fn wait_on_permit(
 /// `WaitOnPermit`). The binding carries the chosen GPU devices as the pod's
 /// annotation (the API server copies a binding's annotations onto the pod, as
 /// upstream's does). A failure is an `Error` status: the pod backs off.
-async fn bind(client: &Client, o: &mut BindOutcome) -> Result<(), Status> {
+async fn bind(
+    client: &Client,
+    metrics: &SchedulerMetrics,
+    o: &mut BindOutcome,
+) -> Result<(), Status> {
     let (profile, state, pod, node) = (&o.profile, &mut o.state, &*o.pod, o.node.as_str());
-    for pl in &profile.pre_bind {
+    let record = |point, r: &Result<(), Status>, t: std::time::Instant| {
+        let code = r.as_ref().err().map_or("Success", |s| s.code().as_str());
+        let secs = t.elapsed().as_secs_f64();
+        metrics.extension_point(&profile.scheduler_name, point, code, secs);
+    };
+    let t = std::time::Instant::now();
+    let pre_bound = profile.pre_bind.iter().try_for_each(|pl| {
         let s = pl.pre_bind(state, pod, node);
-        if !s.is_success() {
-            let message = format!("running PreBind plugin {:?}: {}", pl.name(), s.message());
-            return Err(Status::error(message).with_plugin(pl.name()));
+        if s.is_success() {
+            return Ok(());
         }
-    }
+        let message = format!("running PreBind plugin {:?}: {}", pl.name(), s.message());
+        Err(Status::error(message).with_plugin(pl.name()))
+    });
+    record("PreBind", &pre_bound, t);
+    pre_bound?;
+    let t = std::time::Instant::now();
+    let bound = bind_now(client, profile, state, pod, node, o.devices).await;
+    record("Bind", &bound, t);
+    bound
+}
+
+/// The Bind plugins (or the default binding) and the `pods/binding` POST.
+async fn bind_now(
+    client: &Client,
+    profile: &Profile,
+    state: &mut CycleState,
+    pod: &PodInfo,
+    node: &str,
+    devices: Option<u64>,
+) -> Result<(), Status> {
     let mut binding = if profile.bind.is_empty() {
         default_binding(pod, node)
     } else {
@@ -916,7 +972,7 @@ async fn bind(client: &Client, o: &mut BindOutcome) -> Result<(), Status> {
             Status::error(message).with_plugin(s.plugin())
         })?
     };
-    if let Some(mask) = o.devices {
+    if let Some(mask) = devices {
         use crate::plugins::gpu_device::{GPU_DEVICES_ANNOTATION, format_device_list};
         let annotations = binding.metadata.annotations.get_or_insert_default();
         annotations.insert(GPU_DEVICES_ANNOTATION.into(), format_device_list(mask));

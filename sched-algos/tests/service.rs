@@ -430,7 +430,10 @@ impl bosun_sched_algos::framework::PermitPlugin for Gang {
     }
 }
 
-async fn start_with_gang(gang: &Arc<Gang>) -> Harness {
+/// A harness whose default profile has the `gang` Permit plugin; its metrics.
+async fn start_with_gang(
+    gang: &Arc<Gang>,
+) -> (Harness, Arc<bosun_sched_algos::metrics::SchedulerMetrics>) {
     use bosun_sched_algos::framework::Extensions;
     use bosun_sched_algos::{Profiles, Registry};
     let mut registry = Registry::in_tree();
@@ -447,7 +450,19 @@ profiles:
     permit: {enabled: [{name: Gang}]}
 ";
     let profiles = Profiles::from_yaml(yaml, &registry).unwrap();
-    Harness::start_with(ServiceConfig::new(profiles)).await
+    let config = ServiceConfig::new(profiles);
+    let metrics = config.metrics.clone();
+    (Harness::start_with(config).await, metrics)
+}
+
+fn assert_metric_lines(metrics: &bosun_sched_algos::metrics::SchedulerMetrics, lines: &[&str]) {
+    let text = metrics.render();
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "missing {line:?} in\n{text}"
+        );
+    }
 }
 
 impl Harness {
@@ -478,7 +493,7 @@ impl Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gang_waits_in_permit_until_it_is_complete() {
     let gang = Arc::new(Gang::new(3, 600_000));
-    let h = start_with_gang(&gang).await;
+    let (h, metrics) = start_with_gang(&gang).await;
     h.add_node("n1", "4").await;
     h.add_gang_pod("g1", "1", "a").await;
     h.add_gang_pod("g2", "1", "a").await;
@@ -501,13 +516,32 @@ async fn a_gang_waits_in_permit_until_it_is_complete() {
         assert_eq!(h.wait_bound(p).await, "n1");
         h.wait_event(p, "Scheduled").await;
     }
+    let point = "scheduler_framework_extension_point_duration_seconds_count";
+    assert_metric_lines(
+        &metrics,
+        &[
+            "scheduler_permit_wait_duration_seconds_count{result=\"Success\"} 2",
+            &format!(
+                "{point}{{extension_point=\"Permit\",profile=\"default-scheduler\",status=\"Wait\"}} 2"
+            ),
+            &format!(
+                "{point}{{extension_point=\"Permit\",profile=\"default-scheduler\",status=\"Success\"}} 1"
+            ),
+            &format!(
+                "{point}{{extension_point=\"Bind\",profile=\"default-scheduler\",status=\"Success\"}} 3"
+            ),
+            &format!(
+                "{point}{{extension_point=\"PostBind\",profile=\"default-scheduler\",status=\"Success\"}} 3"
+            ),
+        ],
+    );
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_pod_times_out_and_frees_its_node() {
     let gang = Arc::new(Gang::new(2, 300));
-    let h = start_with_gang(&gang).await;
+    let (h, metrics) = start_with_gang(&gang).await;
     h.add_node("n1", "2").await;
     h.add_gang_pod("lonely", "1", "b").await;
     let msg = h.wait_event("lonely", "FailedScheduling").await;
@@ -519,13 +553,17 @@ async fn a_waiting_pod_times_out_and_frees_its_node() {
     // and not retried before a cluster event).
     h.add_pod("whole", "2").await;
     assert_eq!(h.wait_bound("whole").await, "n1");
+    assert_metric_lines(
+        &metrics,
+        &["scheduler_permit_wait_duration_seconds_count{result=\"Unschedulable\"} 1"],
+    );
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_waiting_pod_releases_it() {
     let gang = Arc::new(Gang::new(2, 600_000));
-    let h = start_with_gang(&gang).await;
+    let (h, _) = start_with_gang(&gang).await;
     h.add_node("n1", "2").await;
     h.add_gang_pod("waiting", "1", "c").await;
     h.wait_until("one permit", || gang.permits() == 1).await;
