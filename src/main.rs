@@ -254,6 +254,11 @@ struct BenchSchedArgs {
     /// List the shipped scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Also run each algorithm end to end: an in-process API server and the scheduler
+    /// service over loopback, the same pods created through the API; the report puts
+    /// both figures side by side.
+    #[arg(long)]
+    e2e: bool,
 }
 
 #[derive(Args)]
@@ -343,7 +348,7 @@ fn main() -> anyhow::Result<()> {
         Command::Store(args) => runtime.block_on(run_store(args)),
         Command::Scheduler(args) => runtime.block_on(run_scheduler(args)),
         Command::Bench(BenchCommand::Api(args)) => runtime.block_on(bench_api(args)),
-        Command::Bench(BenchCommand::Sched(args)) => bench_sched(args),
+        Command::Bench(BenchCommand::Sched(args)) => bench_sched(args, &runtime),
         Command::Bench(BenchCommand::Store(args)) => runtime.block_on(bench_store::run(args)),
     }
 }
@@ -395,7 +400,7 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bench_sched(args: BenchSchedArgs) -> anyhow::Result<()> {
+fn bench_sched(args: BenchSchedArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     use bosun_harness::{scenario, sim};
     if args.list {
         for name in scenario::list_scenarios() {
@@ -420,7 +425,14 @@ fn bench_sched(args: BenchSchedArgs) -> anyhow::Result<()> {
     for name in &names {
         let sc = scenario::load_scenario(name)?;
         eprintln!("running {name}");
-        let report = sim::run_scenario(&sc, &opts)?;
+        let simulation = sim::simulate(&sc, &opts)?;
+        let mut report = simulation.report();
+        if args.e2e {
+            eprintln!("running {name} end to end");
+            let e2e_opts = bosun_harness::e2e::E2eOptions::default();
+            report.e2e = runtime.block_on(bosun_harness::e2e::run_e2e(&simulation, &e2e_opts))?;
+        }
+        drop(simulation);
         println!("{}", report.terminal_table());
         let (json, md) = report.write_files(&args.report)?;
         println!("report: {} and {}", md.display(), json.display());

@@ -31,6 +31,7 @@
 pub mod apiload;
 pub mod check;
 pub mod datasets;
+pub mod e2e;
 pub mod error;
 pub mod metrics;
 pub mod model;

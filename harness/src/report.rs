@@ -61,6 +61,10 @@ pub struct ScenarioReport {
     pub cluster_has_gpus: bool,
     pub algorithms: Vec<AlgorithmReport>,
     pub peak_rss_bytes: Option<u64>,
+    /// The same algorithms end to end through the API server and the scheduler
+    /// service, when run ([`crate::e2e`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub e2e: Vec<crate::e2e::E2eReport>,
 }
 
 impl ScenarioReport {
@@ -76,6 +80,7 @@ impl ScenarioReport {
             cluster_has_gpus: workload.has_gpus,
             algorithms: runs.iter().map(|r| r.report.clone()).collect(),
             peak_rss_bytes: peak_rss_bytes(),
+            e2e: Vec::new(),
         }
     }
 
@@ -105,23 +110,9 @@ impl ScenarioReport {
             "note",
         ];
         let rows: Vec<Vec<String>> = self.algorithms.iter().map(table_row).collect();
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let line = |cells: &[String]| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:>w$}"))
-                .collect();
-            padded.join("  ").trim_end().to_string() + "\n"
-        };
-        out += &line(&header.map(String::from));
-        for row in &rows {
-            out += &line(row);
+        out += &fixed_width_table(&header, &rows);
+        if !self.e2e.is_empty() {
+            out += &crate::e2e::terminal_table(&self.algorithms, &self.e2e);
         }
         out
     }
@@ -215,6 +206,9 @@ impl ScenarioReport {
                 );
             }
         }
+        if !self.e2e.is_empty() {
+            md += &crate::e2e::markdown(&self.algorithms, &self.e2e);
+        }
         md
     }
 
@@ -227,6 +221,28 @@ impl ScenarioReport {
         std::fs::write(&md, self.to_markdown())?;
         Ok((json, md))
     }
+}
+
+/// Right-aligned columns, two spaces apart, one line per row.
+pub(crate) fn fixed_width_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out += &line(&mut row.iter().map(String::as_str));
+    }
+    out
 }
 
 fn note(a: &AlgorithmReport) -> String {

@@ -1,6 +1,8 @@
 //! The scheduler as a service: informers on nodes and pods feed the [`Cache`] and a
-//! bounded [`SchedulingQueue`]; one loop takes the next pod, runs [`schedule_one`],
-//! assumes the pod, binds it through `pods/binding` and records a core/v1 Event.
+//! bounded [`SchedulingQueue`]; one loop takes the next pod, runs [`schedule_one`] and
+//! assumes the pod; a task beside the loop binds it through `pods/binding` (upstream's
+//! asynchronous binding cycle, at most [`ServiceConfig::max_binds_in_flight`] at once),
+//! and the loop then records a core/v1 Event.
 //!
 //! When no node fits and DefaultPreemption proposes victims, the service does what
 //! upstream's preemption does with the decision: records a `Preempted` Event on each
@@ -15,7 +17,8 @@
 //! unschedulable, as upstream does.
 //!
 //! This is the IO edge of the crate; everything it calls into is pure. All state (cache,
-//! queue, snapshot) is owned by the single loop in [`run`], so there are no locks.
+//! queue, snapshot) is owned by the single loop in [`run`], so there are no locks but
+//! the waiting pods' (shared with the plugins and the binding tasks).
 //!
 //! Queueing follows kube-scheduler's three queues: active pods are taken by priority,
 //! then arrival; a pod that fits nowhere goes to the unschedulable set, from which a
@@ -58,6 +61,8 @@ pub const DEFAULT_MAX_QUEUED_PODS: usize = 100_000;
 pub const DEFAULT_INFORMER_CHANNEL_CAPACITY: usize = 1024;
 /// Default bound on Events waiting to be sent.
 pub const DEFAULT_MAX_PENDING_EVENTS: usize = 1024;
+/// Default bound on bindings in flight.
+pub const DEFAULT_MAX_BINDS_IN_FLIGHT: usize = 64;
 /// Default bound on pods held in Permit at once.
 pub const DEFAULT_MAX_WAITING_PODS: usize = 10_000;
 /// Upstream's `podInitialBackoffDuration`.
@@ -83,6 +88,9 @@ pub struct ServiceConfig {
     /// Bound on pods held in Permit (a plugin's `Wait`); a pod beyond it is rejected
     /// and retried after its backoff.
     pub max_waiting_pods: usize,
+    /// Bound on bindings in flight (PreBind, Bind and the API call run beside the
+    /// scheduling loop, as upstream's binding cycle does); at the bound the loop waits.
+    pub max_binds_in_flight: usize,
     /// First backoff of a pod that failed; doubles per attempt.
     pub backoff_initial: Duration,
     /// Largest backoff.
@@ -91,6 +99,9 @@ pub struct ServiceConfig {
     pub seed: u64,
     /// Where the service records its metrics.
     pub metrics: Arc<SchedulerMetrics>,
+    /// Set to true once both informers have synced and scheduling starts (load
+    /// generators wait for it before starting their clocks).
+    pub ready: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 }
 
 impl ServiceConfig {
@@ -101,10 +112,12 @@ impl ServiceConfig {
             informer_channel_capacity: DEFAULT_INFORMER_CHANNEL_CAPACITY,
             max_pending_events: DEFAULT_MAX_PENDING_EVENTS,
             max_waiting_pods: DEFAULT_MAX_WAITING_PODS,
+            max_binds_in_flight: DEFAULT_MAX_BINDS_IN_FLIGHT,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             seed: 0,
             metrics: Arc::default(),
+            ready: None,
         }
     }
 }
@@ -424,14 +437,28 @@ pub async fn run(
         dropped_events: 0,
         metrics: config.metrics,
         waiting: Arc::new(WaitingPods::new(config.max_waiting_pods)),
+        max_binds_in_flight: config.max_binds_in_flight.max(1),
         binding: tokio::task::JoinSet::new(),
         deleted_while_waiting: Default::default(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     let (mut nodes_ready, mut pods_ready) = (false, false);
+    let mut ready = config.ready;
     let result = loop {
+        if nodes_ready
+            && pods_ready
+            && let Some(tx) = ready.take()
+        {
+            tx.send_replace(true);
+        }
         svc.queue.promote_due(Instant::now());
-        let can_schedule = nodes_ready && pods_ready && svc.queue.has_active();
+        // Binding runs beside scheduling (upstream's asynchronous binding cycle), at
+        // most `max_binds_in_flight` pods past Permit at once.
+        let binds_in_flight = svc.binding.len().saturating_sub(svc.waiting.len());
+        let can_schedule = nodes_ready
+            && pods_ready
+            && svc.queue.has_active()
+            && binds_in_flight < svc.max_binds_in_flight;
         let next_ready = svc.queue.next_ready_at();
         let step = tokio::select! {
             biased;
@@ -519,7 +546,9 @@ struct Service {
     metrics: Arc<SchedulerMetrics>,
     /// Pods held in Permit; each has a task in `binding` waiting for its verdict.
     waiting: Arc<WaitingPods>,
-    /// Binding cycles of pods that waited in Permit (at most `max_waiting_pods`).
+    max_binds_in_flight: usize,
+    /// Binding cycles: pods binding (at most `max_binds_in_flight`) and pods waiting
+    /// in Permit (at most `max_waiting_pods`).
     binding: tokio::task::JoinSet<BindOutcome>,
     /// Waiting pods whose deletion rejected them: undone, not requeued.
     deleted_while_waiting: std::collections::HashSet<String>,
@@ -714,8 +743,13 @@ impl Service {
         };
         match permit {
             PermitOutcome::Allow => {
-                let o = &mut outcome;
-                o.result = bind(&self.client, &self.metrics, o).await;
+                let (client, metrics) = (self.client.clone(), Arc::clone(&self.metrics));
+                self.binding.spawn(async move {
+                    let mut o = outcome;
+                    o.result = bind(&client, &metrics, &mut o).await;
+                    o
+                });
+                return;
             }
             PermitOutcome::Reject(s) => outcome.result = Err(s),
             PermitOutcome::Wait(waits) => {

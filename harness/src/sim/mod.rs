@@ -265,7 +265,7 @@ impl Algorithm {
     }
 
     /// The profiles the algorithm schedules with, for this workload.
-    fn profiles(&self, registry: &Registry, workload: &Workload) -> Result<Profiles, String> {
+    pub fn profiles(&self, registry: &Registry, workload: &Workload) -> Result<Profiles, String> {
         let result = match self {
             Algorithm::Framework { config_yaml, .. }
             | Algorithm::MinCostFlow { config_yaml, .. } => {
@@ -361,6 +361,8 @@ pub struct AlgorithmRun {
     /// Every scheduling decision in order: pod id and the node index it was placed on
     /// (`None`: not placed).
     pub decisions: Vec<(u32, Option<u32>)>,
+    /// Where the initial pods were placed before measuring: pod id and node name.
+    pub initial_placements: Vec<(u32, String)>,
     /// Plugin names of the profile at every extension point.
     pub profile_plugins: Vec<&'static str>,
 }
@@ -377,6 +379,32 @@ impl Simulation {
     pub fn report(&self) -> ScenarioReport {
         ScenarioReport::new(&self.scenario, &self.workload, &self.runs)
     }
+
+    /// The algorithm a run of this simulation used, by name.
+    pub fn algorithm(&self, name: &str) -> Option<Algorithm> {
+        algorithm_of(&self.scenario, name)
+    }
+}
+
+/// The scenario's algorithm `name`: one of its `profiles`, else a built-in one with
+/// the scenario's batch window.
+fn algorithm_of(scenario: &Scenario, name: &str) -> Option<Algorithm> {
+    Some(match scenario.profiles.get(name) {
+        Some(yaml) => Algorithm::Framework {
+            name: name.to_string(),
+            config_yaml: yaml.clone(),
+        },
+        None => match Algorithm::named(name)? {
+            Algorithm::MinCostFlow {
+                name, config_yaml, ..
+            } => Algorithm::MinCostFlow {
+                name,
+                config_yaml,
+                window_pods: scenario.batch_window_pods.unwrap_or(DEFAULT_WINDOW_PODS),
+            },
+            other => other,
+        },
+    })
 }
 
 /// Runs `scenario` for each of its algorithms (or `opts.algorithms`) and reports.
@@ -400,22 +428,7 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
     let workload = Workload::build(&scenario)?;
     let mut runs = Vec::with_capacity(scenario.algorithms.len());
     for name in &scenario.algorithms {
-        let algorithm = match scenario.profiles.get(name) {
-            Some(yaml) => Algorithm::Framework {
-                name: name.clone(),
-                config_yaml: yaml.clone(),
-            },
-            None => match Algorithm::named(name).expect("validated algorithm name") {
-                Algorithm::MinCostFlow {
-                    name, config_yaml, ..
-                } => Algorithm::MinCostFlow {
-                    name,
-                    config_yaml,
-                    window_pods: scenario.batch_window_pods.unwrap_or(DEFAULT_WINDOW_PODS),
-                },
-                other => other,
-            },
-        };
+        let algorithm = algorithm_of(&scenario, name).expect("validated algorithm name");
         runs.push(Driver::run(
             &scenario,
             &workload,
@@ -526,6 +539,12 @@ impl<'a> Driver<'a> {
                 .map_err(|e| d.cache_error(e))?;
         }
         d.place_initial()?;
+        let initial_placements: Vec<(u32, String)> = (0..workload.n_initial as u32)
+            .filter_map(|id| {
+                let n = d.cluster.pod_node[id as usize]?;
+                Some((id, d.cluster.nodes[n as usize].name.clone()))
+            })
+            .collect();
         // The scheduler's snapshot is current when the measured pods arrive, as a
         // running scheduler's is: the first timed cycle must not pay for building it.
         d.cache.update_snapshot(&mut d.snapshot);
@@ -550,6 +569,7 @@ impl<'a> Driver<'a> {
             report,
             cluster: d.cluster,
             decisions: d.decisions,
+            initial_placements,
             profile_plugins,
         })
     }
