@@ -353,6 +353,8 @@ async fn one_algorithm(
 /// no kubelet), the algorithm's scheduler.
 fn pod_object(info: &PodInfo, scheduler_name: &str) -> Pod {
     let mut pod = (*info.pod).clone();
+    // A sibling shares its template's object: the name is the PodInfo's.
+    pod.metadata.name = Some(info.name.clone());
     pod.metadata.uid = None;
     pod.metadata.resource_version = None;
     pod.metadata.namespace = Some(NAMESPACE.into());

@@ -46,6 +46,51 @@ pub struct AlgorithmReport {
     pub placements_fnv64: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scheduler_errors: Vec<String>,
+    /// The algorithm's whole run: scheduler cache filled, initial pods placed,
+    /// measured pods scheduled and tracked, quality computed.
+    pub run_time_ms: f64,
+    /// Of it, the scheduler's own work outside the measured cycles: its cache filled
+    /// with the nodes, its snapshot built, each binding confirmed in its cache (and
+    /// the initial pods' cycles when the scheduler places them).
+    pub scheduler_side_ms: f64,
+}
+
+/// What the harness itself costs: everything but the scheduler's cycles.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HarnessCost {
+    /// Generating or loading the nodes and pods (once per scenario).
+    pub workload_build_ms: f64,
+    /// The algorithms' runs, summed ([`AlgorithmReport::run_time_ms`]).
+    pub runs_ms: f64,
+    /// The scheduler's work, summed: the measured pods' cycles (`sched_time_ms`)
+    /// and its work around them (`scheduler_side_ms`).
+    pub scheduler_ms: f64,
+    /// `1 - scheduler_ms / (workload_build_ms + runs_ms)`: the share of the run spent
+    /// generating the cluster and pods, tracking them (placements, devices, quality)
+    /// and measuring. Wall time of a single-threaded loop, so the share of its CPU
+    /// time too (rayon's filter threads run inside the cycles).
+    pub harness_frac: f64,
+}
+
+impl HarnessCost {
+    pub fn new(workload_build_ms: f64, runs: &[AlgorithmReport]) -> HarnessCost {
+        let runs_ms: f64 = runs.iter().map(|a| a.run_time_ms).sum();
+        let scheduler_ms: f64 = runs
+            .iter()
+            .map(|a| a.throughput.sched_time_ms + a.scheduler_side_ms)
+            .sum();
+        let total = workload_build_ms + runs_ms;
+        HarnessCost {
+            workload_build_ms,
+            runs_ms,
+            scheduler_ms,
+            harness_frac: if total > 0.0 {
+                1.0 - scheduler_ms / total
+            } else {
+                0.0
+            },
+        }
+    }
 }
 
 /// A scenario's results, every algorithm side by side.
@@ -61,6 +106,7 @@ pub struct ScenarioReport {
     pub cluster_has_gpus: bool,
     pub algorithms: Vec<AlgorithmReport>,
     pub peak_rss_bytes: Option<u64>,
+    pub harness: HarnessCost,
     /// The same algorithms end to end through the API server and the scheduler
     /// service, when run ([`crate::e2e`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +126,7 @@ impl ScenarioReport {
             cluster_has_gpus: workload.has_gpus,
             algorithms: runs.iter().map(|r| r.report.clone()).collect(),
             peak_rss_bytes: peak_rss_bytes(),
+            harness: HarnessCost::new(0.0, &[]),
             e2e: Vec::new(),
         }
     }
@@ -111,6 +158,17 @@ impl ScenarioReport {
         ];
         let rows: Vec<Vec<String>> = self.algorithms.iter().map(table_row).collect();
         out += &fixed_width_table(&header, &rows);
+        let h = &self.harness;
+        out += &format!(
+            "harness: workload {:.0} ms, runs {:.0} ms of which the scheduler's {:.0} ms: \
+             harness {:.1}%{}\n",
+            h.workload_build_ms,
+            h.runs_ms,
+            h.scheduler_ms,
+            h.harness_frac * 100.0,
+            self.peak_rss_bytes
+                .map_or(String::new(), |b| format!(", peak RSS {} MiB", b >> 20))
+        );
         if !self.e2e.is_empty() {
             out += &crate::e2e::terminal_table(&self.algorithms, &self.e2e);
         }
@@ -133,6 +191,16 @@ impl ScenarioReport {
         if let Some(rss) = self.peak_rss_bytes {
             let _ = writeln!(md, "Peak RSS of the process: {} MiB.", rss >> 20);
         }
+        let h = &self.harness;
+        let _ = writeln!(
+            md,
+            "Harness cost: workload built in {:.0} ms; of {:.0} ms of runs, {:.0} ms were \
+             the scheduler's, so {:.1}% of the run was the harness.",
+            h.workload_build_ms,
+            h.runs_ms,
+            h.scheduler_ms,
+            h.harness_frac * 100.0
+        );
         let _ = writeln!(
             md,
             "Latency is one scheduling cycle (snapshot update, filter, score, assume); queue \

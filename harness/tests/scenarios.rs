@@ -281,7 +281,15 @@ fn reports_carry_units_in_their_keys() {
         "no GPU figures without GPUs"
     );
     let table = report.terminal_table();
-    assert_eq!(table.lines().count(), 4, "{table}");
+    // Title, header, two algorithms, the harness's cost.
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(table.lines().last().unwrap().starts_with("harness: "), "{table}");
+    let h = &json["harness"];
+    for key in ["workload_build_ms", "runs_ms", "scheduler_ms", "harness_frac"] {
+        assert!(h[key].is_number(), "{key}");
+    }
+    let frac = h["harness_frac"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&frac), "{frac}");
     assert!(report.to_markdown().contains("| most-allocated |"));
     let dir = tempfile::tempdir().unwrap();
     let (j, m) = report.write_files(dir.path()).unwrap();

@@ -319,6 +319,20 @@ impl PodInfo {
         self.signature
     }
 
+    /// A pod that differs from this one only in `metadata.name` and `metadata.uid`,
+    /// without converting its object again: every precomputed field is copied and the
+    /// object is shared, so `self.pod`'s name and UID stay this pod's (readers of the
+    /// identity use [`PodInfo::name`], [`PodInfo::uid`] and [`PodInfo::key`]). For
+    /// load generators that make many copies of one pod; the signature is unchanged,
+    /// as it covers neither field.
+    pub fn sibling(&self, name: &str, uid: &str) -> PodInfo {
+        PodInfo {
+            name: name.to_owned(),
+            uid: uid.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// `namespace/name`.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)

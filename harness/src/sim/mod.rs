@@ -373,11 +373,15 @@ pub struct Simulation {
     pub scenario: Scenario,
     pub workload: Workload,
     pub runs: Vec<AlgorithmRun>,
+    /// Time to generate or load the nodes and pods.
+    pub workload_build_ms: f64,
 }
 
 impl Simulation {
     pub fn report(&self) -> ScenarioReport {
-        ScenarioReport::new(&self.scenario, &self.workload, &self.runs)
+        let mut r = ScenarioReport::new(&self.scenario, &self.workload, &self.runs);
+        r.harness = crate::report::HarnessCost::new(self.workload_build_ms, &r.algorithms);
+        r
     }
 
     /// The algorithm a run of this simulation used, by name.
@@ -425,7 +429,9 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
         scenario.algorithms = algorithms.clone();
     }
     scenario.validate(&scenario.name)?;
+    let built = Instant::now();
     let workload = Workload::build(&scenario)?;
+    let workload_build_ms = built.elapsed().as_secs_f64() * 1e3;
     let mut runs = Vec::with_capacity(scenario.algorithms.len());
     for name in &scenario.algorithms {
         let algorithm = algorithm_of(&scenario, name).expect("validated algorithm name");
@@ -440,6 +446,7 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
         scenario,
         workload,
         runs,
+        workload_build_ms,
     })
 }
 
@@ -489,6 +496,9 @@ struct Driver<'a> {
     counts: Counts,
     errors: Vec<String>,
     decisions: Vec<(u32, Option<u32>)>,
+    /// Time in the scheduler outside the measured cycles: filling its cache with
+    /// the nodes, its snapshot, and each binding's confirmation.
+    scheduler_side: Duration,
 }
 
 impl<'a> Driver<'a> {
@@ -498,6 +508,7 @@ impl<'a> Driver<'a> {
         algorithm: &Algorithm,
         progress: &Progress,
     ) -> Result<AlgorithmRun, HarnessError> {
+        let run_started = Instant::now();
         let registry = Registry::in_tree();
         let algo_err = |message: String| HarnessError::Algorithm {
             scenario: scenario.name.clone(),
@@ -532,11 +543,14 @@ impl<'a> Driver<'a> {
             counts: Counts::default(),
             errors: Vec::new(),
             decisions: Vec::new(),
+            scheduler_side: Duration::ZERO,
         };
         for spec in &workload.nodes {
-            d.cache
-                .add_node(&spec.to_k8s())
-                .map_err(|e| d.cache_error(e))?;
+            let node = spec.to_k8s();
+            let t = Instant::now();
+            let added = d.cache.add_node(&node);
+            d.scheduler_side += t.elapsed();
+            added.map_err(|e| d.cache_error(e))?;
         }
         d.place_initial()?;
         let initial_placements: Vec<(u32, String)> = (0..workload.n_initial as u32)
@@ -547,7 +561,9 @@ impl<'a> Driver<'a> {
             .collect();
         // The scheduler's snapshot is current when the measured pods arrive, as a
         // running scheduler's is: the first timed cycle must not pay for building it.
+        let t = Instant::now();
         d.cache.update_snapshot(&mut d.snapshot);
+        d.scheduler_side += t.elapsed();
         let m = d.schedule_all(algorithm.name(), progress)?;
         d.finish_counts();
         d.counts.check().map_err(|m| d.cache_error(m))?;
@@ -564,7 +580,11 @@ impl<'a> Driver<'a> {
             gpu_curve: m.curve,
             placements_fnv64: placements_digest(workload, &d.cluster, &d.decisions),
             scheduler_errors: d.errors.clone(),
+            run_time_ms: 0.0,
+            scheduler_side_ms: d.scheduler_side.as_secs_f64() * 1e3,
         };
+        let mut report = report;
+        report.run_time_ms = run_started.elapsed().as_secs_f64() * 1e3;
         Ok(AlgorithmRun {
             report,
             cluster: d.cluster,
@@ -587,7 +607,9 @@ impl<'a> Driver<'a> {
         if self.scenario.initial_placement == InitialPlacement::Scheduler {
             let ids: Vec<u32> = (0..n_initial as u32).collect();
             for window in ids.chunks(self.window_pods.unwrap_or(1)) {
-                for outcome in self.schedule_window(window)?.0 {
+                let (outcomes, elapsed) = self.schedule_window(window)?;
+                self.scheduler_side += elapsed;
+                for outcome in outcomes {
                     match outcome {
                         Outcome::Placed(_) => self.counts.pods_initial_placed += 1,
                         _ => self.counts.pods_initial_unschedulable += 1,
@@ -645,11 +667,14 @@ impl<'a> Driver<'a> {
                 self.cache_error(format!("bind {}: {}", pod.spec.name, s.message()))
             })?;
         }
+        // The scheduler's side of a binding: its informer decodes the bound pod and
+        // its cache confirms it.
+        let t = Instant::now();
         let mut bound: PodInfo = info.clone();
         bound.node_name = node_name;
-        self.cache
-            .add_pod(Arc::new(bound))
-            .map_err(|e| self.cache_error(e))?;
+        let added = self.cache.add_pod(Arc::new(bound));
+        self.scheduler_side += t.elapsed();
+        added.map_err(|e| self.cache_error(e))?;
         self.cluster.place(id, &pod.spec, n, devices);
         Ok(())
     }

@@ -68,13 +68,27 @@ impl Workload {
         let mut pods = Vec::new();
         for (gi, group) in groups.iter().enumerate() {
             let prefix = group_prefix(scenario, gi, group);
+            // A group's pods differ only in name (daemonset pods also in their pin):
+            // the first is converted, the others are its siblings.
+            let mut template: Option<Arc<PodInfo>> = None;
             for i in 0..group.count {
                 let spec = group_pod_spec(group, format!("{prefix}-{i}"));
                 let pin_node = group.daemonset.then(|| (i % nodes.len()) as u32);
+                if let Some(t) = template.as_ref().filter(|_| pin_node.is_none()) {
+                    let name = k8s_name(&spec.name);
+                    let info = Arc::new(t.sibling(&name, &name));
+                    pods.push(SimPod {
+                        spec,
+                        group: gi as u32,
+                        pin_node,
+                        info,
+                    });
+                    continue;
+                }
                 let pin_name = pin_node.map(|n| node_names[n as usize].as_str());
-                pods.push(sim_pod(
-                    spec, gi as u32, group, pin_node, pin_name, scenario,
-                )?);
+                let pod = sim_pod(spec, gi as u32, group, pin_node, pin_name, scenario)?;
+                template.get_or_insert_with(|| Arc::clone(&pod.info));
+                pods.push(pod);
             }
         }
         if let Some(fgd) = &scenario.openb_fgd {
@@ -359,4 +373,47 @@ fn schedule_order(scenario: &Scenario, pods: &[SimPod], n_initial: usize) -> Vec
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Siblings are what converting each pod on its own would give.
+    #[test]
+    fn siblings_equal_their_own_conversion() {
+        for name in [
+            "SchedulingBasic-short",
+            "PodAntiAffinity-short",
+            "SchedulingDaemonset-short",
+        ] {
+            let scenario = crate::scenario::load_scenario(name).unwrap();
+            let w = Workload::build(&scenario).unwrap();
+            let node_names: Vec<String> = w.nodes.iter().map(|n| k8s_name(&n.name)).collect();
+            for p in &w.pods {
+                let group = &w.groups[p.group as usize];
+                let pin = p.pin_node.map(|n| node_names[n as usize].as_str());
+                let own =
+                    sim_pod(p.spec.clone(), p.group, group, p.pin_node, pin, &scenario).unwrap();
+                let (a, b) = (&p.info, &own.info);
+                assert_eq!((&a.name, &a.uid, a.key()), (&b.name, &b.uid, b.key()));
+                assert_eq!(a.signature(), b.signature(), "{}", a.name);
+                assert_eq!(
+                    (
+                        &a.labels,
+                        &a.requests,
+                        a.priority,
+                        &a.affinity.required_anti_affinity.len()
+                    ),
+                    (
+                        &b.labels,
+                        &b.requests,
+                        b.priority,
+                        &b.affinity.required_anti_affinity.len()
+                    )
+                );
+                assert_eq!(a.pod.spec, b.pod.spec, "{}", a.name);
+            }
+        }
+    }
 }
