@@ -20,6 +20,7 @@
 //!   in simulated time; [`sim::run_scenario`] is the entry point.
 //! - [`metrics`]: placement quality (allocation, load spread, FGD GPU fragmentation).
 //! - [`report`]: a run's JSON, terminal table and Markdown report.
+//! - [`plots`]: the Markdown report's SVG plots (throughput, latency CDFs, GPU curves).
 //! - [`check`]: the invariants every simulated run must satisfy.
 //! - [`error`]: [`error::HarnessError`], the umbrella error of scenario runs.
 //!
@@ -35,6 +36,7 @@ pub mod e2e;
 pub mod error;
 pub mod metrics;
 pub mod model;
+pub mod plots;
 pub mod replay;
 pub mod report;
 pub mod rng;

@@ -1,6 +1,6 @@
 //! A scenario run's results: JSON for machines (every key carries its unit:
 //! `pods_per_s`, `latency_us_p99`, `unallocated_gpu_frac`, ...), a table for the
-//! terminal and a Markdown report.
+//! terminal and a Markdown report whose SVG plots ([`crate::plots`]) sit beside it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::metrics::{Counts, CurvePoint, Quality, peak_rss_bytes};
+use crate::plots::{self, PlotKind};
 use crate::scenario::Scenario;
 use crate::sim::AlgorithmRun;
 use crate::sim::workload::Workload;
-use crate::stats::LatencySummary;
+use crate::stats::{CdfPoint, LatencySummary};
 
 /// Throughput of the measured pods.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -37,6 +38,9 @@ pub struct AlgorithmReport {
     pub throughput: Throughput,
     /// Per-pod cycle latency (`latency_us_*`).
     pub scheduling: LatencySummary,
+    /// The same cycle latency as a CDF, for the latency plot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_cdf: Vec<CdfPoint>,
     /// Per-pod wait from arrival to the start of its cycle, simulated time.
     pub queue_wait: LatencySummary,
     pub quality: Quality,
@@ -175,7 +179,8 @@ impl ScenarioReport {
         out
     }
 
-    /// The Markdown report: the table, then counts, quality and the GPU curve.
+    /// The Markdown report: the table, then counts, quality and the GPU curve, with
+    /// links to the plots [`ScenarioReport::write_files`] writes beside it.
     pub fn to_markdown(&self) -> String {
         let mut md = format!("# Scenario {}\n\n", self.scenario);
         let _ = writeln!(
@@ -227,6 +232,8 @@ impl ScenarioReport {
                 note(a)
             );
         }
+        let kinds = plots::plot_kinds(self);
+        self.plot_links(&mut md, kinds.iter().filter(|k| !k.is_gpu()));
         md += "\n## Placement quality\n\n";
         md += "| algorithm | cpu alloc | mem alloc | cpu cv | nodes used | max pods/node | first failure at (pods, cpu alloc) | gpu alloc | unallocated gpu | gpu frag |\n";
         md += "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
@@ -255,6 +262,14 @@ impl ScenarioReport {
                 gpu(|g| g.gpu_frag_frac),
             );
         }
+        if kinds.iter().any(|k| k.is_gpu()) {
+            md += "\n## GPU allocation over arrived load\n";
+            if plots::draws_ideal(self) {
+                md += "\nThe dashed line is a scheduler that never fragments: every arrived \
+                       GPU request placed until the cluster is full.\n";
+            }
+            self.plot_links(&mut md, kinds.iter().filter(|k| k.is_gpu()));
+        }
         for a in self.algorithms.iter().filter(|a| !a.gpu_curve.is_empty()) {
             let _ = writeln!(
                 md,
@@ -280,9 +295,27 @@ impl ScenarioReport {
         md
     }
 
-    /// Writes `<dir>/<scenario>.json` and `<dir>/<scenario>.md`; returns their paths.
+    /// One image link per plot, relative to the Markdown's directory.
+    fn plot_links<'k>(&self, md: &mut String, kinds: impl Iterator<Item = &'k PlotKind>) {
+        for kind in kinds {
+            let _ = writeln!(
+                md,
+                "\n![{}]({})",
+                kind.title(),
+                kind.file_name(&self.scenario)
+            );
+        }
+    }
+
+    /// Writes `<dir>/<scenario>.json`, `<dir>/<scenario>.md` and the plots it links,
+    /// `<dir>/<scenario>-<plot>.svg`; returns the JSON's and the Markdown's paths.
     pub fn write_files(&self, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+        // Rendered first, so that a failure leaves no Markdown linking missing plots.
+        let svgs = plots::render_all(self).map_err(std::io::Error::other)?;
         std::fs::create_dir_all(dir)?;
+        for (kind, svg) in &svgs {
+            std::fs::write(dir.join(kind.file_name(&self.scenario)), svg)?;
+        }
         let json = dir.join(format!("{}.json", self.scenario));
         let md = dir.join(format!("{}.md", self.scenario));
         std::fs::write(&json, self.to_json())?;

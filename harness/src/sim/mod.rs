@@ -575,6 +575,7 @@ impl<'a> Driver<'a> {
             counts: d.counts.clone(),
             throughput: m.throughput,
             scheduling: m.latency.summary(),
+            latency_cdf: m.latency.cdf(),
             queue_wait: m.queue_wait.summary(),
             quality,
             gpu_curve: m.curve,
