@@ -36,6 +36,8 @@ fn algorithm(name: &str, pods_per_s: f64, cdf: &[(f64, u64)]) -> AlgorithmReport
         gpu_curve: Vec::new(),
         placements_fnv64: String::new(),
         scheduler_errors: Vec::new(),
+        run_time_ms: 0.0,
+        scheduler_side_ms: 0.0,
     }
 }
 
@@ -66,6 +68,8 @@ fn report(algorithms: Vec<AlgorithmReport>) -> ScenarioReport {
         cluster_has_gpus: false,
         algorithms,
         peak_rss_bytes: None,
+        harness: Default::default(),
+        e2e: Vec::new(),
     }
 }
 
