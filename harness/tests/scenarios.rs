@@ -283,9 +283,17 @@ fn reports_carry_units_in_their_keys() {
     let table = report.terminal_table();
     // Title, header, two algorithms, the harness's cost.
     assert_eq!(table.lines().count(), 5, "{table}");
-    assert!(table.lines().last().unwrap().starts_with("harness: "), "{table}");
+    assert!(
+        table.lines().last().unwrap().starts_with("harness: "),
+        "{table}"
+    );
     let h = &json["harness"];
-    for key in ["workload_build_ms", "runs_ms", "scheduler_ms", "harness_frac"] {
+    for key in [
+        "workload_build_ms",
+        "runs_ms",
+        "scheduler_ms",
+        "harness_frac",
+    ] {
         assert!(h[key].is_number(), "{key}");
     }
     let frac = h["harness_frac"].as_f64().unwrap();
