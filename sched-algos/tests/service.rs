@@ -544,7 +544,10 @@ async fn a_waiting_pod_times_out_and_frees_its_node() {
     let (h, metrics) = start_with_gang(&gang).await;
     h.add_node("n1", "2").await;
     h.add_gang_pod("lonely", "1", "b").await;
-    let msg = h.wait_event("lonely", "FailedScheduling").await;
+    // The first attempt may come before the node is known ("no nodes available").
+    let msg = h
+        .wait_event_where("lonely", "FailedScheduling", |m| m.starts_with("0/1"))
+        .await;
     assert_eq!(
         msg,
         "0/1 nodes are available: 1 rejected due to timeout after waiting 300ms at plugin Gang."
