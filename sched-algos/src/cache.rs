@@ -357,6 +357,10 @@ pub struct NodeColumns {
     pub non_zero_milli_cpu: Vec<i64>,
     pub non_zero_memory: Vec<i64>,
     pub n_pods: Vec<i64>,
+    /// Free whole GPUs (`nvidia.com/gpu` allocatable minus requested).
+    pub free_gpus: Vec<i64>,
+    /// Free milli-GPU (`bosun.io/gpu-milli`), the fractional-GPU resource.
+    pub free_gpu_milli: Vec<i64>,
     pub flags: Vec<u8>,
     /// The node's [`NodeInfo::generation`].
     pub generation: Vec<u64>,
@@ -374,6 +378,8 @@ impl NodeColumns {
         self.non_zero_milli_cpu.push(0);
         self.non_zero_memory.push(0);
         self.n_pods.push(0);
+        self.free_gpus.push(0);
+        self.free_gpu_milli.push(0);
         self.flags.push(0);
         self.generation.push(0);
         self.set(self.flags.len() - 1, n);
@@ -391,6 +397,9 @@ impl NodeColumns {
         self.non_zero_milli_cpu[i] = n.non_zero_milli_cpu;
         self.non_zero_memory[i] = n.non_zero_memory;
         self.n_pods[i] = n.pods.len() as i64;
+        let free = |name| n.allocatable.scalar(name) - n.requested.scalar(name);
+        self.free_gpus[i] = free(crate::plugins::gpu_device::GPU_RESOURCE);
+        self.free_gpu_milli[i] = free(crate::plugins::gpu_device::GPU_MILLI_RESOURCE);
         self.generation[i] = n.generation;
         let mut f = 0;
         if n.unschedulable {

@@ -30,6 +30,9 @@ pub struct ResourceError {
     pub source: quantity::QuantityError,
 }
 
+/// Up to this many scalar resources, [`Resource::scalar`] scans instead of searching.
+const LINEAR_SCALAR_LOOKUP: usize = 8;
+
 /// Amounts of every resource the scheduler tracks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resource {
@@ -89,6 +92,15 @@ impl Resource {
 
     /// The amount of scalar resource `name`, 0 when absent.
     pub fn scalar(&self, name: &str) -> i64 {
+        // Nodes and pods carry a handful of scalar resources: comparing for equality
+        // (lengths first) beats a binary search's ordered string compares there.
+        if self.scalar.len() <= LINEAR_SCALAR_LOOKUP {
+            return self
+                .scalar
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, v)| *v);
+        }
         match self.scalar.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
             Ok(i) => self.scalar[i].1,
             Err(_) => 0,

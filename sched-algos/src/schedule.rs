@@ -678,8 +678,10 @@ pub(crate) fn run_score<'a>(
 }
 
 /// Below this many nodes, or with a one-thread pool, handing work to rayon costs more
-/// (a wake-up and a context switch per region) than it saves.
-pub const PARALLEL_MIN_NODES: usize = 2 * FILTER_CHUNK_NODES;
+/// (a wake-up and a context switch per region, and idle workers spinning in
+/// `sched_yield`) than it saves: on the 1,213-node openb cluster, a quarter of a run's
+/// CPU went to rayon's wake-ups and spinning at 512.
+pub const PARALLEL_MIN_NODES: usize = 8 * FILTER_CHUNK_NODES;
 
 pub(crate) fn run_sequentially(n_nodes: usize) -> bool {
     n_nodes < PARALLEL_MIN_NODES || rayon::current_num_threads() == 1

@@ -577,6 +577,11 @@ impl PreScorePlugin for InterPodAffinity {
         if self.args.ignore_preferred_terms_of_existing_pods && !has_constraints {
             return Status::skip();
         }
+        // Upstream visits only the nodes hosting pods with affinity when the pod has no
+        // preferred terms (`HavePodsWithAffinityList`); with none, the map is empty.
+        if !has_constraints && snap.nodes_with_affinity_pods().next().is_none() {
+            return Status::skip();
+        }
         let resolve = |terms: &[WeightedAffinityTerm]| -> Vec<WeightedAffinityTerm> {
             terms
                 .iter()

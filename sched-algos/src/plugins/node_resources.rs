@@ -562,11 +562,26 @@ struct NodeFitView {
 
 impl Fit {
     /// Upstream's `fitsRequest`: the reasons the pod does not fit, empty when it fits.
-    fn insufficient<'a>(
+    /// For each of the pod's scalar requests: the reason a node lacking it gets, or
+    /// None when the request is zero or ignored. Computed once per pod and batch.
+    fn scalar_reasons(&self, pod: &PodInfo) -> Vec<Option<std::borrow::Cow<'static, str>>> {
+        pod.requests
+            .scalar
+            .iter()
+            .map(|(name, amount)| {
+                (*amount != 0 && !self.ignored(name)).then(|| insufficient_reason(name))
+            })
+            .collect()
+    }
+
+    /// Why `pod` does not fit the node `v` describes; `free_scalar(k, name)` is the
+    /// node's free amount of the pod's `k`-th scalar request.
+    fn insufficient(
         &self,
         pod: &PodInfo,
         v: &NodeFitView,
-        node: impl FnOnce() -> &'a NodeInfo,
+        mut free_scalar: impl FnMut(usize, &str) -> i64,
+        scalar_reasons: &[Option<std::borrow::Cow<'static, str>>],
     ) -> Vec<std::borrow::Cow<'static, str>> {
         let mut reasons = Vec::new();
         if v.n_pods + 1 > v.allowed_pods {
@@ -585,19 +600,43 @@ impl Fit {
         if r.ephemeral_storage > 0 && r.ephemeral_storage > v.free_ephemeral {
             reasons.push("Insufficient ephemeral-storage".into());
         }
-        if !r.scalar.is_empty() {
-            let node = node();
-            for (name, amount) in &r.scalar {
-                if *amount == 0 || self.ignored(name) {
-                    continue;
-                }
-                if *amount > node.allocatable.scalar(name) - node.requested.scalar(name) {
-                    reasons.push(format!("Insufficient {name}").into());
-                }
+        for (k, ((name, amount), reason)) in r.scalar.iter().zip(scalar_reasons).enumerate() {
+            let Some(reason) = reason else {
+                continue;
+            };
+            if *amount > free_scalar(k, name) {
+                reasons.push(reason.clone());
             }
         }
         reasons
     }
+}
+
+/// Most reason strings kept for the process; past it, reasons are allocated per use.
+const MAX_INTERNED_REASONS: usize = 1024;
+
+/// `Insufficient <name>` for a scalar resource. A cluster has few resource names, so
+/// each reason is allocated once for the process and then shared: a cycle in which
+/// every node lacks a GPU allocates no strings for it.
+fn insufficient_reason(name: &str) -> std::borrow::Cow<'static, str> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static REASONS: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let mut reasons = REASONS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = reasons.get(name) {
+        return std::borrow::Cow::Borrowed(r);
+    }
+    let reason = format!("Insufficient {name}");
+    if reasons.len() >= MAX_INTERNED_REASONS {
+        return reason.into();
+    }
+    // Leaked on purpose: at most MAX_INTERNED_REASONS short strings for the process.
+    let leaked: &'static str = Box::leak(reason.into_boxed_str());
+    reasons.insert(name.to_owned(), leaked);
+    std::borrow::Cow::Borrowed(leaked)
 }
 
 fn fit_status(reasons: Vec<std::borrow::Cow<'static, str>>) -> Status {
@@ -617,7 +656,9 @@ impl FilterPlugin for Fit {
             free_memory: node.allocatable.memory - node.requested.memory,
             free_ephemeral: node.allocatable.ephemeral_storage - node.requested.ephemeral_storage,
         };
-        fit_status(self.insufficient(pod, &v, || node))
+        let free =
+            |_: usize, name: &str| node.allocatable.scalar(name) - node.requested.scalar(name);
+        fit_status(self.insufficient(pod, &v, free, &self.scalar_reasons(pod)))
     }
 
     fn filter_batch(
@@ -628,7 +669,21 @@ impl FilterPlugin for Fit {
         nodes: &[u32],
         out: &mut [Option<Status>],
     ) {
+        use crate::plugins::gpu_device::{GPU_MILLI_RESOURCE, GPU_RESOURCE};
         let c = snap.columns();
+        let scalar_reasons = self.scalar_reasons(pod);
+        // Where each scalar request's free amount is read: the GPU columns, or the
+        // node's resource list (0: whole GPUs, 1: milli-GPU, 2: by name).
+        let sources: Vec<u8> = pod
+            .requests
+            .scalar
+            .iter()
+            .map(|(name, _)| match name.as_str() {
+                GPU_RESOURCE => 0,
+                GPU_MILLI_RESOURCE => 1,
+                _ => 2,
+            })
+            .collect();
         for (slot, &idx) in out.iter_mut().zip(nodes) {
             if slot.is_some() {
                 continue;
@@ -641,7 +696,15 @@ impl FilterPlugin for Fit {
                 free_memory: c.alloc_memory[i] - c.req_memory[i],
                 free_ephemeral: c.alloc_ephemeral_storage[i] - c.req_ephemeral_storage[i],
             };
-            let reasons = self.insufficient(pod, &v, || snap.node(idx));
+            let free = |k: usize, name: &str| match sources[k] {
+                0 => c.free_gpus[i],
+                1 => c.free_gpu_milli[i],
+                _ => {
+                    let node = snap.node(idx);
+                    node.allocatable.scalar(name) - node.requested.scalar(name)
+                }
+            };
+            let reasons = self.insufficient(pod, &v, free, &scalar_reasons);
             if !reasons.is_empty() {
                 *slot = Some(fit_status(reasons).with_plugin(FIT_NAME));
             }
