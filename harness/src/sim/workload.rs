@@ -65,7 +65,7 @@ impl Workload {
         let node_names: Vec<String> = nodes.iter().map(|n| k8s_name(&n.name)).collect();
         let mut groups: Vec<PodGroup> = scenario.initial_pods.clone();
         groups.extend(scenario.measured_pods.iter().cloned());
-        let mut pods = Vec::new();
+        let mut pods = Vec::with_capacity(groups.iter().map(|g| g.count).sum());
         for (gi, group) in groups.iter().enumerate() {
             let prefix = group_prefix(scenario, gi, group);
             // A group's pods differ only in name (daemonset pods also in their pin):
