@@ -880,6 +880,14 @@ impl Service {
             for v in victims {
                 let message = format!("Preempted by pod {} on node {node}", pod.uid);
                 self.event(&v, "Preempted", "Normal", "Preempting", message);
+                // A victim still waiting in Permit is not bound: upstream rejects it
+                // (it is unreserved and requeued) rather than deleting it.
+                if self
+                    .waiting
+                    .reject(&v.uid, "DefaultPreemption", "preempted")
+                {
+                    continue;
+                }
                 let api = Api::<corev1::Pod>::namespaced(self.client.clone(), &v.namespace);
                 let dp = bosun_client::DeleteParams {
                     preconditions: Some(

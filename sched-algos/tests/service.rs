@@ -609,3 +609,25 @@ async fn the_binding_names_the_gpu_devices_chosen() {
     }
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_victim_is_rejected_not_deleted() {
+    let gang = Arc::new(Gang::new(3, 600_000));
+    let (h, _) = start_with_gang(&gang).await;
+    h.add_node("n1", "2").await;
+    h.add_gang_pod("w1", "1", "d").await;
+    h.add_gang_pod("w2", "1", "d").await;
+    h.wait_until("two permits", || gang.permits() == 2).await;
+    h.add_pod_with("vip", "2", 1000).await;
+    assert_eq!(h.wait_bound("vip").await, "n1");
+    let api = Api::<corev1::Pod>::namespaced(h.client.clone(), "default");
+    for w in ["w1", "w2"] {
+        let msg = h.wait_event(w, "Preempted").await;
+        assert!(msg.ends_with(" on node n1"), "{msg}");
+        let pod = api.get(w).await.expect("a waiting victim is not deleted");
+        assert_eq!(pod.spec.and_then(|s| s.node_name), None);
+        h.wait_event_where(w, "FailedScheduling", |m| m.contains("preempted"))
+            .await;
+    }
+    h.stop().await;
+}
