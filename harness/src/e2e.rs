@@ -207,7 +207,7 @@ async fn one_algorithm(
     .await?;
     let mut initial = Vec::new();
     for (pod_id, node) in &run.initial_placements {
-        let mut pod = pod_object(&w.pods[*pod_id as usize].info, &scheduler_name);
+        let mut pod = pod_object(&w.pods[*pod_id as usize].decode(), &scheduler_name);
         pod.spec.get_or_insert_default().node_name = Some(node.clone());
         initial.push(pod);
     }
@@ -247,7 +247,7 @@ async fn one_algorithm(
         .schedule
         .iter()
         .filter(|(id, _)| w.collects_metrics(*id))
-        .map(|&(id, _)| pod_object(&w.pods[id as usize].info, &scheduler_name))
+        .map(|&(id, _)| pod_object(&w.pods[id as usize].decode(), &scheduler_name))
         .collect();
     let total = measured.len();
     let measured_names: HashSet<String> = measured

@@ -37,7 +37,29 @@ pub struct SimPod {
     pub group: u32,
     /// The node (index into [`Workload::nodes`]) a daemonset pod is pinned to.
     pub pin_node: Option<u32>,
-    pub info: Arc<PodInfo>,
+    /// The scheduler's view of this pod, or of the first pod of its group when this
+    /// one differs from it only in name (see [`SimPod::decode`]).
+    template: Arc<PodInfo>,
+}
+
+impl SimPod {
+    /// The pod's Kubernetes name (and UID).
+    pub fn name(&self) -> String {
+        k8s_name(&self.spec.name)
+    }
+
+    /// The scheduler's [`PodInfo`] of this pod, as its informer would decode it on
+    /// arrival: the converted pod itself, or a [`PodInfo::sibling`] of its group's
+    /// first pod. Drivers call it when the pod arrives and count it as the
+    /// scheduler's work.
+    pub fn decode(&self) -> Arc<PodInfo> {
+        let name = self.name();
+        if self.template.name == name {
+            Arc::clone(&self.template)
+        } else {
+            Arc::new(self.template.sibling(&name, &name))
+        }
+    }
 }
 
 /// A scenario's nodes and pods. Pods `0..n_initial` are initial; the rest are measured.
@@ -75,19 +97,17 @@ impl Workload {
                 let spec = group_pod_spec(group, format!("{prefix}-{i}"));
                 let pin_node = group.daemonset.then(|| (i % nodes.len()) as u32);
                 if let Some(t) = template.as_ref().filter(|_| pin_node.is_none()) {
-                    let name = k8s_name(&spec.name);
-                    let info = Arc::new(t.sibling(&name, &name));
                     pods.push(SimPod {
                         spec,
                         group: gi as u32,
                         pin_node,
-                        info,
+                        template: Arc::clone(t),
                     });
                     continue;
                 }
                 let pin_name = pin_node.map(|n| node_names[n as usize].as_str());
                 let pod = sim_pod(spec, gi as u32, group, pin_node, pin_name, scenario)?;
-                template.get_or_insert_with(|| Arc::clone(&pod.info));
+                template.get_or_insert_with(|| Arc::clone(&pod.template));
                 pods.push(pod);
             }
         }
@@ -263,7 +283,7 @@ fn sim_pod(
         spec,
         group: group_idx,
         pin_node,
-        info: Arc::new(info),
+        template: Arc::new(info),
     })
 }
 
@@ -395,7 +415,7 @@ mod tests {
                 let pin = p.pin_node.map(|n| node_names[n as usize].as_str());
                 let own =
                     sim_pod(p.spec.clone(), p.group, group, p.pin_node, pin, &scenario).unwrap();
-                let (a, b) = (&p.info, &own.info);
+                let (a, b) = (&p.decode(), &own.decode());
                 assert_eq!((&a.name, &a.uid, a.key()), (&b.name, &b.uid, b.key()));
                 assert_eq!(a.signature(), b.signature(), "{}", a.name);
                 assert_eq!(
