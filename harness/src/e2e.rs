@@ -122,7 +122,6 @@ pub async fn run_e2e(sim: &Simulation, opts: &E2eOptions) -> Result<Vec<E2eRepor
 struct Stack {
     stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     stop_scheduler: Option<tokio::sync::oneshot::Sender<()>>,
-    scheduler: Option<tokio::task::JoinHandle<Result<(), service::ServiceError>>>,
 }
 
 impl Drop for Stack {
@@ -176,7 +175,6 @@ async fn one_algorithm(
     let mut stack = Stack {
         stop_server: Some(stop_server),
         stop_scheduler: None,
-        scheduler: None,
     };
 
     // The cluster: namespace, priority classes, nodes, initial pods where the
@@ -233,9 +231,9 @@ async fn one_algorithm(
     sconfig.ready = Some(Arc::new(ready_tx));
     let (stop_scheduler, stop) = tokio::sync::oneshot::channel::<()>();
     stack.stop_scheduler = Some(stop_scheduler);
-    stack.scheduler = Some(tokio::spawn(service::run(client.clone(), sconfig, async {
+    tokio::spawn(service::run(client.clone(), sconfig, async {
         let _ = stop.await;
-    })));
+    }));
     tokio::time::timeout_at(deadline.into(), ready.wait_for(|r| *r))
         .await
         .map_err(|_| "the scheduler did not sync in time".to_string())?

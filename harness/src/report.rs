@@ -59,7 +59,7 @@ pub struct AlgorithmReport {
     pub scheduler_side_ms: f64,
 }
 
-/// What the harness itself costs: everything but the scheduler's cycles.
+/// What the harness itself costs: everything but the scheduler's work.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HarnessCost {
     /// Generating or loading the nodes and pods (once per scenario).
@@ -118,7 +118,13 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
-    pub fn new(scenario: &Scenario, workload: &Workload, runs: &[AlgorithmRun]) -> ScenarioReport {
+    pub fn new(
+        scenario: &Scenario,
+        workload: &Workload,
+        runs: &[AlgorithmRun],
+        workload_build_ms: f64,
+    ) -> ScenarioReport {
+        let algorithms: Vec<AlgorithmReport> = runs.iter().map(|r| r.report.clone()).collect();
         ScenarioReport {
             scenario: scenario.name.clone(),
             shape: scenario.shape.as_str().to_string(),
@@ -128,9 +134,9 @@ impl ScenarioReport {
             n_initial_pods: workload.n_initial,
             n_pods_to_schedule: workload.schedule.len(),
             cluster_has_gpus: workload.has_gpus,
-            algorithms: runs.iter().map(|r| r.report.clone()).collect(),
+            harness: HarnessCost::new(workload_build_ms, &algorithms),
+            algorithms,
             peak_rss_bytes: peak_rss_bytes(),
-            harness: HarnessCost::new(0.0, &[]),
             e2e: Vec::new(),
         }
     }

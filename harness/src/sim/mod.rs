@@ -379,9 +379,12 @@ pub struct Simulation {
 
 impl Simulation {
     pub fn report(&self) -> ScenarioReport {
-        let mut r = ScenarioReport::new(&self.scenario, &self.workload, &self.runs);
-        r.harness = crate::report::HarnessCost::new(self.workload_build_ms, &r.algorithms);
-        r
+        ScenarioReport::new(
+            &self.scenario,
+            &self.workload,
+            &self.runs,
+            self.workload_build_ms,
+        )
     }
 
     /// The algorithm a run of this simulation used, by name.

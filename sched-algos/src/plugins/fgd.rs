@@ -300,30 +300,16 @@ impl ReservePlugin for FgdScore {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1 as corev1;
-
     use super::*;
     use crate::fixtures::{NodeBuilder, PodBuilder};
     use crate::plugins::gpu_device::{GPU_MILLI_RESOURCE, GPU_RESOURCE, reserved_devices};
-    use crate::plugins::testutil::{node, pod, score_all, snapshot};
+    use crate::plugins::testutil::{gpu_pod, node, pod, score_all, snapshot};
 
     fn gpu_node(name: &str, n_gpus: u32) -> NodeBuilder {
         NodeBuilder::new(name)
             .capacity("32", "128Gi", 110)
             .allocatable(GPU_RESOURCE, &n_gpus.to_string())
             .allocatable(GPU_MILLI_RESOURCE, &(n_gpus * 1000).to_string())
-    }
-
-    fn gpu_pod(name: &str, demand: GpuDemand) -> corev1::Pod {
-        let b = PodBuilder::new(name).request("1", "1Gi");
-        match demand {
-            GpuDemand::None => b,
-            GpuDemand::Whole(k) => b
-                .request_resource(GPU_RESOURCE, &k.to_string())
-                .request_resource(GPU_MILLI_RESOURCE, &(k * 1000).to_string()),
-            GpuDemand::Fraction(m) => b.request_resource(GPU_MILLI_RESOURCE, &m.to_string()),
-        }
-        .build()
     }
 
     /// A mix of tasks of 1 CPU / 1 GiB with the given GPU demands and weights.

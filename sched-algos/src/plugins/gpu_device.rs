@@ -332,11 +332,9 @@ impl FilterPlugin for GpuDeviceFit {
 mod tests {
     use std::sync::Arc;
 
-    use k8s_openapi::api::core::v1 as corev1;
-
     use super::*;
     use crate::fixtures::{NodeBuilder, PodBuilder};
-    use crate::plugins::testutil::{filter_all, node, pod, snapshot};
+    use crate::plugins::testutil::{filter_all, gpu_pod, node, pod, snapshot};
 
     fn gpu_node(name: &str, n_gpus: u32) -> NodeBuilder {
         let b = NodeBuilder::new(name).capacity("96", "384Gi", 110);
@@ -345,20 +343,6 @@ mod tests {
         }
         b.allocatable(GPU_RESOURCE, &n_gpus.to_string())
             .allocatable(GPU_MILLI_RESOURCE, &(n_gpus * 1000).to_string())
-    }
-
-    /// A pod as the harness maps it (harness `model.rs`): whole GPUs request both
-    /// resources, fractions only milli-GPU.
-    fn gpu_pod(name: &str, demand: GpuDemand) -> corev1::Pod {
-        let b = PodBuilder::new(name).request("1", "1Gi");
-        match demand {
-            GpuDemand::None => b,
-            GpuDemand::Whole(k) => b
-                .request_resource(GPU_RESOURCE, &k.to_string())
-                .request_resource(GPU_MILLI_RESOURCE, &(k * 1000).to_string()),
-            GpuDemand::Fraction(m) => b.request_resource(GPU_MILLI_RESOURCE, &m.to_string()),
-        }
-        .build()
     }
 
     use GpuDemand::{Fraction as F, None as N, Whole as W};

@@ -83,6 +83,22 @@ pub(crate) mod testutil {
         Snapshot::from_nodes(nodes.into_iter().map(Arc::new).collect())
     }
 
+    /// A one-CPU pod asking for GPUs as the harness maps it (harness `model.rs`):
+    /// whole GPUs request both resources, fractions only milli-GPU.
+    pub fn gpu_pod(name: &str, demand: crate::plugins::gpu_device::GpuDemand) -> corev1::Pod {
+        use crate::fixtures::PodBuilder;
+        use crate::plugins::gpu_device::{GPU_MILLI_RESOURCE, GPU_RESOURCE, GpuDemand};
+        let b = PodBuilder::new(name).request("1", "1Gi");
+        match demand {
+            GpuDemand::None => b,
+            GpuDemand::Whole(k) => b
+                .request_resource(GPU_RESOURCE, &k.to_string())
+                .request_resource(GPU_MILLI_RESOURCE, &(k * 1000).to_string()),
+            GpuDemand::Fraction(m) => b.request_resource(GPU_MILLI_RESOURCE, &m.to_string()),
+        }
+        .build()
+    }
+
     /// Runs a filter's batch form over every node of the snapshot; `None` is Success.
     pub fn filter_all(
         plugin: &dyn FilterPlugin,

@@ -612,6 +612,14 @@ impl Fit {
     }
 }
 
+/// Where Fit's batch filter reads a node's free amount of a scalar resource.
+#[derive(Clone, Copy)]
+enum ScalarSource {
+    Gpus,
+    GpuMilli,
+    ByName,
+}
+
 /// Most reason strings kept for the process; past it, reasons are allocated per use.
 const MAX_INTERNED_REASONS: usize = 1024;
 
@@ -672,16 +680,16 @@ impl FilterPlugin for Fit {
         use crate::plugins::gpu_device::{GPU_MILLI_RESOURCE, GPU_RESOURCE};
         let c = snap.columns();
         let scalar_reasons = self.scalar_reasons(pod);
-        // Where each scalar request's free amount is read: the GPU columns, or the
-        // node's resource list (0: whole GPUs, 1: milli-GPU, 2: by name).
-        let sources: Vec<u8> = pod
+        // Where each scalar request's free amount is read: a GPU column, or the
+        // node's resource list.
+        let sources: Vec<ScalarSource> = pod
             .requests
             .scalar
             .iter()
             .map(|(name, _)| match name.as_str() {
-                GPU_RESOURCE => 0,
-                GPU_MILLI_RESOURCE => 1,
-                _ => 2,
+                GPU_RESOURCE => ScalarSource::Gpus,
+                GPU_MILLI_RESOURCE => ScalarSource::GpuMilli,
+                _ => ScalarSource::ByName,
             })
             .collect();
         for (slot, &idx) in out.iter_mut().zip(nodes) {
@@ -697,9 +705,9 @@ impl FilterPlugin for Fit {
                 free_ephemeral: c.alloc_ephemeral_storage[i] - c.req_ephemeral_storage[i],
             };
             let free = |k: usize, name: &str| match sources[k] {
-                0 => c.free_gpus[i],
-                1 => c.free_gpu_milli[i],
-                _ => {
+                ScalarSource::Gpus => c.free_gpus[i],
+                ScalarSource::GpuMilli => c.free_gpu_milli[i],
+                ScalarSource::ByName => {
                     let node = snap.node(idx);
                     node.allocatable.scalar(name) - node.requested.scalar(name)
                 }
