@@ -302,10 +302,38 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// CPU time (user and system, every thread) the process has used so far, in
+/// milliseconds, where Linux reports it (`/proc/self/stat`, in 1/100 s ticks).
+pub fn process_cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at `state`, the
+    // third; utime and stime are the 14th and 15th.
+    let mut fields = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux ABI.
+    Some((utime + stime) as f64 * 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sim::workload::Workload;
+
+    #[test]
+    fn process_cpu_time_is_read_and_never_goes_back() {
+        let before = process_cpu_ms().expect("Linux reports /proc/self/stat");
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(x);
+        let after = process_cpu_ms().expect("still there");
+        assert!(before >= 0.0 && after >= before, "{before} then {after}");
+    }
 
     /// FGD paper, section 3 (Fig. 5's example, in our units): a node with 2 GPUs, one
     /// half used. A 0.6-GPU task cannot use the 0.5 left on device 0: fragment 500.

@@ -74,25 +74,37 @@ pub struct HarnessCost {
     /// and measuring. Wall time of a single-threaded loop, so the share of its CPU
     /// time too (rayon's filter threads run inside the cycles).
     pub harness_frac: f64,
+    /// CPU time of the whole process (every thread) over the workload build and the
+    /// runs, where the platform reports it (`/proc/self/stat`, 10 ms ticks).
+    pub process_cpu_ms: Option<f64>,
+    /// The harness's time (`workload_build_ms + runs_ms - scheduler_ms`, all on the
+    /// driving thread) as a share of `process_cpu_ms`: the share of the run's CPU.
+    /// Lower than `harness_frac` when the scheduler's filters run on several threads.
+    pub harness_cpu_frac: Option<f64>,
 }
 
 impl HarnessCost {
-    pub fn new(workload_build_ms: f64, runs: &[AlgorithmReport]) -> HarnessCost {
+    pub fn new(
+        workload_build_ms: f64,
+        runs: &[AlgorithmReport],
+        process_cpu_ms: Option<f64>,
+    ) -> HarnessCost {
         let runs_ms: f64 = runs.iter().map(|a| a.run_time_ms).sum();
         let scheduler_ms: f64 = runs
             .iter()
             .map(|a| a.throughput.sched_time_ms + a.scheduler_side_ms)
             .sum();
         let total = workload_build_ms + runs_ms;
+        let harness_ms = (total - scheduler_ms).max(0.0);
         HarnessCost {
             workload_build_ms,
             runs_ms,
             scheduler_ms,
-            harness_frac: if total > 0.0 {
-                1.0 - scheduler_ms / total
-            } else {
-                0.0
-            },
+            harness_frac: if total > 0.0 { harness_ms / total } else { 0.0 },
+            process_cpu_ms,
+            harness_cpu_frac: process_cpu_ms
+                .filter(|&cpu| cpu > 0.0)
+                .map(|cpu| (harness_ms / cpu).min(1.0)),
         }
     }
 }
@@ -123,6 +135,7 @@ impl ScenarioReport {
         workload: &Workload,
         runs: &[AlgorithmRun],
         workload_build_ms: f64,
+        process_cpu_ms: Option<f64>,
     ) -> ScenarioReport {
         let algorithms: Vec<AlgorithmReport> = runs.iter().map(|r| r.report.clone()).collect();
         ScenarioReport {
@@ -134,7 +147,7 @@ impl ScenarioReport {
             n_initial_pods: workload.n_initial,
             n_pods_to_schedule: workload.schedule.len(),
             cluster_has_gpus: workload.has_gpus,
-            harness: HarnessCost::new(workload_build_ms, &algorithms),
+            harness: HarnessCost::new(workload_build_ms, &algorithms, process_cpu_ms),
             algorithms,
             peak_rss_bytes: peak_rss_bytes(),
             e2e: Vec::new(),
@@ -171,11 +184,16 @@ impl ScenarioReport {
         let h = &self.harness;
         out += &format!(
             "harness: workload {:.0} ms, runs {:.0} ms of which the scheduler's {:.0} ms: \
-             harness {:.1}%{}\n",
+             harness {:.1}%{}{}\n",
             h.workload_build_ms,
             h.runs_ms,
             h.scheduler_ms,
             h.harness_frac * 100.0,
+            h.harness_cpu_frac.map_or(String::new(), |f| format!(
+                " of the time, {:.1}% of the process's {:.0} ms of CPU",
+                f * 100.0,
+                h.process_cpu_ms.unwrap_or_default()
+            )),
             self.peak_rss_bytes
                 .map_or(String::new(), |b| format!(", peak RSS {} MiB", b >> 20))
         );
@@ -206,11 +224,16 @@ impl ScenarioReport {
         let _ = writeln!(
             md,
             "Harness cost: workload built in {:.0} ms; of {:.0} ms of runs, {:.0} ms were \
-             the scheduler's, so {:.1}% of the run was the harness.",
+             the scheduler's, so {:.1}% of the run's time was the harness{}.",
             h.workload_build_ms,
             h.runs_ms,
             h.scheduler_ms,
-            h.harness_frac * 100.0
+            h.harness_frac * 100.0,
+            h.harness_cpu_frac.map_or(String::new(), |f| format!(
+                " ({:.1}% of the process's {:.0} ms of CPU)",
+                f * 100.0,
+                h.process_cpu_ms.unwrap_or_default()
+            ))
         );
         let _ = writeln!(
             md,

@@ -298,6 +298,14 @@ fn reports_carry_units_in_their_keys() {
     }
     let frac = h["harness_frac"].as_f64().unwrap();
     assert!((0.0..1.0).contains(&frac), "{frac}");
+    let process_cpu_ms = h["process_cpu_ms"]
+        .as_f64()
+        .expect("Linux reports CPU time");
+    // The share is there once the process used a tick of CPU (10 ms).
+    if process_cpu_ms > 0.0 {
+        let cpu = h["harness_cpu_frac"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&cpu), "{cpu}");
+    }
     assert!(report.to_markdown().contains("| most-allocated |"));
     let dir = tempfile::tempdir().unwrap();
     let (j, m) = report.write_files(dir.path()).unwrap();

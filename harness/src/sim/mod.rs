@@ -54,6 +54,7 @@ pub mod workload;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bosun_sched_algos::CycleState;
 use bosun_sched_algos::batch::{DEFAULT_WINDOW_PODS, schedule_batch};
 use bosun_sched_algos::plugins::fgd::{self, FgdArgs};
 use bosun_sched_algos::plugins::{dominant_share, first_fit, tetris};
@@ -375,6 +376,9 @@ pub struct Simulation {
     pub runs: Vec<AlgorithmRun>,
     /// Time to generate or load the nodes and pods.
     pub workload_build_ms: f64,
+    /// CPU time the process used building the workload and running the algorithms
+    /// (every thread), where the platform reports it.
+    pub process_cpu_ms: Option<f64>,
 }
 
 impl Simulation {
@@ -384,6 +388,7 @@ impl Simulation {
             &self.workload,
             &self.runs,
             self.workload_build_ms,
+            self.process_cpu_ms,
         )
     }
 
@@ -432,6 +437,7 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
         scenario.algorithms = algorithms.clone();
     }
     scenario.validate(&scenario.name)?;
+    let cpu_before = metrics::process_cpu_ms();
     let built = Instant::now();
     let workload = Workload::build(&scenario)?;
     let workload_build_ms = built.elapsed().as_secs_f64() * 1e3;
@@ -445,11 +451,15 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> Result<Simulation, Ha
             &opts.progress,
         )?);
     }
+    let process_cpu_ms = metrics::process_cpu_ms()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     Ok(Simulation {
         scenario,
         workload,
         runs,
         workload_build_ms,
+        process_cpu_ms,
     })
 }
 
@@ -547,7 +557,7 @@ impl<'a> Driver<'a> {
             cluster: ClusterState::new(workload),
             counts: Counts::default(),
             errors: Vec::new(),
-            decisions: Vec::new(),
+            decisions: Vec::with_capacity(workload.schedule.len() + workload.n_initial),
             scheduler_side: Duration::ZERO,
             infos: vec![None; workload.pods.len()],
         };
@@ -626,10 +636,12 @@ impl<'a> Driver<'a> {
         self.counts.pods_initial = n_initial;
         if self.scenario.initial_placement == InitialPlacement::Scheduler {
             let ids: Vec<u32> = (0..n_initial as u32).collect();
+            let mut outcomes = Vec::new();
             for window in ids.chunks(self.window_pods.unwrap_or(1)) {
-                let (outcomes, elapsed) = self.schedule_window(window)?;
+                outcomes.clear();
+                let elapsed = self.schedule_window(window, &mut outcomes)?;
                 self.scheduler_side += elapsed;
-                for outcome in outcomes {
+                for outcome in &outcomes {
                     match outcome {
                         Outcome::Placed(_) => self.counts.pods_initial_placed += 1,
                         _ => self.counts.pods_initial_unschedulable += 1,
@@ -649,7 +661,7 @@ impl<'a> Driver<'a> {
                 Some((n, devices)) => {
                     cursor = n as usize + 1;
                     let info = self.info(id);
-                    self.bind(id, n, devices, None, &info)?;
+                    self.bind(id, n, devices, None, info)?;
                     self.counts.pods_initial_placed += 1;
                 }
                 None => self.counts.pods_initial_unschedulable += 1,
@@ -671,76 +683,95 @@ impl<'a> Driver<'a> {
 
     /// Confirms pod `id` on node `n`: the cache learns the binding (of `info`, the pod
     /// as assumed, device pin included), the cluster the devices. `assumed` carries the
-    /// decision's cycle state when the scheduler chose.
+    /// decision's cycle state when the scheduler chose. The scheduler's objects (the
+    /// cycle state, its copies of the pod) are dropped here, on its clock.
     fn bind(
         &mut self,
         id: u32,
         n: u32,
         devices: Vec<u8>,
-        assumed: Option<&mut bosun_sched_algos::CycleState>,
-        info: &PodInfo,
+        assumed: Option<CycleState>,
+        info: Arc<PodInfo>,
     ) -> Result<(), HarnessError> {
         let pod = &self.workload.pods[id as usize];
-        let node_name = self.cluster.nodes[n as usize].name.clone();
-        if let Some(state) = assumed {
-            let t = Instant::now();
-            let bound = run_bind(&self.profile, state, info, &node_name);
-            self.scheduler_side += t.elapsed();
-            bound.map_err(|s| {
-                self.cache_error(format!("bind {}: {}", pod.spec.name, s.message()))
-            })?;
-        }
-        // The scheduler's side of a binding: its informer decodes the bound pod and
-        // its cache confirms it.
+        let node_name = &self.cluster.nodes[n as usize].name;
         let t = Instant::now();
-        let mut bound: PodInfo = info.clone();
-        bound.node_name = node_name;
-        let added = self.cache.add_pod(Arc::new(bound));
+        let bound = match assumed {
+            Some(mut state) => run_bind(&self.profile, &mut state, &info, node_name)
+                .map(drop)
+                .map_err(|s| s.message()),
+            None => Ok(()),
+        };
+        // The scheduler's side of a binding: its informer decodes the bound pod and
+        // its cache confirms it, replacing the informer's earlier copy.
+        let added = bound.and_then(|()| {
+            let mut bound = PodInfo::clone(&info);
+            bound.node_name.clone_from(node_name);
+            self.infos[id as usize] = None;
+            drop(info);
+            self.cache
+                .add_pod(Arc::new(bound))
+                .map_err(|e| e.to_string())
+        });
         self.scheduler_side += t.elapsed();
-        added.map_err(|e| self.cache_error(e))?;
+        added.map_err(|m| self.cache_error(format!("bind {}: {m}", pod.spec.name)))?;
         self.cluster.place(id, &pod.spec, n, devices);
         Ok(())
     }
 
     /// Places a window of pods: one timed cycle each ([`schedule_one`], Reserve,
     /// assume) or, for a batch algorithm, one timed [`schedule_batch`]; then, untimed,
-    /// the devices and the binding. Returns the outcomes in order and the time taken.
-    fn schedule_window(&mut self, ids: &[u32]) -> Result<(Vec<Outcome>, Duration), HarnessError> {
+    /// the devices and the binding. Appends the outcomes in order to `outcomes` and
+    /// returns the time taken.
+    fn schedule_window(
+        &mut self,
+        ids: &[u32],
+        outcomes: &mut Vec<Outcome>,
+    ) -> Result<Duration, HarnessError> {
         let mut elapsed = Duration::ZERO;
-        let mut decided: Vec<Result<Assumed, ScheduleError>> = Vec::new();
-        if self.window_pods.is_some() {
-            let infos: Vec<Arc<PodInfo>> = ids.iter().map(|&id| self.info(id)).collect();
-            let start = Instant::now();
-            let results = schedule_batch(
-                &self.profile,
-                &mut self.cache,
-                &mut self.snapshot,
-                &infos,
-                &mut self.ctx,
-            );
-            elapsed += start.elapsed();
-            let results = results.map_err(|e| self.cache_error(e))?;
-            decided.extend(results.into_iter().map(|r| r.map(|p| (p.decision, p.pod))));
-        } else {
+        if self.window_pods.is_none() {
             for &id in ids {
                 // The pod arrives (decoded, untimed here), then its cycle is timed.
                 self.info(id);
                 let start = Instant::now();
                 let result = self.cycle(id);
                 elapsed += start.elapsed();
-                decided.push(result?);
+                let outcome = self.settle(id, result?)?;
+                outcomes.push(outcome);
             }
+            return Ok(elapsed);
         }
-        let mut outcomes = Vec::with_capacity(ids.len());
-        for (&id, result) in ids.iter().zip(decided) {
-            let outcome = match result {
-                Ok((decision, assumed)) => self.confirm(id, decision, &assumed)?,
-                Err(e) => Outcome::of_error(e),
-            };
-            self.decisions.push((id, outcome.placed()));
+        let infos: Vec<Arc<PodInfo>> = ids.iter().map(|&id| self.info(id)).collect();
+        let start = Instant::now();
+        let results = schedule_batch(
+            &self.profile,
+            &mut self.cache,
+            &mut self.snapshot,
+            &infos,
+            &mut self.ctx,
+        );
+        elapsed += start.elapsed();
+        drop(infos);
+        let results = results.map_err(|e| self.cache_error(e))?;
+        for (&id, result) in ids.iter().zip(results) {
+            let outcome = self.settle(id, result.map(|p| (p.decision, p.pod)))?;
             outcomes.push(outcome);
         }
-        Ok((outcomes, elapsed))
+        Ok(elapsed)
+    }
+
+    /// What became of pod `id` after its cycle: confirmed and bound, or why not.
+    fn settle(
+        &mut self,
+        id: u32,
+        result: Result<Assumed, ScheduleError>,
+    ) -> Result<Outcome, HarnessError> {
+        let outcome = match result {
+            Ok((decision, assumed)) => self.confirm(id, decision, assumed)?,
+            Err(e) => Outcome::of_error(e),
+        };
+        self.decisions.push((id, outcome.placed()));
+        Ok(outcome)
     }
 
     /// One cycle for pod `id`: snapshot, [`schedule_one`], Reserve, assume (pinned to
@@ -772,8 +803,8 @@ impl<'a> Driver<'a> {
     fn confirm(
         &mut self,
         id: u32,
-        mut decision: Decision,
-        assumed: &Arc<PodInfo>,
+        decision: Decision,
+        assumed: Arc<PodInfo>,
     ) -> Result<Outcome, HarnessError> {
         let gpu = self.workload.pods[id as usize].spec.gpu;
         let n = *self
@@ -793,13 +824,15 @@ impl<'a> Driver<'a> {
         };
         match devices {
             Some(devices) => {
-                self.bind(id, n, devices, Some(&mut decision.state), assumed)?;
+                self.bind(id, n, devices, Some(decision.state), assumed)?;
                 Ok(Outcome::Placed(n))
             }
             None => {
-                self.cache
-                    .forget_pod(&assumed.uid)
-                    .map_err(|e| self.cache_error(e))?;
+                let t = Instant::now();
+                let forgotten = self.cache.forget_pod(&assumed.uid);
+                drop((decision, assumed));
+                self.scheduler_side += t.elapsed();
+                forgotten.map_err(|e| self.cache_error(e))?;
                 Ok(Outcome::FailedGpuDevice)
             }
         }
@@ -825,6 +858,9 @@ impl<'a> Driver<'a> {
         let window_pods = self.window_pods.unwrap_or(1);
         let churn_every = self.scenario.churn.as_ref().map(|c| c.every_pods);
         let mut k = 0;
+        let mut ids: Vec<u32> = Vec::with_capacity(window_pods);
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(window_pods);
+        let mut windows = 0u32;
         while k < total {
             if let Some(churn) = &self.scenario.churn
                 && k > 0
@@ -842,11 +878,10 @@ impl<'a> Driver<'a> {
             {
                 end += 1;
             }
-            let ids: Vec<u32> = workload.schedule[k..end]
-                .iter()
-                .map(|&(id, _)| id)
-                .collect();
-            let (outcomes, elapsed) = self.schedule_window(&ids)?;
+            ids.clear();
+            ids.extend(workload.schedule[k..end].iter().map(|&(id, _)| id));
+            outcomes.clear();
+            let elapsed = self.schedule_window(&ids, &mut outcomes)?;
             m.sim_now_ns = start_ns + elapsed.as_nanos();
             let share = elapsed / ids.len() as u32;
             for (j, (&id, outcome)) in ids.iter().zip(&outcomes).enumerate() {
@@ -858,7 +893,9 @@ impl<'a> Driver<'a> {
                 }
             }
             k = end;
-            if last_report.elapsed() >= PROGRESS_INTERVAL {
+            // The clock is read every 64 windows, not after every pod.
+            windows = windows.wrapping_add(1);
+            if windows % 64 == 0 && last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
                 let update = ProgressUpdate {
                     scenario: &self.scenario.name,
@@ -960,7 +997,8 @@ impl<'a> Driver<'a> {
     }
 
     fn remove_pod(&mut self, id: u32) -> Result<(), HarnessError> {
-        let uid = self.info(id).uid.clone();
+        // A simulated pod's UID is its name.
+        let uid = self.workload.pods[id as usize].name();
         self.cache
             .remove_pod(&uid)
             .map_err(|e| self.cache_error(e))?;
