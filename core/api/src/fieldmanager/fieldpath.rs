@@ -345,7 +345,7 @@ impl Set {
             out.insert(".".to_owned(), Value::Object(Map::new()));
         }
         for pe in &self.members {
-            if !self.children.get(pe).is_some_and(|c| !c.is_empty()) {
+            if self.children.get(pe).is_none_or(Set::is_empty) {
                 out.insert(pe.to_fields_key(), Value::Object(Map::new()));
             }
         }
