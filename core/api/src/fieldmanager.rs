@@ -37,6 +37,13 @@ pub const MAX_FIELD_MANAGER_LEN: usize = 128;
 /// The annotation client-side `kubectl apply` keeps its last configuration in.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// Upstream `DefaultMaxUpdateManagers`: beyond this many update entries, the oldest are
+/// folded into one [`ANCIENT_CHANGES_MANAGER`] entry, so the list stays bounded.
+pub const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager the oldest update entries are folded into.
+pub const ANCIENT_CHANGES_MANAGER: &str = "ancient-changes";
+
 /// The manager whose applies keep [`LAST_APPLIED_ANNOTATION`] in step, so that a
 /// client-side apply after a server-side one still works (upstream `lastAppliedUpdater`).
 pub const KUBECTL_MANAGER: &str = "kubectl";
@@ -230,13 +237,51 @@ impl Managed {
         Some(Value::Array(list))
     }
 
-    /// Drops the fields nobody may own (upstream `stripMetaManager`) and empty entries.
+    /// Drops the fields nobody may own (upstream `stripMetaManager`) and empty entries,
+    /// then caps the update entries (upstream `capManagersManager`).
     fn strip(&mut self) {
         let strip = strip_set();
         for e in &mut self.entries {
             e.fields = e.fields.difference(&strip);
         }
         self.entries.retain(|e| !e.fields.is_empty());
+        self.cap_update_managers();
+    }
+
+    /// Folds the oldest update entries into one [`ANCIENT_CHANGES_MANAGER`] entry until at
+    /// most [`MAX_UPDATE_MANAGERS`] remain. Bosun serves each kind at one version, so there
+    /// is one bucket (upstream keeps one per API version).
+    fn cap_update_managers(&mut self) {
+        let n_updates = self
+            .entries
+            .iter()
+            .filter(|e| e.id.operation == Operation::Update)
+            .count();
+        if n_updates <= MAX_UPDATE_MANAGERS {
+            return;
+        }
+        let (mut updates, applies): (Vec<Entry>, Vec<Entry>) = self
+            .entries
+            .drain(..)
+            .partition(|e| e.id.operation == Operation::Update);
+        updates.sort_by(|a, b| (&a.time, &a.id.manager).cmp(&(&b.time, &b.id.manager)));
+        let n_fold = n_updates - MAX_UPDATE_MANAGERS + 1;
+        let mut folded = updates.drain(..n_fold);
+        let mut bucket = folded.next().expect("at least two entries to fold");
+        for e in folded {
+            bucket.fields.union_with(&e.fields);
+            bucket.time = e.time;
+            bucket.api_version = e.api_version;
+        }
+        bucket.id = ManagerId::new(
+            ANCIENT_CHANGES_MANAGER,
+            Operation::Update,
+            &bucket.api_version,
+            "",
+        );
+        self.entries = applies;
+        self.entries.push(bucket);
+        self.entries.extend(updates);
     }
 
     /// Everyone's fields together.

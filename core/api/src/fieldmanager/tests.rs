@@ -386,3 +386,44 @@ fn managed_fields_decoding() {
         MAX_FIELD_MANAGER_LEN
     );
 }
+
+#[test]
+fn update_entries_are_capped_into_ancient_changes() {
+    let r = reset();
+    let mut managed = Managed::default();
+    let mut live = deployment("nginx:1.26", Some(1));
+    for i in 0..(MAX_UPDATE_MANAGERS + 3) {
+        let mut new = live.clone();
+        new["metadata"]["labels"][format!("l{i}")] = json!("x");
+        let now = format!("2026-01-01T00:00:{i:02}Z");
+        update(
+            &live,
+            &new,
+            &mut managed,
+            &info(&format!("m{i:02}"), &r, &now),
+        );
+        live = new;
+    }
+    let updates: Vec<&str> = managed
+        .entries()
+        .iter()
+        .map(|e| e.id.manager.as_str())
+        .collect();
+    assert_eq!(updates.len(), MAX_UPDATE_MANAGERS, "{updates:?}");
+    assert!(updates.contains(&ANCIENT_CHANGES_MANAGER), "{updates:?}");
+    assert!(
+        !updates.contains(&"m00") && updates.contains(&"m12"),
+        "{updates:?}"
+    );
+    // The bucket owns what the folded managers owned.
+    let bucket = fields_of(&managed, ANCIENT_CHANGES_MANAGER);
+    let label = |i: usize| {
+        [
+            PathElement::Field("metadata".into()),
+            PathElement::Field("labels".into()),
+            PathElement::Field(format!("l{i}")),
+        ]
+    };
+    assert!(bucket.has(&label(0)) && bucket.has(&label(3)));
+    assert!(!bucket.has(&label(4)));
+}
