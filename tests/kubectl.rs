@@ -324,6 +324,22 @@ fn server_side_apply_conflicts_force_and_managed_fields() {
     }
     let plain = c.kubectl(&["get", "deploy", "web", "-o", "yaml"]);
     assert!(!plain.contains("managedFields"), "{plain}");
+
+    // A service re-applied server-side keeps the address and node port the server
+    // allocated (nobody owns them, so no apply removes them).
+    c.kubectl_stdin(&ssa, SERVICE);
+    let ip = c.jsonpath(&["svc", "web"], "{.spec.clusterIP}");
+    let np = c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}");
+    c.kubectl_stdin(
+        &ssa,
+        &SERVICE.replace("targetPort: 8080", "targetPort: 9090"),
+    );
+    assert_eq!(c.jsonpath(&["svc", "web"], "{.spec.clusterIP}"), ip);
+    assert_eq!(c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}"), np);
+    assert_eq!(
+        c.jsonpath(&["svc", "web"], "{.spec.ports[0].targetPort}"),
+        "9090"
+    );
 }
 
 /// A client-side applied object moves to server-side apply without conflicts (kubectl's
