@@ -1020,6 +1020,23 @@ async fn server_side_apply_creates_merges_prunes_conflicts_and_forces() {
     assert_eq!(code, 200, "{shared}");
     assert!(entry(&shared, "scaler")["fieldsV1"]["f:spec"]["f:replicas"].is_object());
 
+    // A dry run answers what force would write and writes nothing.
+    let before = api.revision().await;
+    let (code, dry) = api
+        .apply(
+            web,
+            "fieldManager=alice&force=true&dryRun=All",
+            &web_config("nginx:1.27", None, Some(3)),
+        )
+        .await;
+    assert_eq!(
+        (code, dry["spec"]["replicas"].as_i64()),
+        (200, Some(3)),
+        "{dry}"
+    );
+    assert_eq!(api.revision().await, before);
+    assert_eq!(api.ok("GET", web, None).await["spec"]["replicas"], 5);
+
     // Force takes the field over.
     let (code, forced) = api
         .apply(
