@@ -22,6 +22,7 @@ pub mod fieldpath;
 mod typed;
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value, json};
 
@@ -240,9 +241,8 @@ impl Managed {
     /// Drops the fields nobody may own (upstream `stripMetaManager`) and empty entries,
     /// then caps the update entries (upstream `capManagersManager`).
     fn strip(&mut self) {
-        let strip = strip_set();
         for e in &mut self.entries {
-            e.fields = e.fields.difference(&strip);
+            e.fields.subtract(&STRIP);
         }
         self.entries.retain(|e| !e.fields.is_empty());
         self.cap_update_managers();
@@ -295,6 +295,8 @@ impl Managed {
 }
 
 /// Upstream `stripMetaManager`'s set: type and identity fields belong to nobody.
+static STRIP: LazyLock<Set> = LazyLock::new(strip_set);
+
 fn strip_set() -> Set {
     let f = |name: &str| PathElement::Field(name.to_owned());
     let mut s = Set::new();
@@ -357,10 +359,12 @@ pub fn update(live: &Value, new: &Value, managed: &mut Managed, w: &WriteInfo<'_
     changed.union_with(&c.added);
     let changed = changed.recursive_difference(w.reset);
     for e in &mut managed.entries {
-        e.fields = e.fields.difference(&changed).difference(&removed);
+        e.fields.subtract(&changed);
+        e.fields.subtract(&removed);
     }
     let id = ManagerId::new(w.manager, Operation::Update, w.api_version, w.subresource);
-    let own = changed.difference(&strip_set());
+    let mut own = changed;
+    own.subtract(&STRIP);
     if !own.is_empty() {
         match managed.get_mut(&id) {
             Some(e) => {
@@ -513,7 +517,8 @@ fn apply_once(
         return Err(ApplyError::Conflicts(conflicts));
     }
     for e in managed.entries.iter_mut().filter(|e| e.id != id) {
-        e.fields = e.fields.difference(&changed).difference(&removed);
+        e.fields.subtract(&changed);
+        e.fields.subtract(&removed);
     }
     if let Some(e) = managed.get_mut(&id)
         && (e.time.is_none() || new != *live)

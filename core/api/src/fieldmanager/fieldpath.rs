@@ -236,6 +236,22 @@ impl Set {
         }
     }
 
+    /// Removes every path of `other`: [`Set::difference`] in place, in time proportional
+    /// to `other` rather than to this set.
+    pub fn subtract(&mut self, other: &Set) {
+        for pe in &other.members {
+            self.members.remove(pe);
+        }
+        for (pe, o) in &other.children {
+            if let Some(child) = self.children.get_mut(pe) {
+                child.subtract(o);
+                if child.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
     pub fn union(&self, other: &Set) -> Set {
         let mut out = self.clone();
         out.union_with(other);
@@ -465,6 +481,9 @@ mod tests {
         let d = a.difference(&b);
         assert!(!d.has(&[f("spec"), f("replicas")]));
         assert!(d.has(&[f("spec"), f("template"), f("image")]));
+        let mut in_place = a.clone();
+        in_place.subtract(&b);
+        assert_eq!(in_place, d);
         // A member of `b` removes everything under it recursively.
         assert!(a.recursive_difference(&b).is_empty());
         let named = a.with_named_fields_as_members();

@@ -227,6 +227,12 @@ fn compare_walk(
     path: &mut Vec<PathElement>,
     c: &mut Comparison,
 ) {
+    // Equal subtrees hold no change: a write that touches one field walks one path.
+    if let (Some(a), Some(b)) = (old, new)
+        && a == b
+    {
+        return;
+    }
     let sh = common_shape(ty, old, new);
     match sh {
         Shape::Leaf => {
