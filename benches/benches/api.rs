@@ -93,7 +93,7 @@ fn bench_field_management(c: &mut Criterion) {
     let mut g = c.benchmark_group("api/fieldmanager");
     g.bench_function("update-one-label", |b| {
         b.iter(|| {
-            let mut m = Managed::decode(&pod["metadata"]["managedFields"]).unwrap();
+            let mut m = Managed::decode_stored(&pod["metadata"]["managedFields"]).unwrap();
             fieldmanager::update(
                 black_box(&pod),
                 black_box(&labelled),
@@ -106,7 +106,7 @@ fn bench_field_management(c: &mut Criterion) {
     let config = serde_json::from_str::<serde_json::Value>(TYPICAL_POD).unwrap();
     g.bench_function("apply-whole-pod", |b| {
         b.iter(|| {
-            let m = Managed::decode(&pod["metadata"]["managedFields"]).unwrap();
+            let m = Managed::decode_stored(&pod["metadata"]["managedFields"]).unwrap();
             let (obj, m) = fieldmanager::apply(
                 black_box(&pod),
                 black_box(&config),

@@ -112,7 +112,103 @@ pub struct Entry {
     pub api_version: String,
     /// RFC 3339, whole seconds.
     pub time: Option<String>,
-    pub fields: Set,
+    pub fields: Fields,
+}
+
+/// A manager's fields. Entries read from a stored object stay `fieldsV1` JSON until a
+/// write touches one of their fields: most writes change a few fields of one manager, and
+/// decoding and re-encoding every entry would cost more than the write's own admission.
+#[derive(Clone, Debug)]
+pub struct Fields(FieldsRepr);
+
+#[derive(Clone, Debug)]
+enum FieldsRepr {
+    /// `fieldsV1` as stored (an object; written by [`Managed::encode`]).
+    Stored(Map<String, Value>),
+    Decoded(Set),
+}
+
+impl From<Set> for Fields {
+    fn from(set: Set) -> Fields {
+        Fields(FieldsRepr::Decoded(set))
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.set() == other.set()
+    }
+}
+
+impl Fields {
+    /// The set (decoded; a stored entry that does not decode counts as empty).
+    pub fn set(&self) -> Set {
+        match &self.0 {
+            FieldsRepr::Decoded(s) => s.clone(),
+            FieldsRepr::Stored(m) => decode_stored(m),
+        }
+    }
+
+    fn decoded(&mut self) -> &mut Set {
+        if let FieldsRepr::Stored(m) = &self.0 {
+            self.0 = FieldsRepr::Decoded(decode_stored(m));
+        }
+        match &mut self.0 {
+            FieldsRepr::Decoded(s) => s,
+            FieldsRepr::Stored(_) => unreachable!("decoded above"),
+        }
+    }
+
+    pub fn touches(&self, other: &Set) -> bool {
+        match &self.0 {
+            FieldsRepr::Decoded(s) => s.intersects(other),
+            FieldsRepr::Stored(m) => other.intersects_fields_v1(m),
+        }
+    }
+
+    pub fn has(&self, path: &[PathElement]) -> bool {
+        match &self.0 {
+            FieldsRepr::Decoded(s) => s.has(path),
+            FieldsRepr::Stored(m) => decode_stored(m).has(path),
+        }
+    }
+
+    pub fn subtract(&mut self, other: &Set) {
+        if self.touches(other) {
+            self.decoded().subtract(other);
+        }
+    }
+
+    pub fn union_with(&mut self, other: &Set) {
+        self.decoded().union_with(other);
+    }
+
+    pub fn intersection(&self, other: &Set) -> Set {
+        if self.touches(other) {
+            self.set().intersection(other)
+        } else {
+            Set::new()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match &self.0 {
+            FieldsRepr::Decoded(s) => s.is_empty(),
+            FieldsRepr::Stored(m) => m.is_empty(),
+        }
+    }
+
+    pub fn to_fields_v1(&self) -> Value {
+        match &self.0 {
+            FieldsRepr::Decoded(s) => s.to_fields_v1(),
+            FieldsRepr::Stored(m) => Value::Object(m.clone()),
+        }
+    }
+}
+
+fn decode_stored(m: &Map<String, Value>) -> Set {
+    // Moving the map into a Value to parse it would need a clone anyway.
+    Set::from_fields_v1(&Value::Object(m.clone())).unwrap_or_default()
 }
 
 /// Every manager of an object.
@@ -148,8 +244,19 @@ impl Managed {
         matches!(entries.as_array().map(Vec::as_slice), Some([Value::Object(e)]) if e.is_empty())
     }
 
-    /// Decodes a `metadata.managedFields` list (upstream `DecodeManagedFields`).
+    /// Decodes a `metadata.managedFields` list (upstream `DecodeManagedFields`), checking
+    /// every entry's fields: for lists a client sent.
     pub fn decode(entries: &Value) -> Result<Managed, ManagedFieldsError> {
+        Managed::decode_with(entries, true)
+    }
+
+    /// Decodes the list of a stored object, which this module wrote: each entry's fields
+    /// stay as stored until a write touches them.
+    pub fn decode_stored(entries: &Value) -> Result<Managed, ManagedFieldsError> {
+        Managed::decode_with(entries, false)
+    }
+
+    fn decode_with(entries: &Value, check: bool) -> Result<Managed, ManagedFieldsError> {
         let mut managed = Managed::default();
         let Some(list) = entries.as_array() else {
             return Err(ManagedFieldsError {
@@ -172,8 +279,11 @@ impl Managed {
                 )));
             }
             let fields = match entry.get("fieldsV1") {
-                None | Some(Value::Null) => Set::new(),
-                Some(v) => Set::from_fields_v1(v).map_err(|e| err(e.to_string()))?,
+                None | Some(Value::Null) => Fields::from(Set::new()),
+                Some(Value::Object(m)) if !check => Fields(FieldsRepr::Stored(m.clone())),
+                Some(v) => Set::from_fields_v1(v)
+                    .map_err(|e| err(e.to_string()))?
+                    .into(),
             };
             let id = ManagerId::new(
                 text("manager"),
@@ -269,7 +379,7 @@ impl Managed {
         let mut folded = updates.drain(..n_fold);
         let mut bucket = folded.next().expect("at least two entries to fold");
         for e in folded {
-            bucket.fields.union_with(&e.fields);
+            bucket.fields.union_with(&e.fields.set());
             bucket.time = e.time;
             bucket.api_version = e.api_version;
         }
@@ -288,7 +398,7 @@ impl Managed {
     fn union(&self) -> Set {
         let mut all = Set::new();
         for e in &self.entries {
-            all.union_with(&e.fields);
+            all.union_with(&e.fields.set());
         }
         all
     }
@@ -376,7 +486,7 @@ pub fn update(live: &Value, new: &Value, managed: &mut Managed, w: &WriteInfo<'_
                 id,
                 api_version: w.api_version.to_owned(),
                 time: Some(w.now.to_owned()),
-                fields: own,
+                fields: own.into(),
             }),
         }
     }
@@ -476,17 +586,17 @@ fn apply_once(
     let merged = typed::merge(live, config, root);
     let id = ManagerId::new(w.manager, Operation::Apply, w.api_version, w.subresource);
     let mut managed = managed.clone();
-    let last = managed.get(&id).map(|e| e.fields.clone());
+    let last = managed.get(&id).map(|e| e.fields.set());
     match managed.get_mut(&id) {
         Some(e) => {
-            e.fields = applied;
+            e.fields = applied.into();
             e.api_version = w.api_version.to_owned();
         }
         None => managed.entries.push(Entry {
             id: id.clone(),
             api_version: w.api_version.to_owned(),
             time: None,
-            fields: applied,
+            fields: applied.into(),
         }),
     }
     // Upstream `prune`: what the manager applied last time and no longer does goes, unless

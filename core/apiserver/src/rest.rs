@@ -221,7 +221,7 @@ fn put_managed_fields(obj: &mut Value, managed: Option<Value>) {
 /// dropped (upstream resets them rather than failing the write).
 fn stored_managers(entries: Option<&Value>) -> Managed {
     entries
-        .and_then(|e| Managed::decode(e).ok())
+        .and_then(|e| Managed::decode_stored(e).ok())
         .unwrap_or_default()
 }
 

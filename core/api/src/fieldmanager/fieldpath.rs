@@ -220,6 +220,30 @@ impl Set {
         self.members.is_empty() && self.children.values().all(Set::is_empty)
     }
 
+    /// Whether the two sets share a path.
+    pub fn intersects(&self, other: &Set) -> bool {
+        self.members.iter().any(|pe| other.members.contains(pe))
+            || self
+                .children
+                .iter()
+                .any(|(pe, c)| other.children.get(pe).is_some_and(|o| c.intersects(o)))
+    }
+
+    /// Whether `fieldsV1` JSON (left undecoded) shares a path with this set.
+    pub fn intersects_fields_v1(&self, fields: &Map<String, Value>) -> bool {
+        let node = |pe: &PathElement| match fields.get(&pe.to_fields_key()) {
+            Some(Value::Object(inner)) => Some(inner),
+            _ => None,
+        };
+        self.members
+            .iter()
+            .any(|pe| node(pe).is_some_and(|inner| inner.is_empty() || inner.contains_key(".")))
+            || self
+                .children
+                .iter()
+                .any(|(pe, c)| node(pe).is_some_and(|inner| c.intersects_fields_v1(inner)))
+    }
+
     /// The paths under `pe`, without `pe` itself.
     pub fn with_prefix(&self, pe: &PathElement) -> Option<&Set> {
         self.children.get(pe)

@@ -39,13 +39,14 @@ fn deployment(image: &str, replicas: Option<i64>) -> Value {
     d
 }
 
-fn fields_of<'a>(managed: &'a Managed, manager: &str) -> &'a Set {
-    &managed
+fn fields_of(managed: &Managed, manager: &str) -> Set {
+    managed
         .entries()
         .iter()
         .find(|e| e.id.manager == manager)
         .unwrap_or_else(|| panic!("no entry for {manager}: {managed:?}"))
         .fields
+        .set()
 }
 
 fn reset() -> Set {
@@ -88,6 +89,7 @@ fn applied_field_set_has_upstream_shape() {
         }])
     );
     assert_eq!(Managed::decode(&encoded).unwrap(), managed);
+    assert_eq!(Managed::decode_stored(&encoded).unwrap(), managed);
 }
 
 #[test]
@@ -426,4 +428,65 @@ fn update_entries_are_capped_into_ancient_changes() {
     };
     assert!(bucket.has(&label(0)) && bucket.has(&label(3)));
     assert!(!bucket.has(&label(4)));
+}
+
+/// Stored entries stay undecoded until a write touches them; the outcome is the same as
+/// with every entry decoded.
+#[test]
+fn stored_entries_decode_lazily_with_the_same_outcome() {
+    let r = reset();
+    let mut managed = Managed::default();
+    let created = deployment("nginx:1.26", Some(2));
+    update(
+        &json!({}),
+        &created,
+        &mut managed,
+        &info("creator", &r, NOW),
+    );
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"]["team"] = json!("a");
+    update(&created, &labelled, &mut managed, &info("labeler", &r, NOW));
+    let stored = managed.encode().unwrap();
+    for (what, new) in [
+        ("touches nobody's fields", {
+            let mut n = labelled.clone();
+            n["metadata"]["annotations"] = json!({"a": "b"});
+            n
+        }),
+        ("takes the labeler's field", {
+            let mut n = labelled.clone();
+            n["metadata"]["labels"]["team"] = json!("b");
+            n
+        }),
+        (
+            "changes the creator's image",
+            deployment("nginx:1.27", Some(2)),
+        ),
+    ] {
+        let mut eager = Managed::decode(&stored).unwrap();
+        let mut lazy = Managed::decode_stored(&stored).unwrap();
+        update(&labelled, &new, &mut eager, &info("writer", &r, LATER));
+        update(&labelled, &new, &mut lazy, &info("writer", &r, LATER));
+        assert_eq!(eager.encode(), lazy.encode(), "{what}");
+        let config = deployment("nginx:1.28", None);
+        let a = apply(
+            &labelled,
+            &config,
+            &Managed::decode(&stored).unwrap(),
+            &info("kubectl", &r, LATER),
+            true,
+        );
+        let b = apply(
+            &labelled,
+            &config,
+            &Managed::decode_stored(&stored).unwrap(),
+            &info("kubectl", &r, LATER),
+            true,
+        );
+        assert_eq!(
+            a.map(|(o, m)| (o, m.encode())),
+            b.map(|(o, m)| (o, m.encode())),
+            "{what}"
+        );
+    }
 }
