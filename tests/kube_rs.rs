@@ -1,12 +1,13 @@
-//! The `kube` crate (kube-rs) against `bosun up`: typed CRUD on pods and nodes, and a
-//! `watcher` stream that keeps going across server-side watch timeouts.
+//! The `kube` crate (kube-rs) against `bosun up`: typed CRUD on pods and nodes, server-side
+//! apply as controllers use it, and a `watcher` stream that keeps going across server-side
+//! watch timeouts.
 
 mod common;
 
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
@@ -27,6 +28,50 @@ fn pod(name: &str) -> Pod {
         "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
     }))
     .unwrap()
+}
+
+/// `Patch::Apply` with a field manager: create, a second manager's conflict as a typed
+/// 409, and a forced take-over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_server_side_apply() {
+    let c = common::Cluster::up();
+    let cms: Api<ConfigMap> = Api::namespaced(client(&c).await, "default");
+    let config = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"mode": v}});
+    let applied = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("controller-a"),
+            &Patch::Apply(config("fast")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.data.unwrap()["mode"], "fast");
+    let managers = applied.metadata.managed_fields.unwrap();
+    assert_eq!(managers.len(), 1);
+    assert_eq!(managers[0].manager.as_deref(), Some("controller-a"));
+    assert_eq!(managers[0].operation.as_deref(), Some("Apply"));
+
+    let err = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("controller-b"),
+            &Patch::Apply(config("slow")),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"), "{s:?}"),
+        other => panic!("unexpected error {other:?}"),
+    }
+    let forced = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("controller-b").force(),
+            &Patch::Apply(config("slow")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["mode"], "slow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! kubectl v1.32 against a real `bosun up`: discovery, create/apply, get in every output
-//! format, describe, label, annotate, scale, the three patch types, delete, and watch.
+//! format, describe, label, annotate, scale, the three patch types, server-side apply with
+//! its conflicts and managed fields, delete, and watch.
 
 mod common;
 
@@ -244,6 +245,133 @@ fn create_apply_reapply_and_get_in_every_format() {
         c.jsonpath(&["svc", "web"], "{.spec.ports[0].targetPort}"),
         "9090"
     );
+}
+
+/// `kubectl apply --server-side` (KEP-555): create, re-apply, a conflicting manager,
+/// `--force-conflicts`, and the managers `--show-managed-fields` shows.
+#[test]
+fn server_side_apply_conflicts_force_and_managed_fields() {
+    let c = Cluster::up();
+    let ssa = ["apply", "--server-side", "-f", "-"];
+    let out = c.kubectl_stdin(&ssa, DEPLOYMENT);
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    c.kubectl(&["label", "deployment", "web", "owner=ops"]);
+    let changed = DEPLOYMENT.replace("nginx:1.26", "nginx:1.27");
+    let out = c.kubectl_stdin(&ssa, &changed);
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    let image = "{.spec.template.spec.containers[0].image}";
+    assert_eq!(c.jsonpath(&["deploy", "web"], image), "nginx:1.27");
+    assert_eq!(
+        c.jsonpath(
+            &["deploy", "web"],
+            "{.spec.template.spec.containers[1].image}"
+        ),
+        "busybox:1.36"
+    );
+    assert_eq!(
+        c.jsonpath(&["deploy", "web"], "{.metadata.labels.owner}"),
+        "ops"
+    );
+    assert_eq!(
+        c.jsonpath(&["deploy", "web"], "{.metadata.generation}"),
+        "2"
+    );
+
+    // Another manager changing kubectl's replicas conflicts, and nothing changes.
+    let scaled = changed.replace("replicas: 2", "replicas: 3");
+    let other = ["apply", "--server-side", "--field-manager=other", "-f", "-"];
+    let out = c.kubectl_with_stdin(&other, Some(&scaled));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(r#"Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force-conflicts"), "{stderr}");
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "2");
+
+    let forced = [
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ];
+    c.kubectl_stdin(&forced, &scaled);
+    assert_eq!(c.jsonpath(&["deploy", "web"], "{.spec.replicas}"), "3");
+
+    let yaml = c.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]);
+    for want in [
+        "managedFields:",
+        "manager: kubectl\n",
+        "manager: other",
+        "manager: kubectl-label",
+        "operation: Apply",
+        "operation: Update",
+        "fieldsType: FieldsV1",
+        r#"k:{"name":"nginx"}:"#,
+        "f:replicas: {}",
+    ] {
+        assert!(yaml.contains(want), "{want:?} missing:\n{yaml}");
+    }
+    let plain = c.kubectl(&["get", "deploy", "web", "-o", "yaml"]);
+    assert!(!plain.contains("managedFields"), "{plain}");
+
+    // A service re-applied server-side keeps the address and node port the server
+    // allocated (nobody owns them, so no apply removes them).
+    c.kubectl_stdin(&ssa, SERVICE);
+    let ip = c.jsonpath(&["svc", "web"], "{.spec.clusterIP}");
+    let np = c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}");
+    c.kubectl_stdin(
+        &ssa,
+        &SERVICE.replace("targetPort: 8080", "targetPort: 9090"),
+    );
+    assert_eq!(c.jsonpath(&["svc", "web"], "{.spec.clusterIP}"), ip);
+    assert_eq!(c.jsonpath(&["svc", "web"], "{.spec.ports[0].nodePort}"), np);
+    assert_eq!(
+        c.jsonpath(&["svc", "web"], "{.spec.ports[0].targetPort}"),
+        "9090"
+    );
+}
+
+/// A client-side applied object moves to server-side apply without conflicts (kubectl's
+/// documented upgrade path), and client-side apply keeps working afterwards.
+#[test]
+fn client_side_apply_upgrades_to_server_side_apply() {
+    let c = Cluster::up();
+    c.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT);
+    let changed = DEPLOYMENT.replace("nginx:1.26", "nginx:1.27");
+    let out = c.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &changed);
+    assert_eq!(out.trim(), "deployment.apps/web serverside-applied");
+    let image = "{.spec.template.spec.containers[0].image}";
+    assert_eq!(c.jsonpath(&["deploy", "web"], image), "nginx:1.27");
+    let last = c.jsonpath(
+        &["deploy", "web"],
+        r#"{.metadata.annotations.kubectl\.kubernetes\.io/last-applied-configuration}"#,
+    );
+    assert!(last.contains("nginx:1.27"), "{last}");
+    // kubectl rewrote the managers first (its csaupgrade JSON patch of managedFields):
+    // the client-side apply manager's fields now belong to the `kubectl` applier.
+    let managers = c.jsonpath(&["deploy", "web"], "{.metadata.managedFields[*].manager}");
+    let managers: Vec<&str> = managers.split_whitespace().collect();
+    assert!(managers.contains(&"kubectl"), "{managers:?}");
+    assert!(
+        !managers.contains(&"kubectl-client-side-apply"),
+        "{managers:?}"
+    );
+
+    let back = DEPLOYMENT.replace("nginx:1.26", "nginx:1.28");
+    let out = c.kubectl_stdin(&["apply", "-f", "-"], &back);
+    assert_eq!(out.trim(), "deployment.apps/web configured");
+    assert_eq!(c.jsonpath(&["deploy", "web"], image), "nginx:1.28");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Per-object work of one API request: decode a typical Pod from JSON, default and
-//! validate it, encode it back.
+//! validate it, encode it back; and the field management every write adds (decode the
+//! stored `managedFields`, compare the versions, record the writer, encode the list).
 
 use std::hint::black_box;
 
@@ -64,5 +65,61 @@ fn bench_pod(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_pod);
+fn bench_field_management(c: &mut Criterion) {
+    use bosun_api::fieldmanager::{self, Managed, WriteInfo, reset_fields};
+    use bosun_api::patch::schema_for;
+
+    let mut pod: serde_json::Value = serde_json::from_str(TYPICAL_POD).unwrap();
+    let reset = reset_fields(true, "");
+    let write = |manager| WriteInfo {
+        schema: schema_for("v1", "Pod"),
+        api_version: "v1",
+        manager,
+        subresource: "",
+        reset: &reset,
+        now: "2026-01-01T00:00:00Z",
+    };
+    // The stored pod as its creator left it.
+    let mut managed = Managed::default();
+    fieldmanager::update(
+        &serde_json::json!({}),
+        &pod,
+        &mut managed,
+        &write("creator"),
+    );
+    pod["metadata"]["managedFields"] = managed.encode().unwrap();
+    let mut labelled = pod.clone();
+    labelled["metadata"]["labels"]["rev"] = serde_json::json!("2");
+    let mut g = c.benchmark_group("api/fieldmanager");
+    g.bench_function("update-one-label", |b| {
+        b.iter(|| {
+            let mut m = Managed::decode_stored(&pod["metadata"]["managedFields"]).unwrap();
+            fieldmanager::update(
+                black_box(&pod),
+                black_box(&labelled),
+                &mut m,
+                &write("labeler"),
+            );
+            m.encode()
+        })
+    });
+    let config = serde_json::from_str::<serde_json::Value>(TYPICAL_POD).unwrap();
+    g.bench_function("apply-whole-pod", |b| {
+        b.iter(|| {
+            let m = Managed::decode_stored(&pod["metadata"]["managedFields"]).unwrap();
+            let (obj, m) = fieldmanager::apply(
+                black_box(&pod),
+                black_box(&config),
+                &m,
+                &write("kubectl"),
+                true,
+            )
+            .unwrap();
+            (obj, m.encode())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_pod, bench_field_management);
 criterion_main!(benches);

@@ -1,12 +1,14 @@
 //! API server hot paths: LIST of 100k pods with a label selector through the REST layer
 //! (select on cached labels, assemble the JSON from cached wire bytes; the first
-//! iteration warms the cache, as the API server's first LIST does), and one storage write
-//! delivered to 1k watchers.
+//! iteration warms the cache, as the API server's first LIST does), one storage write
+//! delivered to 1k watchers, and single writes through the REST layer (create, strategic
+//! merge patch, server-side apply) with their admission and field management.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
-use bosun_apiserver::rest::{Params, Rest, RestConfig};
+use bosun_api::patch::PatchType;
+use bosun_apiserver::rest::{Params, Part, Rest, RestConfig};
 use bosun_apiserver::storage::{MemoryStorage, MemoryStorageConfig, Storage};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -123,5 +125,72 @@ fn bench_fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_list, bench_fanout);
+/// A Deployment-managed pod as a client creates it: two containers, ports, env, resources.
+fn write_pod(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6d"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c8f6d",
+                "uid": "0b7c6f7e-3c4a-4b8e-9d55-1c5b8a8f0e11", "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"containers": [
+            {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80, "name": "http"}],
+             "env": [{"name": "MODE", "value": "prod"}],
+             "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}},
+            {"name": "sidecar", "image": "busybox:1.36", "command": ["sh", "-c", "sleep infinity"],
+             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
+    })
+}
+
+fn bench_writes(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let storage = rt.block_on(async { MemoryStorage::new(MemoryStorageConfig::default()) });
+    let rest = Rest::new(storage.clone() as Arc<dyn Storage>, RestConfig::default());
+    let namespaces = rest.registry.get("", "v1", "namespaces").unwrap().clone();
+    let pods = rest.registry.get("", "v1", "pods").unwrap().clone();
+    let params = Params::default();
+    rt.block_on(async {
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+        rest.create(&namespaces, None, ns, &params).await.unwrap();
+        rest.create(&pods, Some("default"), write_pod("patched"), &params)
+            .await
+            .unwrap();
+    });
+    let mut g = c.benchmark_group("apiserver/write");
+    let mut i = 0u64;
+    g.bench_function("create-pod", |b| {
+        b.iter(|| {
+            i += 1;
+            let pod = write_pod(&format!("pod-{i}"));
+            black_box(
+                rt.block_on(rest.create(&pods, Some("default"), pod, &params))
+                    .unwrap(),
+            )
+        })
+    });
+    let mut n = 0u64;
+    g.bench_function("strategic-patch-pod-label", |b| {
+        b.iter(|| {
+            n += 1;
+            let patch = format!(r#"{{"metadata":{{"labels":{{"rev":"r{n}"}}}}}}"#);
+            black_box(
+                rt.block_on(rest.patch(
+                    &pods,
+                    Some("default"),
+                    "patched",
+                    (PatchType::Strategic, patch.as_bytes()),
+                    Part::Main,
+                    &params,
+                ))
+                .unwrap(),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_list, bench_fanout, bench_writes);
 criterion_main!(benches);

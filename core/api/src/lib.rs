@@ -8,9 +8,11 @@
 //! - [`fields`]: field selectors (`metadata.name=x,spec.nodeName!=y`), matching.
 //! - [`validation`]: field errors and the name, label and annotation validators.
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
+//! - [`fieldmanager`]: `managedFields` and server-side apply (merge, prune, conflicts).
 //! - [`protobuf`]: Kubernetes' protobuf encoding of the served kinds (kubectl's generators send it).
 //! - [`kinds`]: the kinds served, their REST names, defaulting and validation.
 
+pub mod fieldmanager;
 pub mod fields;
 pub mod kinds;
 pub mod labels;

@@ -32,6 +32,9 @@
 //! Go error text (for instance a list element without its merge key); Bosun answers 400
 //! when the patch alone is at fault and 422 when it clashes with the stored object.
 //!
+//! `application/apply-patch+yaml` ([`PatchType::Apply`]) is recognised here but is not a
+//! patch of the stored object: the API server hands it to [`crate::fieldmanager::apply`].
+//!
 //! Layout: `schema` holds the per-kind patch metadata, `strategic` the merge algorithm.
 
 mod schema;
@@ -47,7 +50,7 @@ pub use strategic::strategic_merge;
 /// Upstream `maxJSONPatchOperations`: the most operations one JSON patch may carry.
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 
-/// The three patch formats a PATCH request body can use.
+/// The patch formats a PATCH request body can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchType {
     /// RFC 6902 JSON patch, `application/json-patch+json`.
@@ -56,6 +59,9 @@ pub enum PatchType {
     Merge,
     /// Kubernetes strategic merge patch, `application/strategic-merge-patch+json`.
     Strategic,
+    /// Server-side apply, `application/apply-patch+yaml`: the body is a configuration
+    /// (YAML or JSON), handled by [`crate::fieldmanager::apply`], not by [`apply_patch`].
+    Apply,
 }
 
 impl PatchType {
@@ -63,9 +69,14 @@ impl PatchType {
     /// `;charset=utf-8` and letter case. `None` for anything else (the server answers 415).
     pub fn from_content_type(ct: &str) -> Option<PatchType> {
         let media_type = ct.split(';').next().unwrap_or_default().trim();
-        [PatchType::Json, PatchType::Merge, PatchType::Strategic]
-            .into_iter()
-            .find(|patch_type| media_type.eq_ignore_ascii_case(patch_type.content_type()))
+        [
+            PatchType::Json,
+            PatchType::Merge,
+            PatchType::Strategic,
+            PatchType::Apply,
+        ]
+        .into_iter()
+        .find(|patch_type| media_type.eq_ignore_ascii_case(patch_type.content_type()))
     }
 
     pub fn content_type(self) -> &'static str {
@@ -73,6 +84,7 @@ impl PatchType {
             PatchType::Json => "application/json-patch+json",
             PatchType::Merge => "application/merge-patch+json",
             PatchType::Strategic => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
         }
     }
 }
@@ -83,6 +95,7 @@ impl fmt::Display for PatchType {
             PatchType::Json => "JSON",
             PatchType::Merge => "JSON merge",
             PatchType::Strategic => "strategic merge",
+            PatchType::Apply => "apply",
         })
     }
 }
@@ -168,6 +181,10 @@ pub fn apply_patch(
             Ok(patched)
         }
         PatchType::Strategic => strategic_merge(original, &patch, schema_for(api_version, kind)),
+        PatchType::Apply => Err(PatchError::Malformed {
+            patch_type,
+            reason: "an apply patch is a configuration for the field manager".to_owned(),
+        }),
     }
 }
 
@@ -295,7 +312,7 @@ mod tests {
                 Some(PatchType::Strategic),
             ),
             ("Application/Merge-Patch+JSON", Some(PatchType::Merge)),
-            ("application/apply-patch+yaml", None),
+            ("application/apply-patch+yaml", Some(PatchType::Apply)),
             ("application/json", None),
             ("", None),
         ];

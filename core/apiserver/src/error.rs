@@ -156,7 +156,8 @@ impl ApiError {
             format!(
                 "the body of the request was in an unknown format ({content_type}) - accepted media types include: \
                  application/json, application/yaml, application/vnd.kubernetes.protobuf, \
-                 application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+                 application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, \
+                 application/strategic-merge-patch+json"
             ),
         )
     }
@@ -179,6 +180,29 @@ impl ApiError {
         ApiError {
             details: Some(d),
             ..Self::new(422, "Invalid", join_messages(&qualified, name, errs))
+        }
+    }
+
+    /// 409 for an apply that would change fields other managers own (upstream
+    /// `NewApplyConflict`): one `FieldManagerConflict` cause per field.
+    pub fn apply_conflict(conflicts: &[bosun_api::fieldmanager::Conflict]) -> Self {
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|c| {
+                json!({
+                    "type": "FieldManagerConflict",
+                    "message": format!("conflict with {}", c.manager),
+                    "field": c.path.to_string(),
+                })
+            })
+            .collect();
+        ApiError {
+            details: Some(json!({ "causes": causes })),
+            ..Self::new(
+                409,
+                "Conflict",
+                bosun_api::fieldmanager::conflicts_message(conflicts),
+            )
         }
     }
 

@@ -2,6 +2,7 @@
 //!
 //! kubectl, the official Python client and the `kube` crate talk to it as to a
 //! kube-apiserver: discovery, CRUD with optimistic concurrency, the three patch types,
+//! server-side apply with `managedFields` recorded on every write,
 //! selectors, paginated LISTs, watches with bookmarks, server-side tables, `Status`
 //! errors, bearer-token auth over TLS with HTTP/2.
 //!

@@ -1,14 +1,19 @@
 //! The generic REST store: create, get, list, update, patch, delete and watch of any
 //! served resource over [`Storage`], with kube-apiserver's rules for metadata,
-//! optimistic concurrency, finalizers, graceful deletion and selectors.
+//! optimistic concurrency, finalizers, graceful deletion and selectors, and field
+//! management: every create, update and patch records its manager in
+//! `metadata.managedFields`, and apply patches run server-side apply
+//! ([`bosun_api::fieldmanager`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use bosun_api::fieldmanager::{self, ApplyError, Managed, WriteInfo};
 use bosun_api::fields::FieldSelector;
 use bosun_api::labels::LabelSelector;
-use bosun_api::patch::{PatchType, apply_patch};
+use bosun_api::patch::{PatchType, apply_patch, schema_for};
+use bosun_api::validation::FieldError;
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -69,6 +74,13 @@ pub struct Params {
     pub propagation_policy: Option<String>,
     /// `Strict` rejects unknown fields; anything else drops them (upstream's `Ignore`).
     pub field_validation: Option<String>,
+    /// `fieldManager`: who the write's fields are recorded under.
+    pub field_manager: Option<String>,
+    /// `force`: an apply takes over fields other managers own instead of conflicting.
+    pub force: Option<bool>,
+    /// The manager a write without `fieldManager` is recorded under, from the request's
+    /// User-Agent ([`fieldmanager::manager_from_user_agent`]); set by the HTTP layer.
+    pub user_agent_manager: String,
 }
 
 impl Params {
@@ -98,10 +110,134 @@ impl Params {
                 "gracePeriodSeconds" => p.grace_period_seconds = Some(num("gracePeriodSeconds")?),
                 "propagationPolicy" => p.propagation_policy = Some(v.clone()),
                 "fieldValidation" => p.field_validation = Some(v.clone()),
+                "fieldManager" => p.field_manager = Some(v.clone()).filter(|s| !s.is_empty()),
+                "force" => {
+                    p.force = Some(match v.as_str() {
+                        "true" | "True" | "1" => true,
+                        "false" | "False" | "0" => false,
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "invalid force: {v:?}: expected true or false"
+                            )));
+                        }
+                    })
+                }
                 _ => {}
             }
         }
         Ok(p)
+    }
+
+    /// The manager this write is recorded under: `fieldManager`, else the User-Agent's,
+    /// else `unknown` (upstream `buildManagerInfo`).
+    pub fn manager(&self) -> &str {
+        match self.field_manager.as_deref() {
+            Some(m) => m,
+            None if !self.user_agent_manager.is_empty() => &self.user_agent_manager,
+            None => "unknown",
+        }
+    }
+
+    /// Upstream `ValidateCreateOptions`/`ValidateUpdateOptions`/`ValidatePatchOptions` on
+    /// the field manager options: a 422 on the options kind (`PatchOptions`, ...).
+    pub fn validate_write(
+        &self,
+        options_kind: &str,
+        patch: Option<PatchType>,
+    ) -> Result<(), ApiError> {
+        let mut errs = Vec::new();
+        match patch {
+            Some(PatchType::Apply) if self.field_manager.is_none() => {
+                errs.push(FieldError::required(
+                    "fieldManager",
+                    "is required for apply patch",
+                ));
+            }
+            Some(PatchType::Apply) => {}
+            // Create and update options have no `force`: it is ignored there, as upstream.
+            Some(_) if self.force.is_some() => {
+                errs.push(FieldError::forbidden(
+                    "force",
+                    "may not be specified for non-apply patch",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(m) = &self.field_manager {
+            if m.len() > fieldmanager::MAX_FIELD_MANAGER_LEN {
+                errs.push(FieldError::too_long(
+                    "fieldManager",
+                    fieldmanager::MAX_FIELD_MANAGER_LEN,
+                ));
+            }
+            if let Some((i, c)) = m.char_indices().find(|(_, c)| c.is_control()) {
+                errs.push(FieldError::invalid(
+                    "fieldManager",
+                    m,
+                    &format!("invalid character U+{:04X} (at position {i})", c as u32),
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(options_kind, "meta.k8s.io", "", &errs))
+        }
+    }
+}
+
+/// How a write records who changed which fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tracking {
+    /// Create, update, non-apply patch: the request's manager takes what it changed.
+    Update,
+    /// Server-side apply: the transform already computed the managers and left them in
+    /// the object's `metadata.managedFields`.
+    Applied,
+    /// A server-internal write (binding, scale): managers stay as they are.
+    Untracked,
+}
+
+fn take_managed_fields(obj: &mut Value) -> Option<Value> {
+    obj.get_mut("metadata")?
+        .as_object_mut()?
+        .remove("managedFields")
+}
+
+fn put_managed_fields(obj: &mut Value, managed: Option<Value>) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        match managed {
+            Some(list) => {
+                meta.insert("managedFields".into(), list);
+            }
+            None => {
+                meta.remove("managedFields");
+            }
+        }
+    }
+}
+
+/// The managers a stored object's entries decode to; entries that do not decode are
+/// dropped (upstream resets them rather than failing the write).
+fn stored_managers(entries: Option<&Value>) -> Managed {
+    entries
+        .and_then(|e| Managed::decode_stored(e).ok())
+        .unwrap_or_default()
+}
+
+/// The time managers record: RFC 3339 in whole seconds, as `metav1.Time` encodes.
+fn now_rfc3339() -> String {
+    let now = Timestamp::now();
+    now.round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or(now)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn subresource_of(part: Part) -> &'static str {
+    match part {
+        Part::Status => "status",
+        Part::Main | Part::System => "",
     }
 }
 
@@ -673,8 +809,22 @@ impl Rest {
         &self,
         res: &Resource,
         ns: Option<&str>,
+        obj: Value,
+        p: &Params,
+    ) -> Result<Written, ApiError> {
+        self.create_tracked(res, ns, obj, p, None).await
+    }
+
+    /// Creates `obj`. Its managers are the request's manager owning what it sent (after
+    /// defaulting, as upstream decodes with defaults), or `applied`, what an apply that
+    /// creates the object computed.
+    async fn create_tracked(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
         mut obj: Value,
         p: &Params,
+        applied: Option<Option<Value>>,
     ) -> Result<Written, ApiError> {
         let info = res.info();
         self.check_type(res, &mut obj, info.kind, &info.api_version())?;
@@ -715,6 +865,12 @@ impl Rest {
             Ok(())
         };
         let mut obj = res.ops.admit_create(obj, &mut prepare)?;
+        // Upstream records the create's fields before admission plugins and the storage
+        // layer add theirs (priority, cluster IPs): those belong to nobody.
+        match applied {
+            None => self.record_update(res, &json!({}), &mut obj, None, Part::Main, p),
+            Some(managed) => put_managed_fields(&mut obj, managed),
+        }
         if let Some(ns) = namespace.as_deref() {
             self.check_namespace_open(res, ns, &name).await?;
         }
@@ -896,8 +1052,16 @@ impl Rest {
             .filter(|s| !s.is_empty())
             .map(parse_rv)
             .transpose()?;
-        self.guaranteed_update(res, ns, name, pinned, p, |_current| Ok(obj.clone()), part)
-            .await
+        self.guaranteed_update(
+            res,
+            ns,
+            name,
+            (pinned, tracking_of(part)),
+            p,
+            |_current| Ok(obj.clone()),
+            part,
+        )
+        .await
     }
 
     /// PATCH of the main resource or its status.
@@ -916,7 +1080,7 @@ impl Rest {
             res,
             ns,
             name,
-            None,
+            (None, tracking_of(part)),
             p,
             |current| {
                 let patched = apply_patch(patch_type, current, body, &api_version, info.kind)
@@ -943,6 +1107,161 @@ impl Rest {
         .await
     }
 
+    /// Server-side apply (PATCH with `application/apply-patch+yaml`): merges the
+    /// configuration in `body` (YAML or JSON) as `p.manager()`'s whole intent and creates
+    /// the object when it does not exist. Returns the write and whether it created.
+    pub async fn apply(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        body: &[u8],
+        part: Part,
+        p: &Params,
+    ) -> Result<(Written, bool), ApiError> {
+        let config = self.apply_config(res, ns, name, body)?;
+        let apply_to = |live: &Value| self.apply_to(res, live, &config, part, p);
+        for _ in 0..MAX_WRITE_RETRIES {
+            let updated = self
+                .guaranteed_update(
+                    res,
+                    ns,
+                    name,
+                    (None, Tracking::Applied),
+                    p,
+                    |current| apply_to(current),
+                    part,
+                )
+                .await;
+            match updated {
+                Err(e) if e.code == 404 && part == Part::Main => {}
+                other => return other.map(|w| (w, false)),
+            }
+            // Upstream applies upsert: the configuration applied to nothing is created.
+            let mut created = apply_to(&json!({}))?;
+            let managers = take_managed_fields(&mut created);
+            match self
+                .create_tracked(res, ns, created, p, Some(managers))
+                .await
+            {
+                Err(e) if e.reason == "AlreadyExists" => continue,
+                other => return other.map(|w| (w, true)),
+            }
+        }
+        Err(ApiError::modified(Self::gr(res), name))
+    }
+
+    /// Decodes and checks an applied configuration (upstream `applyPatcher` and the
+    /// structured merge manager's checks): an object of the resource's own apiVersion and
+    /// kind, naming the object of the URL, without `managedFields`.
+    fn apply_config(
+        &self,
+        res: &Resource,
+        ns: Option<&str>,
+        name: &str,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        let mut config: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let expected = info.api_version();
+        let Some(map) = config.as_object_mut() else {
+            return Err(ApiError::bad_request(
+                "error decoding YAML: the applied configuration must be an object",
+            ));
+        };
+        let version = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        if version != expected {
+            return Err(ApiError::bad_request(format!(
+                "Incorrect version specified in apply patch. Specified patch version: {version}, expected: {expected}"
+            )));
+        }
+        let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind != info.kind {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+        let meta = map
+            .entry("metadata")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        if meta.get("managedFields").is_some_and(|m| !m.is_null()) {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
+        match meta.get("name").and_then(Value::as_str) {
+            Some(n) if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("name".into(), json!(name));
+            }
+        }
+        if info.namespaced
+            && let Some(m) = meta.get("namespace").and_then(Value::as_str)
+            && !m.is_empty()
+            && Some(m) != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Applies `config` to `live` (`{}` for a create) and leaves the new managers in the
+    /// result's `metadata.managedFields`.
+    fn apply_to(
+        &self,
+        res: &Resource,
+        live: &Value,
+        config: &Value,
+        part: Part,
+        p: &Params,
+    ) -> Result<Value, ApiError> {
+        let info = res.info();
+        let api_version = info.api_version();
+        let subresource = subresource_of(part);
+        let reset = fieldmanager::reset_fields(info.has_status, subresource);
+        let now = now_rfc3339();
+        let write = WriteInfo {
+            schema: schema_for(&api_version, info.kind),
+            api_version: &api_version,
+            manager: p.manager(),
+            subresource,
+            reset: &reset,
+            now: &now,
+        };
+        let managed = stored_managers(live.pointer("/metadata/managedFields"));
+        let force = p.force.unwrap_or(false);
+        let (mut obj, managed) = fieldmanager::apply(live, config, &managed, &write, force)
+            .map_err(|e| match e {
+                ApplyError::Conflicts(conflicts) => ApiError::apply_conflict(&conflicts),
+                ApplyError::Shape(e) => ApiError::bad_request(format!(
+                    "failed to create typed patch object ({api_version}, Kind={}): {e}",
+                    info.kind
+                )),
+            })?;
+        // Upstream types the configuration against the kind's schema: a field the kind
+        // does not have is refused, whatever fieldValidation says.
+        let canonical = res.ops.decode(obj.clone())?;
+        let mut unknown = Vec::new();
+        unknown_fields(&obj, &canonical, "", &mut unknown);
+        if let Some(field) = unknown.first() {
+            return Err(ApiError::bad_request(format!(
+                "failed to create typed patch object ({api_version}, Kind={}): .{field}: field not declared in schema",
+                info.kind
+            )));
+        }
+        put_managed_fields(&mut obj, managed.encode());
+        Ok(obj)
+    }
+
     /// A server-internal read-modify-write of the whole object (binding, scale).
     pub async fn update_with(
         &self,
@@ -952,19 +1271,28 @@ impl Rest {
         p: &Params,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Written, ApiError> {
-        self.guaranteed_update(res, ns, name, None, p, transform, Part::System)
-            .await
+        self.guaranteed_update(
+            res,
+            ns,
+            name,
+            (None, Tracking::Untracked),
+            p,
+            transform,
+            Part::System,
+        )
+        .await
     }
 
     /// Reads, transforms and writes an object under optimistic concurrency, retrying on
-    /// lost races unless the client pinned a resourceVersion (in the body or the patch).
+    /// lost races unless the client pinned a resourceVersion (in the body or the patch),
+    /// and records the write's managers as `tracking` says.
     #[allow(clippy::too_many_arguments)]
     async fn guaranteed_update(
         &self,
         res: &Resource,
         ns: Option<&str>,
         name: &str,
-        pinned: Option<Revision>,
+        (pinned, tracking): (Option<Revision>, Tracking),
         p: &Params,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
         part: Part,
@@ -977,6 +1305,11 @@ impl Rest {
             if part != Part::System {
                 check_strict(res, &new, p)?;
             }
+            // Managers are set after admission, which would otherwise re-encode them.
+            let sent_managers = match tracking {
+                Tracking::Untracked => None,
+                Tracking::Update | Tracking::Applied => Some(take_managed_fields(&mut new)),
+            };
             let new_meta = meta_of(&new)?;
             let client_rv = new_meta
                 .resource_version
@@ -991,9 +1324,16 @@ impl Rest {
             }
             // A pinned write fails on a lost race; an unpinned one re-reads and retries.
             let retry = pinned.is_none();
-            let new = self
+            let mut new = self
                 .prepare_update(res, new, new_meta, &current, part)
                 .await?;
+            match (tracking, sent_managers) {
+                (Tracking::Update, Some(sent)) => {
+                    self.record_update(res, &current, &mut new, sent, part, p)
+                }
+                (Tracking::Applied, Some(managers)) => put_managed_fields(&mut new, managers),
+                _ => {}
+            }
             if values_equal_ignoring_rv(&new, &current) {
                 let cached = self.cache.get_or_build(res, &kv)?;
                 return Ok(Written {
@@ -1054,6 +1394,45 @@ impl Rest {
         Err(ApiError::modified(Self::gr(res), name))
     }
 
+    /// Records an update from `live` to `new` in `new`'s `metadata.managedFields`. `sent`
+    /// is the list the client sent: as upstream, `[{}]` clears every manager, a valid
+    /// non-empty list replaces the stored one (through the main resource), and anything
+    /// else keeps the stored one, so clients unaware of the field never erase it.
+    fn record_update(
+        &self,
+        res: &Resource,
+        live: &Value,
+        new: &mut Value,
+        sent: Option<Value>,
+        part: Part,
+        p: &Params,
+    ) {
+        let info = res.info();
+        let subresource = subresource_of(part);
+        let stored = || stored_managers(live.pointer("/metadata/managedFields"));
+        let mut managed = match sent {
+            Some(list) if Managed::is_reset(&list) => Managed::default(),
+            Some(list) if subresource.is_empty() => match Managed::decode(&list) {
+                Ok(m) if !m.entries().is_empty() => m,
+                _ => stored(),
+            },
+            _ => stored(),
+        };
+        let api_version = info.api_version();
+        let reset = fieldmanager::reset_fields(info.has_status, subresource);
+        let now = now_rfc3339();
+        let write = WriteInfo {
+            schema: schema_for(&api_version, info.kind),
+            api_version: &api_version,
+            manager: p.manager(),
+            subresource,
+            reset: &reset,
+            now: &now,
+        };
+        fieldmanager::update(live, new, &mut managed, &write);
+        put_managed_fields(new, managed.encode());
+    }
+
     /// Carries system metadata over from `current`, splits spec from status, defaults,
     /// validates and bumps `generation` when the spec changed.
     async fn prepare_update(
@@ -1093,9 +1472,6 @@ impl Rest {
         // (the storage encoding drops it again).
         meta.resource_version = old_meta.resource_version.clone();
         meta.namespace = old_meta.namespace.clone();
-        if meta.managed_fields.is_some() {
-            meta.managed_fields = old_meta.managed_fields.clone();
-        }
         set_meta(&mut new, &meta)?;
         let mut new = match part {
             Part::System => res.ops.decode(new)?,
@@ -1518,6 +1894,13 @@ impl Rest {
                 })
             }
         }
+    }
+}
+
+fn tracking_of(part: Part) -> Tracking {
+    match part {
+        Part::Main | Part::Status => Tracking::Update,
+        Part::System => Tracking::Untracked,
     }
 }
 

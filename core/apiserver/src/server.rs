@@ -365,7 +365,9 @@ impl ApiServer {
         if !info.namespaced && rp.namespace.is_some() {
             return Err(ApiError::no_route());
         }
-        let params = Params::parse(query)?;
+        let mut params = Params::parse(query)?;
+        params.user_agent_manager =
+            bosun_api::fieldmanager::manager_from_user_agent(header_str(parts, header::USER_AGENT));
         let encoding = negotiate(parts, query)?;
         let ns = rp.namespace.as_deref();
         let method = &parts.method;
@@ -396,11 +398,13 @@ impl ApiServer {
                 if info.namespaced && ns.is_none() {
                     return Err(ApiError::method_not_allowed());
                 }
+                params.validate_write("CreateOptions", None)?;
                 let obj = read_object(parts, body, self.config.max_body_bytes).await?;
                 let created = rest.create(&res, ns, obj, &params).await?;
                 respond_written(201, &created)
             }
             ("PUT", Some(name), None | Some("status")) => {
+                params.validate_write("UpdateOptions", None)?;
                 let obj = read_object(parts, body, self.config.max_body_bytes).await?;
                 let part = if sub == Some("status") {
                     Part::Status
@@ -413,11 +417,17 @@ impl ApiServer {
             ("PATCH", Some(name), None | Some("status")) => {
                 let (patch_type, bytes) =
                     read_patch(parts, body, self.config.max_body_bytes).await?;
+                params.validate_write("PatchOptions", Some(patch_type))?;
                 let part = if sub == Some("status") {
                     Part::Status
                 } else {
                     Part::Main
                 };
+                if patch_type == PatchType::Apply {
+                    let (applied, created) =
+                        rest.apply(&res, ns, name, &bytes, part, &params).await?;
+                    return respond_written(if created { 201 } else { 200 }, &applied);
+                }
                 let patched = rest
                     .patch(&res, ns, name, (patch_type, &bytes), part, &params)
                     .await?;

@@ -1,6 +1,6 @@
 //! The API server over loopback HTTP, driven request by request: error statuses, the
 //! store left unchanged by bad input, pagination, selectors, watch, finalizers, graceful
-//! deletion, binding, status and scale subresources.
+//! deletion, binding, status and scale subresources, managed fields and server-side apply.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +91,26 @@ impl TestApi {
         let (code, v) = self.req(method, path, body).await;
         assert!((200..300).contains(&code), "{method} {path}: {code} {v}");
         v
+    }
+
+    /// A request with a raw body and content type, answered as JSON.
+    async fn send(&self, method: &str, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+        let (code, body) = self
+            .raw(
+                method,
+                path,
+                content_type,
+                body.as_bytes().to_vec(),
+                Some(TOKEN),
+            )
+            .await;
+        (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// A server-side apply of `body` (YAML or JSON) with the query `query`.
+    async fn apply(&self, path: &str, query: &str, body: &str) -> (u16, Value) {
+        self.send("PATCH", &format!("{path}?{query}"), APPLY, body)
+            .await
     }
 
     async fn revision(&self) -> i64 {
@@ -824,4 +844,378 @@ async fn requests_over_the_inflight_limit_get_429_and_watches_are_exempt() {
         Some(pod("x", json!({}))),
     )
     .await;
+}
+
+const APPLY: &str = "application/apply-patch+yaml";
+
+/// An applied Deployment configuration, as a user keeps it in a file.
+fn web_config(image: &str, extra_label: Option<&str>, replicas: Option<u32>) -> String {
+    let label = extra_label.map_or(String::new(), |l| format!("\n    {l}"));
+    let replicas = replicas.map_or(String::new(), |r| format!("\n  replicas: {r}"));
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels:
+    app: web{label}
+spec:{replicas}
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: {image}
+        ports:
+        - containerPort: 80
+      - name: sidecar
+        image: busybox:1.36
+"
+    )
+}
+
+/// The managedFields entry of `manager`, or Null.
+fn entry<'a>(obj: &'a Value, manager: &str) -> &'a Value {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["manager"] == manager))
+        .unwrap_or(&Value::Null)
+}
+
+/// Server-side apply as kube-apiserver answers it (KEP-555 and the `TestApply*` cases of
+/// `test/integration/apiserver/apply`): upsert, merge by list keys, removal of fields the
+/// manager stops applying, conflicts and force.
+#[tokio::test]
+async fn server_side_apply_creates_merges_prunes_conflicts_and_forces() {
+    let api = TestApi::start().await;
+    let web = "/apis/apps/v1/namespaces/default/deployments/web";
+
+    // No fieldManager: 422 on PatchOptions, as upstream, and nothing is created.
+    let before = api.revision().await;
+    let (code, status) = api
+        .apply(web, "", &web_config("nginx:1.26", None, Some(2)))
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (422, Some("Invalid")),
+        "{status}"
+    );
+    assert_eq!(
+        status["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    assert_eq!(api.revision().await, before);
+    assert_eq!(api.req("GET", web, None).await.0, 404);
+
+    // Apply creates (201) and records an Apply entry with list items by key.
+    let (code, created) = api
+        .apply(
+            web,
+            "fieldManager=alice",
+            &web_config("nginx:1.26", Some("tier: fe"), Some(2)),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["replicas"], 2);
+    assert_eq!(
+        created["spec"]["strategy"]["type"], "RollingUpdate",
+        "defaulted"
+    );
+    let alice = entry(&created, "alice");
+    assert_eq!(alice["operation"], "Apply");
+    assert_eq!(alice["apiVersion"], "apps/v1");
+    assert_eq!(alice["fieldsType"], "FieldsV1");
+    let containers = &alice["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"];
+    assert_eq!(
+        containers["k:{\"name\":\"nginx\"}"],
+        json!({".": {}, "f:name": {}, "f:image": {},
+               "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}})
+    );
+    assert!(
+        alice["fieldsV1"]["f:spec"].get("f:strategy").is_none(),
+        "defaults belong to nobody: {alice}"
+    );
+
+    // Another client labels it through a merge patch (an Update entry).
+    let (code, labelled) = api
+        .send(
+            "PATCH",
+            &format!("{web}?fieldManager=labeler"),
+            "application/merge-patch+json",
+            r#"{"metadata":{"labels":{"team":"a"}}}"#,
+        )
+        .await;
+    assert_eq!(code, 200, "{labelled}");
+    assert_eq!(entry(&labelled, "labeler")["operation"], "Update");
+    assert_eq!(
+        entry(&labelled, "labeler")["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:team": {}}}})
+    );
+
+    // Re-apply with a new image, without the tier label and without replicas: the image
+    // changes, what alice stopped applying goes (replicas comes back as its default), the
+    // other manager's label and the unrelated container stay.
+    let (code, reapplied) = api
+        .apply(
+            web,
+            "fieldManager=alice",
+            &web_config("nginx:1.27", None, None),
+        )
+        .await;
+    assert_eq!(code, 200, "{reapplied}");
+    let c = &reapplied["spec"]["template"]["spec"]["containers"];
+    assert_eq!(c[0]["image"], "nginx:1.27");
+    assert_eq!(c[1]["name"], "sidecar");
+    assert_eq!(
+        reapplied["metadata"]["labels"],
+        json!({"app": "web", "team": "a"})
+    );
+    assert_eq!(reapplied["spec"]["replicas"], 1);
+    assert_eq!(reapplied["metadata"]["generation"], 2);
+
+    // A scaler owns replicas; alice applying another value conflicts and writes nothing.
+    api.send(
+        "PATCH",
+        &format!("{web}?fieldManager=scaler"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":5}}"#,
+    )
+    .await;
+    let before = api.revision().await;
+    let (code, status) = api
+        .apply(
+            web,
+            "fieldManager=alice",
+            &web_config("nginx:1.27", None, Some(3)),
+        )
+        .await;
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{status}"
+    );
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"scaler\" using apps/v1: .spec.replicas"
+    );
+    assert_eq!(
+        status["details"]["causes"],
+        json!([{"type": "FieldManagerConflict", "message": "conflict with \"scaler\" using apps/v1",
+                "field": ".spec.replicas"}])
+    );
+    assert_eq!(api.revision().await, before);
+    assert_eq!(api.ok("GET", web, None).await["spec"]["replicas"], 5);
+
+    // Applying the value the scaler set is no conflict: both own it.
+    let (code, shared) = api
+        .apply(
+            web,
+            "fieldManager=alice",
+            &web_config("nginx:1.27", None, Some(5)),
+        )
+        .await;
+    assert_eq!(code, 200, "{shared}");
+    assert!(entry(&shared, "scaler")["fieldsV1"]["f:spec"]["f:replicas"].is_object());
+
+    // A dry run answers what force would write and writes nothing.
+    let before = api.revision().await;
+    let (code, dry) = api
+        .apply(
+            web,
+            "fieldManager=alice&force=true&dryRun=All",
+            &web_config("nginx:1.27", None, Some(3)),
+        )
+        .await;
+    assert_eq!(
+        (code, dry["spec"]["replicas"].as_i64()),
+        (200, Some(3)),
+        "{dry}"
+    );
+    assert_eq!(api.revision().await, before);
+    assert_eq!(api.ok("GET", web, None).await["spec"]["replicas"], 5);
+
+    // Force takes the field over.
+    let (code, forced) = api
+        .apply(
+            web,
+            "fieldManager=alice&force=true",
+            &web_config("nginx:1.27", None, Some(3)),
+        )
+        .await;
+    assert_eq!(code, 200, "{forced}");
+    assert_eq!(forced["spec"]["replicas"], 3);
+    assert!(
+        entry(&forced, "scaler").is_null(),
+        "the scaler owned nothing else: {forced}"
+    );
+    assert!(entry(&forced, "alice")["fieldsV1"]["f:spec"]["f:replicas"].is_object());
+}
+
+#[tokio::test]
+async fn invalid_apply_requests_get_a_status_and_write_nothing() {
+    let api = TestApi::start().await;
+    let cm = "/api/v1/namespaces/default/configmaps/c";
+    let web = "/apis/apps/v1/namespaces/default/deployments/web";
+    let good = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n";
+    let long = format!("fieldManager={}", "m".repeat(129));
+    let cases: &[(&str, &str, &str, &str, u16)] = &[
+        ("not YAML", cm, "fieldManager=m", "a: [", 400),
+        ("not an object", cm, "fieldManager=m", "[1, 2]", 400),
+        (
+            "wrong version",
+            cm,
+            "fieldManager=m",
+            "apiVersion: v2\nkind: ConfigMap\n",
+            400,
+        ),
+        (
+            "wrong kind",
+            cm,
+            "fieldManager=m",
+            "apiVersion: v1\nkind: Secret\n",
+            400,
+        ),
+        (
+            "other name",
+            cm,
+            "fieldManager=m",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: d}\n",
+            400,
+        ),
+        (
+            "managedFields",
+            cm,
+            "fieldManager=m",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, managedFields: [{manager: x}]}\n",
+            400,
+        ),
+        (
+            "unknown field",
+            cm,
+            "fieldManager=m",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nbogus: 1\n",
+            400,
+        ),
+        (
+            "container without its key",
+            web,
+            "fieldManager=m",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {containers: [{image: x}]}}}\n",
+            400,
+        ),
+        (
+            "force is not a boolean",
+            cm,
+            "fieldManager=m&force=maybe",
+            good,
+            400,
+        ),
+        ("manager too long", cm, &long, good, 422),
+    ];
+    let before = api.revision().await;
+    for &(what, path, query, body, want) in cases {
+        let (code, status) = api.apply(path, query, body).await;
+        assert_eq!(code, want, "{what}: {status}");
+        assert_eq!(status["kind"], "Status", "{what}");
+        assert!(
+            !status["message"].as_str().unwrap_or("").is_empty(),
+            "{what}"
+        );
+    }
+    assert_eq!(api.revision().await, before, "nothing was written");
+    // force belongs to apply patches only.
+    let (code, status) = api
+        .send(
+            "PATCH",
+            &format!("{cm}?force=true"),
+            "application/merge-patch+json",
+            "{}",
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("force: Forbidden"),
+        "{status}"
+    );
+}
+
+/// Every write records its manager; `managedFields: [{}]` clears them and a write that
+/// leaves them out (or sends `[]`) keeps them, as upstream.
+#[tokio::test]
+async fn writes_record_managers_and_managed_fields_can_be_cleared() {
+    let api = TestApi::start().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let cm = format!("{cms}/c");
+    let created = api
+        .ok(
+            "POST",
+            &format!("{cms}?fieldManager=creator"),
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "1"}}, "data": {"k": "v"}})),
+        )
+        .await;
+    let creator = entry(&created, "creator");
+    assert_eq!(creator["operation"], "Update");
+    assert_eq!(
+        creator["fieldsV1"],
+        json!({"f:data": {".": {}, "f:k": {}}, "f:metadata": {"f:labels": {".": {}, "f:a": {}}}})
+    );
+    assert!(creator["time"].as_str().unwrap().ends_with('Z'));
+
+    // A PUT without managedFields keeps them and moves what it changed to its manager
+    // (no User-Agent here: upstream's "unknown").
+    let mut replaced = created.clone();
+    replaced["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    replaced["data"]["k"] = json!("w");
+    let replaced = api.ok("PUT", &cm, Some(replaced)).await;
+    assert_eq!(
+        entry(&replaced, "unknown")["fieldsV1"],
+        json!({"f:data": {"f:k": {}}})
+    );
+    assert_eq!(
+        entry(&replaced, "creator")["fieldsV1"],
+        json!({"f:data": {}, "f:metadata": {"f:labels": {".": {}, "f:a": {}}}})
+    );
+
+    // An unchanged write is no write.
+    let before = api.revision().await;
+    api.ok("PUT", &cm, Some(replaced.clone())).await;
+    assert_eq!(api.revision().await, before);
+
+    // `[]` does not clear; `[{}]` does.
+    let kept = api
+        .ok(
+            "PATCH",
+            &cm,
+            Some(json!({"metadata": {"managedFields": []}})),
+        )
+        .await;
+    assert_eq!(
+        kept["metadata"]["managedFields"],
+        replaced["metadata"]["managedFields"]
+    );
+    let cleared = api
+        .ok(
+            "PATCH",
+            &cm,
+            Some(json!({"metadata": {"managedFields": [{}]}})),
+        )
+        .await;
+    assert!(
+        cleared["metadata"].get("managedFields").is_none(),
+        "{cleared}"
+    );
+    assert!(
+        api.ok("GET", &cm, None).await["metadata"]
+            .get("managedFields")
+            .is_none()
+    );
 }

@@ -14,6 +14,11 @@
 //!
 //! Only fields that carry a tag, or lead to one, are listed; every other field gets the
 //! default strategy (maps merge, lists are replaced whole).
+//!
+//! Server-side apply reads the same tree ([`crate::fieldmanager`]): a merging list is an
+//! associative list (`x-kubernetes-list-type: map`, keyed by [`FieldSchema::list_keys`] or
+//! the merge key) or a set (scalars); every other list is atomic; objects are granular
+//! unless [`FieldSchema::atomic`] says `+structType=atomic`.
 
 /// The `patchStrategy` tag of a field, minus `retainKeys` (see [`FieldSchema::retain_keys`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +45,12 @@ pub struct FieldSchema {
     pub retain_keys: bool,
     /// The schema of the field's value, or of its elements when it is a list.
     pub schema: &'static PatchSchema,
+    /// Server-side apply's `x-kubernetes-list-map-keys` where they differ from
+    /// `[merge_key]` (container ports are keyed by `containerPort` and `protocol`).
+    pub list_keys: &'static [&'static str],
+    /// `x-kubernetes-map-type: atomic` / `+structType=atomic` for server-side apply: the
+    /// value is owned and replaced whole; on a keyed list, each element is.
+    pub atomic: bool,
 }
 
 impl FieldSchema {
@@ -54,6 +65,8 @@ impl FieldSchema {
             merge_key: None,
             retain_keys: false,
             schema,
+            list_keys: &[],
+            atomic: false,
         }
     }
 
@@ -69,6 +82,8 @@ impl FieldSchema {
             merge_key: Some(key),
             retain_keys: false,
             schema,
+            list_keys: &[],
+            atomic: false,
         }
     }
 
@@ -80,6 +95,8 @@ impl FieldSchema {
             merge_key: None,
             retain_keys: false,
             schema: &PatchSchema::EMPTY,
+            list_keys: &[],
+            atomic: false,
         }
     }
 
@@ -91,6 +108,45 @@ impl FieldSchema {
             merge_key: None,
             retain_keys: false,
             schema: &PatchSchema::EMPTY,
+            list_keys: &[],
+            atomic: false,
+        }
+    }
+
+    /// A field server-side apply treats as one value (`structType=atomic`), with no
+    /// strategic merge tag.
+    pub const fn atomic(name: &'static str) -> FieldSchema {
+        FieldSchema {
+            atomic: true,
+            ..FieldSchema::nested(name, &PatchSchema::EMPTY)
+        }
+    }
+
+    /// The same field with server-side apply list-map keys other than its merge key.
+    pub const fn apply_keys(self, keys: &'static [&'static str]) -> FieldSchema {
+        FieldSchema {
+            list_keys: keys,
+            ..self
+        }
+    }
+
+    /// The same field with atomic elements (or value) for server-side apply.
+    pub const fn atomic_elements(self) -> FieldSchema {
+        FieldSchema {
+            atomic: true,
+            ..self
+        }
+    }
+
+    /// The keys identifying an element of this list for server-side apply: the list-map
+    /// keys, else the merge key; empty for lists that are not associative.
+    pub fn apply_list_keys(&self) -> &[&'static str] {
+        if !self.list_keys.is_empty() {
+            return self.list_keys;
+        }
+        match &self.merge_key {
+            Some(key) => std::slice::from_ref(key),
+            None => &[],
         }
     }
 
@@ -162,9 +218,9 @@ use FieldSchema as F;
 const EMPTY: &PatchSchema = &PatchSchema::EMPTY;
 
 // meta/v1 ObjectMeta: ownerReferences `patchStrategy:"merge" patchMergeKey:"uid"`,
-// finalizers `patchStrategy:"merge"`.
+// finalizers `patchStrategy:"merge"`. OwnerReference is `+structType=atomic`.
 static OBJECT_META: PatchSchema = PatchSchema::new(&[
-    F::merge_by_key("ownerReferences", "uid", EMPTY),
+    F::merge_by_key("ownerReferences", "uid", EMPTY).atomic_elements(),
     F::merge_scalars("finalizers"),
 ]);
 
@@ -177,10 +233,22 @@ const CONDITIONS: FieldSchema = F::merge_by_key("conditions", "type", EMPTY);
 
 static METADATA_ONLY: PatchSchema = PatchSchema::new(&[METADATA]);
 
-// core/v1 Container and EphemeralContainerCommon carry the same tags.
+// core/v1 EnvVarSource: the key and field selectors are `+structType=atomic`.
+static ENV_VAR: PatchSchema = PatchSchema::new(&[F::nested(
+    "valueFrom",
+    &PatchSchema::new(&[
+        F::atomic("configMapKeyRef"),
+        F::atomic("secretKeyRef"),
+        F::atomic("fieldRef"),
+        F::atomic("resourceFieldRef"),
+    ]),
+)]);
+
+// core/v1 Container and EphemeralContainerCommon carry the same tags. Ports are a map
+// list keyed by containerPort and protocol for server-side apply.
 static CONTAINER: PatchSchema = PatchSchema::new(&[
-    F::merge_by_key("ports", "containerPort", EMPTY),
-    F::merge_by_key("env", "name", EMPTY),
+    F::merge_by_key("ports", "containerPort", EMPTY).apply_keys(&["containerPort", "protocol"]),
+    F::merge_by_key("env", "name", &ENV_VAR),
     F::merge_by_key("volumeMounts", "mountPath", EMPTY),
     F::merge_by_key("volumeDevices", "devicePath", EMPTY),
 ]);
@@ -192,12 +260,21 @@ static POD_SPEC: PatchSchema = PatchSchema::new(&[
     F::merge_by_key("initContainers", "name", &CONTAINER),
     F::merge_by_key("containers", "name", &CONTAINER),
     F::merge_by_key("ephemeralContainers", "name", &CONTAINER),
-    F::merge_by_key("imagePullSecrets", "name", EMPTY),
+    // LocalObjectReference is `+structType=atomic`.
+    F::merge_by_key("imagePullSecrets", "name", EMPTY).atomic_elements(),
     F::merge_by_key("hostAliases", "ip", EMPTY),
-    F::merge_by_key("topologySpreadConstraints", "topologyKey", EMPTY),
+    F::merge_by_key(
+        "topologySpreadConstraints",
+        "topologyKey",
+        &SPREAD_CONSTRAINT,
+    )
+    .apply_keys(&["topologyKey", "whenUnsatisfiable"]),
     F::merge_by_key("schedulingGates", "name", EMPTY),
     F::merge_by_key("resourceClaims", "name", EMPTY).retain_keys(),
 ]);
+
+// core/v1 TopologySpreadConstraint: its LabelSelector is `+structType=atomic`.
+static SPREAD_CONSTRAINT: PatchSchema = PatchSchema::new(&[F::atomic("labelSelector")]);
 
 // core/v1 PodStatus.
 static POD_STATUS: PatchSchema = PatchSchema::new(&[
@@ -230,12 +307,16 @@ static NODE: PatchSchema = PatchSchema::new(&[
     ),
 ]);
 
-// core/v1 ServiceSpec ports `patchMergeKey:"port"`; ServiceStatus conditions.
+// core/v1 ServiceSpec ports `patchMergeKey:"port"` (a map list keyed by port and protocol
+// for server-side apply), selector `+mapType=atomic`; ServiceStatus conditions.
 static SERVICE: PatchSchema = PatchSchema::new(&[
     METADATA,
     F::nested(
         "spec",
-        &PatchSchema::new(&[F::merge_by_key("ports", "port", EMPTY)]),
+        &PatchSchema::new(&[
+            F::merge_by_key("ports", "port", EMPTY).apply_keys(&["port", "protocol"]),
+            F::atomic("selector"),
+        ]),
     ),
     F::nested("status", &PatchSchema::new(&[CONDITIONS])),
 ]);
@@ -246,12 +327,14 @@ static NAMESPACE: PatchSchema = PatchSchema::new(&[
     F::nested("status", &PatchSchema::new(&[CONDITIONS])),
 ]);
 
-// apps/v1 DeploymentSpec strategy `patchStrategy:"retainKeys"`.
+// apps/v1 DeploymentSpec strategy `patchStrategy:"retainKeys"`; its selector (meta/v1
+// LabelSelector) is `+structType=atomic`, as ReplicaSetSpec's.
 static DEPLOYMENT: PatchSchema = PatchSchema::new(&[
     METADATA,
     F::nested(
         "spec",
         &PatchSchema::new(&[
+            F::atomic("selector"),
             F::nested("template", &POD_TEMPLATE_SPEC),
             F::nested("strategy", EMPTY).retain_keys(),
         ]),
@@ -263,7 +346,10 @@ static REPLICA_SET: PatchSchema = PatchSchema::new(&[
     METADATA,
     F::nested(
         "spec",
-        &PatchSchema::new(&[F::nested("template", &POD_TEMPLATE_SPEC)]),
+        &PatchSchema::new(&[
+            F::atomic("selector"),
+            F::nested("template", &POD_TEMPLATE_SPEC),
+        ]),
     ),
     F::nested("status", &PatchSchema::new(&[CONDITIONS])),
 ]);
