@@ -514,6 +514,10 @@ struct Driver<'a> {
     scheduler_side: Duration,
     /// Each pod's [`PodInfo`] once it arrived ([`Driver::info`]).
     infos: Vec<Option<Arc<PodInfo>>>,
+    /// The simulator's node index of each snapshot node index, as of the snapshot's
+    /// `layout_generation` in `snapshot_layout` (rebuilt when nodes come or go).
+    snapshot_nodes: Vec<u32>,
+    snapshot_layout: Option<u64>,
 }
 
 impl<'a> Driver<'a> {
@@ -560,6 +564,8 @@ impl<'a> Driver<'a> {
             decisions: Vec::with_capacity(workload.schedule.len() + workload.n_initial),
             scheduler_side: Duration::ZERO,
             infos: vec![None; workload.pods.len()],
+            snapshot_nodes: Vec::new(),
+            snapshot_layout: None,
         };
         for spec in &workload.nodes {
             let node = spec.to_k8s();
@@ -797,6 +803,23 @@ impl<'a> Driver<'a> {
         Ok(Ok((decision, assumed)))
     }
 
+    /// The simulator's index of the node at `snapshot_idx` in the current snapshot.
+    fn cluster_node(&mut self, snapshot_idx: u32) -> u32 {
+        let layout = self.snapshot.layout_generation();
+        if self.snapshot_layout != Some(layout) {
+            let by_name = &self.cluster.by_name;
+            self.snapshot_nodes.clear();
+            self.snapshot_nodes
+                .extend(self.snapshot.nodes().iter().map(|node| {
+                    *by_name
+                        .get(&node.name)
+                        .expect("the scheduler knows only the simulator's nodes")
+                }));
+            self.snapshot_layout = Some(layout);
+        }
+        self.snapshot_nodes[snapshot_idx as usize]
+    }
+
     /// After the scheduler placed pod `id` (assumed as `assumed`): the devices the
     /// device plugin gives it (those the scheduler pinned, which must have room; else
     /// best fit), then bind; or, when no device has room, forget the pod.
@@ -807,11 +830,8 @@ impl<'a> Driver<'a> {
         assumed: Arc<PodInfo>,
     ) -> Result<Outcome, HarnessError> {
         let gpu = self.workload.pods[id as usize].spec.gpu;
-        let n = *self
-            .cluster
-            .by_name
-            .get(&decision.node_name)
-            .expect("the scheduler chose a known node");
+        let n = self.cluster_node(decision.node_idx);
+        debug_assert_eq!(self.cluster.nodes[n as usize].name, decision.node_name);
         let free = &self.cluster.nodes[n as usize].gpu_free_milli;
         let devices = match assumed.gpu_device_mask {
             Some(mask) => Some(cluster::pinned_devices(free, gpu, mask).ok_or_else(|| {
