@@ -44,6 +44,9 @@ use crate::wal::{Replay, SEGMENT_BYTES_MAX_DEFAULT, Wal};
 
 /// Bound on the hooks [`Engine::subscribe`] accepts.
 pub const MAX_COMMIT_HOOKS: usize = 16;
+/// The writer keeps its group buffer between groups (a fresh one per group cost a
+/// realloc and fresh pages each time); beyond this capacity it gives the excess back.
+pub const WRITER_BUFFER_RETAINED_BYTES_MAX: usize = 4 << 20;
 
 /// Whether a write waits for fdatasync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +288,7 @@ impl<D: LogDir + Clone> Engine<D> {
                         config,
                         ckpt_tx,
                         bytes_since_checkpoint: 0,
+                        buf: Vec::new(),
                     }
                     .run(rx)
                 })?
@@ -561,6 +565,8 @@ struct Writer<D: LogDir> {
     config: EngineConfig,
     ckpt_tx: SyncSender<(Mvcc, u64)>,
     bytes_since_checkpoint: u64,
+    /// The group's records, reused (see [`WRITER_BUFFER_RETAINED_BYTES_MAX`]).
+    buf: Vec<u8>,
 }
 
 impl<D: LogDir> Writer<D> {
@@ -650,7 +656,9 @@ impl<D: LogDir> Writer<D> {
         if let Some(reason) = self.poison_reason() {
             return reply_all_failed(group, &reason);
         }
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.shrink_to(WRITER_BUFFER_RETAINED_BYTES_MAX);
         let mut replies = Vec::with_capacity(group.len());
         let mut batches = Vec::new();
         let mut snapshots = Vec::new();
@@ -697,6 +705,7 @@ impl<D: LogDir> Writer<D> {
             }
             return;
         }
+        self.buf = buf;
         self.shared
             .committed
             .store(applied_revision, Ordering::Release);

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch as tokio_watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::{Error, RequestError};
@@ -125,10 +126,18 @@ where
             pb::lease_server::LeaseServer::new(svc.clone()).max_decoding_message_size(max_msg),
         )
         .add_service(pb::maintenance_server::MaintenanceServer::new(svc))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming(listener), signal)
         .await;
     expiry.abort();
     Ok(result?)
+}
+
+/// Accepted connections with `TCP_NODELAY`, as etcd's (Go sets it on every TCP
+/// connection). tonic applies its own `tcp_nodelay` only to the listeners it binds;
+/// without it, Nagle's algorithm holds small responses back until earlier segments
+/// are acknowledged.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn expire_leases<D: LogDir + Clone + Send + Sync + 'static>(
