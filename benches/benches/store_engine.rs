@@ -1,6 +1,7 @@
 //! Store engine: group-committed puts (fdatasync vs no-sync, std::fs vs io_uring log
-//! files, 1 vs 8 writers), ranges, single-key index lookups, and the pure MVCC apply
-//! path without IO.
+//! files, 1 vs 8 writers), ranges, single-key index lookups, the pure MVCC apply
+//! path without IO, and restart (recovery) of a store of 1M keys, from a fresh
+//! checkpoint and from the log alone.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -140,5 +141,79 @@ fn bench_apply(c: &mut Criterion) {
     g.finish();
 }
 
+/// Keys in the recovery bench's store: one revision each, 256-byte values.
+const N_RECOVERY_KEYS: usize = 1_000_000;
+/// Puts in flight while the recovery bench fills its store.
+const N_FILL_TASKS: usize = 512;
+
+/// Nothing in the background: what is measured is the open alone.
+fn recovery_config() -> EngineConfig {
+    EngineConfig {
+        sync: SyncMode::NoSyncBenchmarkOnly,
+        checkpoint_after_bytes: 0,
+        gc_min_dead_bytes: 0,
+        ..EngineConfig::default()
+    }
+}
+
+/// A store of [`N_RECOVERY_KEYS`] keys in `path`, written one revision per key
+/// (puts in flight together, so groups are large and the fill is quick).
+fn fill_store(path: &std::path::Path) {
+    let dir = HostDir::open(path, LogBackend::Std).unwrap();
+    let engine = Arc::new(Engine::open(dir, recovery_config()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().build().unwrap();
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in 0..N_FILL_TASKS {
+            let engine = engine.clone();
+            tasks.spawn(async move {
+                for i in (t..N_RECOVERY_KEYS).step_by(N_FILL_TASKS) {
+                    let key = format!("/registry/pods/ns{}/p{i:07}", i % 1000);
+                    engine.put_async(put(key)).await.unwrap();
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+    });
+    let stats = engine.stats();
+    assert_eq!(stats.n_writes, N_RECOVERY_KEYS as u64);
+    eprintln!(
+        "recovery store: {} keys, {} log bytes in {} groups",
+        N_RECOVERY_KEYS, stats.n_log_bytes, stats.n_groups
+    );
+}
+
+fn bench_recovery(c: &mut Criterion) {
+    let log_only = temp_dir("recovery-log");
+    fill_store(&log_only);
+    let checkpointed = temp_dir("recovery-checkpoint");
+    fill_store(&checkpointed);
+    {
+        let dir = HostDir::open(&checkpointed, LogBackend::Std).unwrap();
+        let engine = Engine::open(dir, recovery_config()).unwrap();
+        engine.checkpoint().unwrap();
+        eprintln!("checkpoint: {} bytes on disk", engine.stats().n_disk_bytes);
+    }
+    let mut g = c.benchmark_group("store_engine/recovery_1m_keys");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N_RECOVERY_KEYS as u64));
+    for (name, path) in [("log_only", &log_only), ("checkpoint", &checkpointed)] {
+        g.bench_function(name, |b| {
+            b.iter_with_large_drop(|| {
+                let dir = HostDir::open(path, LogBackend::Std).unwrap();
+                let engine = Engine::open(dir, recovery_config()).unwrap();
+                assert_eq!(engine.n_indexed_keys(), N_RECOVERY_KEYS);
+                engine
+            })
+        });
+    }
+    g.finish();
+    let _ = std::fs::remove_dir_all(&log_only);
+    let _ = std::fs::remove_dir_all(&checkpointed);
+}
+
 criterion_group!(benches, bench_put, bench_read, bench_apply);
-criterion_main!(benches);
+criterion_group!(recovery, bench_recovery);
+criterion_main!(benches, recovery);

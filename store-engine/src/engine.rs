@@ -7,6 +7,13 @@
 //! commit hooks and answers every caller. Readers see only durable revisions: the index
 //! holds applied-but-unsynced entries, but reads are served at the committed revision.
 //!
+//! Two ways to submit a write, one queue: the blocking methods ([`Engine::txn`], ...)
+//! wait on the queue and on their answer on the calling thread; the `_async` ones
+//! ([`Engine::txn_async`], ...) are futures that wait for queue space and for the
+//! answer without holding a thread, so a server can keep thousands of writes in flight
+//! on a few tasks. Both are answered by the same group commit, after the same
+//! fdatasync.
+//!
 //! Garbage collection: every value the store retains is in memory (the index), so the
 //! log is read only at startup, and a record is dead once compaction (or a later write)
 //! dropped its entry from the index. The engine counts the bytes on disk (segments and
@@ -25,6 +32,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
+use tokio::sync::{Notify, oneshot};
+
 use crate::checkpoint;
 use crate::codec::{Record, encode_record};
 use crate::error::{Error, RequestError};
@@ -35,6 +44,9 @@ use crate::wal::{Replay, SEGMENT_BYTES_MAX_DEFAULT, Wal};
 
 /// Bound on the hooks [`Engine::subscribe`] accepts.
 pub const MAX_COMMIT_HOOKS: usize = 16;
+/// The writer keeps its group buffer between groups (a fresh one per group cost a
+/// realloc and fresh pages each time); beyond this capacity it gives the excess back.
+pub const WRITER_BUFFER_RETAINED_BYTES_MAX: usize = 4 << 20;
 
 /// Whether a write waits for fdatasync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +105,8 @@ pub struct EngineStats {
     /// Checkpoints started by garbage collection (counted in `n_checkpoints` once
     /// written).
     pub n_gc_runs: u64,
+    /// Async submissions that found the queue full and waited for space.
+    pub n_queue_full_waits: u64,
     /// Bytes of the log segments and the checkpoint on disk.
     pub n_disk_bytes: u64,
     /// Bytes the retained entries take written out: what garbage collection keeps.
@@ -100,14 +114,26 @@ pub struct EngineStats {
     pub last_checkpoint_error: Option<String>,
 }
 
+/// Where the writer sends one op's answer: a blocked thread or an awaiting task.
+enum Responder<T> {
+    Blocking(SyncSender<Result<T, Error>>),
+    Async(oneshot::Sender<Result<T, Error>>),
+}
+
+impl<T> Responder<T> {
+    /// A caller that went away is not an error of the store: the answer is dropped.
+    fn send(self, result: Result<T, Error>) {
+        match self {
+            Responder::Blocking(tx) => drop(tx.send(result)),
+            Responder::Async(tx) => drop(tx.send(result)),
+        }
+    }
+}
+
 enum WriteOp {
-    Txn(
-        TxnRequest,
-        TxnLimits,
-        SyncSender<Result<TxnResponse, Error>>,
-    ),
-    Compact(i64, SyncSender<Result<i64, Error>>),
-    Snapshot(SyncSender<Result<(Mvcc, u64), Error>>),
+    Txn(TxnRequest, TxnLimits, Responder<TxnResponse>),
+    Compact(i64, Responder<i64>),
+    Snapshot(Responder<(Mvcc, u64)>),
 }
 
 #[derive(Default)]
@@ -118,6 +144,7 @@ struct Counters {
     n_log_bytes: AtomicU64,
     n_checkpoints: AtomicU64,
     n_gc_runs: AtomicU64,
+    n_queue_full_waits: AtomicU64,
 }
 
 /// What the log occupies on disk, kept by the writer (appends, rolls) and the
@@ -159,6 +186,9 @@ struct Shared {
     disk: Mutex<DiskUsage>,
     /// The index's retained bytes as of the last group.
     retained_bytes: AtomicU64,
+    /// Woken each time the writer takes a group off the queue: async submitters wait
+    /// on it for queue space.
+    queue_space: Notify,
     counters: Counters,
 }
 
@@ -236,6 +266,7 @@ impl<D: LogDir + Clone> Engine<D> {
             poisoned: Mutex::new(None),
             checkpoint_lock: Mutex::new(()),
             last_checkpoint_error: Mutex::new(None),
+            queue_space: Notify::new(),
             counters: Counters::default(),
         });
         let (ckpt_tx, ckpt_rx) = sync_channel(1);
@@ -257,6 +288,7 @@ impl<D: LogDir + Clone> Engine<D> {
                         config,
                         ckpt_tx,
                         bytes_since_checkpoint: 0,
+                        buf: Vec::new(),
                     }
                     .run(rx)
                 })?
@@ -319,6 +351,50 @@ impl<D: LogDir + Clone> Engine<D> {
         self.call(|reply| WriteOp::Txn(req, TxnLimits::Internal, reply))
     }
 
+    /// [`Engine::txn`] without a thread: resolves once the txn's writes (if any) are
+    /// durable. Waits (asynchronously) while the queue is full. Dropping the future
+    /// after the txn was queued does not withdraw it.
+    pub async fn txn_async(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        self.call_async(|reply| WriteOp::Txn(req, TxnLimits::Client, reply))
+            .await
+    }
+
+    /// [`Engine::txn_internal`] without a thread.
+    pub async fn txn_internal_async(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
+        self.call_async(|reply| WriteOp::Txn(req, TxnLimits::Internal, reply))
+            .await
+    }
+
+    /// [`Engine::put`] without a thread.
+    pub async fn put_async(&self, req: PutRequest) -> Result<PutResponse, Error> {
+        match self.single_async(RequestOp::Put(req)).await? {
+            ResponseOp::Put(r) => Ok(r),
+            other => unreachable!("put answered {other:?}"),
+        }
+    }
+
+    /// [`Engine::delete_range`] without a thread.
+    pub async fn delete_range_async(
+        &self,
+        req: DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, Error> {
+        match self.single_async(RequestOp::DeleteRange(req)).await? {
+            ResponseOp::DeleteRange(r) => Ok(r),
+            other => unreachable!("delete answered {other:?}"),
+        }
+    }
+
+    async fn single_async(&self, op: RequestOp) -> Result<ResponseOp, Error> {
+        let mut resp = self
+            .txn_async(TxnRequest {
+                success: vec![op],
+                ..TxnRequest::default()
+            })
+            .await?;
+        assert_eq!(resp.responses.len(), 1, "one op, one response");
+        Ok(resp.responses.pop().expect("one response"))
+    }
+
     /// Retained changes in `key..range_end` with revisions in `[from, to]` (clamped
     /// to the newest durable revision); see [`Mvcc::history`].
     pub fn history(
@@ -337,6 +413,12 @@ impl<D: LogDir + Clone> Engine<D> {
     /// Compacts history before `revision` (durably); returns the revision at the time.
     pub fn compact(&self, revision: i64) -> Result<i64, Error> {
         self.call(|reply| WriteOp::Compact(revision, reply))
+    }
+
+    /// [`Engine::compact`] without a thread.
+    pub async fn compact_async(&self, revision: i64) -> Result<i64, Error> {
+        self.call_async(|reply| WriteOp::Compact(revision, reply))
+            .await
     }
 
     /// Writes a checkpoint of the current state and removes the segments it covers.
@@ -369,6 +451,7 @@ impl<D: LogDir + Clone> Engine<D> {
             n_log_bytes: c.n_log_bytes.load(Ordering::Relaxed),
             n_checkpoints: c.n_checkpoints.load(Ordering::Relaxed),
             n_gc_runs: c.n_gc_runs.load(Ordering::Relaxed),
+            n_queue_full_waits: c.n_queue_full_waits.load(Ordering::Relaxed),
             n_disk_bytes: self.shared.disk.lock().unwrap().total(),
             n_retained_bytes: self.shared.retained_bytes.load(Ordering::Relaxed),
             last_checkpoint_error: self.shared.last_checkpoint_error.lock().unwrap().clone(),
@@ -380,18 +463,50 @@ impl<D: LogDir + Clone> Engine<D> {
         self.shared.mvcc.read().unwrap().index().n_keys()
     }
 
-    fn call<T>(
-        &self,
-        make: impl FnOnce(SyncSender<Result<T, Error>>) -> WriteOp,
-    ) -> Result<T, Error> {
+    fn call<T>(&self, make: impl FnOnce(Responder<T>) -> WriteOp) -> Result<T, Error> {
         if let Some(reason) = self.shared.poisoned.lock().unwrap().clone() {
             return Err(Error::Poisoned(reason));
         }
         let (reply_tx, reply_rx) = sync_channel(1);
         let tx = self.tx.as_ref().ok_or(Error::Shutdown)?;
-        tx.send(make(reply_tx)).map_err(|_| Error::Shutdown)?;
+        tx.send(make(Responder::Blocking(reply_tx)))
+            .map_err(|_| Error::Shutdown)?;
         reply_rx
             .recv()
+            .map_err(|_| Error::Poisoned("writer thread stopped".into()))?
+    }
+
+    /// Queues an op and awaits its answer. The queue is the same bounded one the
+    /// blocking callers use: when it is full, the op waits here (not in a buffer) until
+    /// the writer takes a group off it.
+    async fn call_async<T>(&self, make: impl FnOnce(Responder<T>) -> WriteOp) -> Result<T, Error> {
+        if let Some(reason) = self.shared.poisoned.lock().unwrap().clone() {
+            return Err(Error::Poisoned(reason));
+        }
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(Error::Shutdown)?;
+        let mut op = make(Responder::Async(reply_tx));
+        loop {
+            // Registered before the attempt, so a group taken between a full attempt and
+            // the wait still wakes us.
+            let space = self.shared.queue_space.notified();
+            let mut space = std::pin::pin!(space);
+            space.as_mut().enable();
+            match tx.try_send(op) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    op = back;
+                    self.shared
+                        .counters
+                        .n_queue_full_waits
+                        .fetch_add(1, Ordering::Relaxed);
+                    space.await;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Error::Shutdown),
+            }
+        }
+        reply_rx
+            .await
             .map_err(|_| Error::Poisoned("writer thread stopped".into()))?
     }
 }
@@ -440,11 +555,8 @@ fn checkpoint_loop<D: LogDir>(shared: &Shared, dir: &D, rx: Receiver<(Mvcc, u64)
 }
 
 enum Reply {
-    Txn(
-        SyncSender<Result<TxnResponse, Error>>,
-        Result<TxnResponse, RequestError>,
-    ),
-    Compact(SyncSender<Result<i64, Error>>, Result<i64, RequestError>),
+    Txn(Responder<TxnResponse>, Result<TxnResponse, RequestError>),
+    Compact(Responder<i64>, Result<i64, RequestError>),
 }
 
 struct Writer<D: LogDir> {
@@ -453,6 +565,8 @@ struct Writer<D: LogDir> {
     config: EngineConfig,
     ckpt_tx: SyncSender<(Mvcc, u64)>,
     bytes_since_checkpoint: u64,
+    /// The group's records, reused (see [`WRITER_BUFFER_RETAINED_BYTES_MAX`]).
+    buf: Vec<u8>,
 }
 
 impl<D: LogDir> Writer<D> {
@@ -465,6 +579,7 @@ impl<D: LogDir> Writer<D> {
                     Err(_) => break,
                 }
             }
+            self.shared.queue_space.notify_waiters();
             self.commit_group(group);
             self.maybe_checkpoint();
         }
@@ -541,7 +656,9 @@ impl<D: LogDir> Writer<D> {
         if let Some(reason) = self.poison_reason() {
             return reply_all_failed(group, &reason);
         }
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.shrink_to(WRITER_BUFFER_RETAINED_BYTES_MAX);
         let mut replies = Vec::with_capacity(group.len());
         let mut batches = Vec::new();
         let mut snapshots = Vec::new();
@@ -582,12 +699,13 @@ impl<D: LogDir> Writer<D> {
             self.poison(reason.clone());
             for r in replies {
                 match r {
-                    Reply::Txn(tx, _) => drop(tx.send(Err(Error::Poisoned(reason.clone())))),
-                    Reply::Compact(tx, _) => drop(tx.send(Err(Error::Poisoned(reason.clone())))),
+                    Reply::Txn(tx, _) => tx.send(Err(Error::Poisoned(reason.clone()))),
+                    Reply::Compact(tx, _) => tx.send(Err(Error::Poisoned(reason.clone()))),
                 }
             }
             return;
         }
+        self.buf = buf;
         self.shared
             .committed
             .store(applied_revision, Ordering::Release);
@@ -599,10 +717,9 @@ impl<D: LogDir> Writer<D> {
             batches.iter().for_each(hook);
         }
         for r in replies {
-            // A caller that went away is not an error of the store.
             match r {
-                Reply::Txn(tx, res) => drop(tx.send(res.map_err(Error::from))),
-                Reply::Compact(tx, res) => drop(tx.send(res.map_err(Error::from))),
+                Reply::Txn(tx, res) => tx.send(res.map_err(Error::from)),
+                Reply::Compact(tx, res) => tx.send(res.map_err(Error::from)),
             }
         }
         for reply in snapshots {
@@ -610,7 +727,7 @@ impl<D: LogDir> Writer<D> {
             if let Err(e) = &snap {
                 self.poison(format!("segment roll failed: {e}"));
             }
-            drop(reply.send(snap));
+            reply.send(snap);
         }
     }
 
@@ -649,9 +766,126 @@ fn reply_all_failed(group: Vec<WriteOp>, reason: &str) {
     for op in group {
         let err = || Error::Poisoned(reason.to_string());
         match op {
-            WriteOp::Txn(_, _, tx) => drop(tx.send(Err(err()))),
-            WriteOp::Compact(_, tx) => drop(tx.send(Err(err()))),
-            WriteOp::Snapshot(tx) => drop(tx.send(Err(err()))),
+            WriteOp::Txn(_, _, tx) => tx.send(Err(err())),
+            WriteOp::Compact(_, tx) => tx.send(Err(err())),
+            WriteOp::Snapshot(tx) => tx.send(Err(err())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::task::{Context, Waker};
+
+    use super::*;
+    use crate::logfile::MemDir;
+
+    fn put_txn(key: &str) -> TxnRequest {
+        TxnRequest {
+            success: vec![RequestOp::Put(PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })],
+            ..Default::default()
+        }
+    }
+
+    fn has_key(dir: &MemDir, key: &str) -> bool {
+        let engine = Engine::open(dir.clone(), EngineConfig::default()).unwrap();
+        let got = engine.range(&RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        });
+        got.unwrap().count == 1
+    }
+
+    /// An async write resolves only once durable: a power cut right after each answer
+    /// keeps it, for writers in flight together and for the blocking API beside them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_writes_are_answered_only_once_durable() {
+        let dir = MemDir::new();
+        let engine = Arc::new(Engine::open(dir.clone(), EngineConfig::default()).unwrap());
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let key = format!("k{i:02}");
+                    let resp = engine.txn_async(put_txn(&key)).await.unwrap();
+                    (key, resp.header_revision)
+                })
+            })
+            .collect();
+        let sync_engine = engine.clone();
+        let sync_rev = tokio::task::spawn_blocking(move || sync_engine.txn(put_txn("sync")))
+            .await
+            .unwrap()
+            .unwrap()
+            .header_revision;
+        let mut revisions = vec![sync_rev];
+        for t in tasks {
+            let (key, rev) = t.await.unwrap();
+            assert!(has_key(&dir.crash(0), &key), "{key} lost by a power cut");
+            revisions.push(rev);
+        }
+        revisions.sort();
+        revisions.dedup();
+        assert_eq!(revisions.len(), 65, "one revision per write");
+        assert!(has_key(&dir.crash(0), "sync"));
+        let deleted = engine
+            .delete_range_async(DeleteRangeRequest {
+                key: b"k00".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(deleted.deleted, 1);
+        assert!(!has_key(&dir.crash(0), "k00"));
+    }
+
+    /// With the writer held in a commit hook and the queue (of 1) full, a third async
+    /// write waits for space instead of queuing past the bound, then goes through.
+    #[test]
+    fn a_full_queue_makes_async_writers_wait() {
+        let config = EngineConfig {
+            queue_requests_max: 1,
+            ..EngineConfig::default()
+        };
+        let engine = Arc::new(Engine::open(MemDir::new(), config).unwrap());
+        let (entered_tx, entered_rx) = mpsc::sync_channel(1);
+        let (release_tx, release_rx) = mpsc::sync_channel::<()>(1);
+        let release_rx = Mutex::new(Some(release_rx));
+        engine.subscribe(Box::new(move |_| {
+            // Only the first commit is held.
+            if let Some(rx) = release_rx.lock().unwrap().take() {
+                entered_tx.send(()).unwrap();
+                rx.recv().unwrap();
+            }
+        }));
+        let first = {
+            let engine = engine.clone();
+            std::thread::spawn(move || engine.txn(put_txn("first")).unwrap())
+        };
+        entered_rx.recv().unwrap();
+        let mut second = Box::pin(engine.txn_async(put_txn("second")));
+        let mut third = Box::pin(engine.txn_async(put_txn("third")));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(second.as_mut().poll(&mut cx).is_pending(), "queued");
+        assert_eq!(engine.stats().n_queue_full_waits, 0);
+        assert!(third.as_mut().poll(&mut cx).is_pending(), "waits for space");
+        assert_eq!(engine.stats().n_queue_full_waits, 1);
+        release_tx.send(()).unwrap();
+        first.join().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (second, third) = rt.block_on(async { (second.await, third.await) });
+        let (second, third) = (second.unwrap(), third.unwrap());
+        assert!(
+            third.header_revision > second.header_revision,
+            "queue order"
+        );
+        assert_eq!(engine.current_revision(), third.header_revision);
     }
 }

@@ -3,8 +3,8 @@
 //! TimeToLive, Leases) and Maintenance.Status. etcdctl 3.4 and etcd's Go client drive it.
 //!
 //! Errors carry etcd's gRPC codes and messages (`rpctypes`), so clients map them back
-//! to their typed errors. Writes (which wait for fdatasync) run on tokio's blocking
-//! pool; reads are in-memory and run inline.
+//! to their typed errors. Writes are queued to the engine's writer and awaited (no thread
+//! waits for a write's fdatasync); reads are in-memory and run inline.
 //!
 //! Not served: nested txns (InvalidArgument), Cluster, Auth, and the Maintenance
 //! methods other than Status (UNIMPLEMENTED).
@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch as tokio_watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::{Error, RequestError};
@@ -125,10 +126,18 @@ where
             pb::lease_server::LeaseServer::new(svc.clone()).max_decoding_message_size(max_msg),
         )
         .add_service(pb::maintenance_server::MaintenanceServer::new(svc))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming(listener), signal)
         .await;
     expiry.abort();
     Ok(result?)
+}
+
+/// Accepted connections with `TCP_NODELAY`, as etcd's (Go sets it on every TCP
+/// connection). tonic applies its own `tcp_nodelay` only to the listeners it binds;
+/// without it, Nagle's algorithm holds small responses back until earlier segments
+/// are acknowledged.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn expire_leases<D: LogDir + Clone + Send + Sync + 'static>(
@@ -143,9 +152,8 @@ async fn expire_leases<D: LogDir + Clone + Send + Sync + 'static>(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let lessor = store.lessor.clone();
         // A failed revocation (the store refusing writes) is retried next tick.
-        let _ = tokio::task::spawn_blocking(move || lessor.expire_due()).await;
+        let _ = store.lessor.expire_due_async().await;
     }
 }
 
@@ -206,14 +214,6 @@ struct EtcdService<D: LogDir + Clone + Send + Sync + 'static> {
     stop: tokio_watch::Receiver<bool>,
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("etcdserver: task failed: {e}")))?
-}
-
 impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
     fn header(&self, revision: i64) -> Option<pb::ResponseHeader> {
         Some(pb::ResponseHeader {
@@ -254,24 +254,11 @@ impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
 
     /// Runs a txn inside the lessor's gate, checking the leases its puts name.
     async fn run_txn(&self, txn: TxnRequest) -> Result<TxnResponse, Status> {
-        let leases: Vec<i64> = txn
-            .success
-            .iter()
-            .chain(&txn.failure)
-            .filter_map(|op| match op {
-                RequestOp::Put(p) if p.lease != 0 => Some(p.lease),
-                _ => None,
-            })
-            .collect();
-        let lessor = self.store.lessor.clone();
-        blocking(move || {
-            let kv = lessor.kv().clone();
-            lessor
-                .write(leases, || kv.txn(txn))
-                .map_err(|e| lease_status(&e))?
-                .map_err(|e| status_of(&e))
-        })
-        .await
+        self.store
+            .lessor
+            .txn_async(txn)
+            .await
+            .map_err(|e| lease_status(&e))
     }
 
     async fn put_ignoring(&self, p: pb::PutRequest) -> Result<PutResponse, Status> {
@@ -575,8 +562,12 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::kv_server::Kv for EtcdServic
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
         let revision = req.into_inner().revision;
-        let kv = self.store.kv.clone();
-        let current = blocking(move || kv.compact(revision).map_err(|e| status_of(&e))).await?;
+        let current = self
+            .store
+            .kv
+            .compact_async(revision)
+            .await
+            .map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::CompactionResponse {
             header: self.header(current),
         }))
@@ -815,9 +806,12 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::lease_server::Lease for Etcd
         req: Request<pb::LeaseGrantRequest>,
     ) -> Result<Response<pb::LeaseGrantResponse>, Status> {
         let r = req.into_inner();
-        let lessor = self.store.lessor.clone();
-        let (id, ttl) =
-            blocking(move || lessor.grant(r.id, r.ttl).map_err(|e| lease_status(&e))).await?;
+        let (id, ttl) = self
+            .store
+            .lessor
+            .grant_async(r.id, r.ttl)
+            .await
+            .map_err(|e| lease_status(&e))?;
         Ok(Response::new(pb::LeaseGrantResponse {
             header: self.header(self.store.kv.current_revision()),
             id,
@@ -831,8 +825,11 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::lease_server::Lease for Etcd
         req: Request<pb::LeaseRevokeRequest>,
     ) -> Result<Response<pb::LeaseRevokeResponse>, Status> {
         let id = req.into_inner().id;
-        let lessor = self.store.lessor.clone();
-        blocking(move || lessor.revoke(id).map_err(|e| lease_status(&e))).await?;
+        self.store
+            .lessor
+            .revoke_async(id)
+            .await
+            .map_err(|e| lease_status(&e))?;
         Ok(Response::new(pb::LeaseRevokeResponse {
             header: self.header(self.store.kv.current_revision()),
         }))

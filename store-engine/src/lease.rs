@@ -20,15 +20,22 @@
 //!
 //! # Concurrency
 //!
-//! KV writes run inside [`Lessor::write`], which holds a shared gate and checks that
-//! every lease they name exists; a revocation holds the gate exclusively while it deletes
-//! the keys, so no write can attach a key to a lease being revoked, or re-put an attached
-//! key between the read of the attachment set and its deletion. The attachment map is
-//! kept by a commit hook on the KV engine, in revision order.
+//! KV writes run inside [`Lessor::write`] (or [`Lessor::txn_async`]), which holds a
+//! shared gate and checks that every lease they name exists; a revocation holds the gate
+//! exclusively while it deletes the keys, so no write can attach a key to a lease being
+//! revoked, or re-put an attached key between the read of the attachment set and its
+//! deletion. The attachment map is kept by a commit hook on the KV engine, in revision
+//! order.
+//!
+//! The gate and the lock that serialises grants with revocations are tokio's, so the
+//! server holds them across the wait for a durable write without holding a thread. The
+//! blocking methods are the async ones driven to completion on the calling thread.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use crate::engine::{Engine, EngineConfig};
@@ -139,9 +146,9 @@ pub struct Lessor<D: LogDir + Clone + Send + Sync + 'static> {
     clock: Arc<dyn Clock>,
     state: Mutex<LessorState>,
     /// Shared by KV writes, exclusive for revocations (see the module docs).
-    gate: RwLock<()>,
+    gate: tokio::sync::RwLock<()>,
     /// Serialises grants and revocations with each other.
-    admin: Mutex<()>,
+    admin: tokio::sync::Mutex<()>,
 }
 
 fn lease_key(id: i64) -> Vec<u8> {
@@ -199,8 +206,8 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
             log,
             clock,
             state: Mutex::new(LessorState { leases, next_id }),
-            gate: RwLock::new(()),
-            admin: Mutex::new(()),
+            gate: tokio::sync::RwLock::new(()),
+            admin: tokio::sync::Mutex::new(()),
         });
         // Hook first, then scan: no write is lost in between (writes that come before
         // the scan are seen twice, which attaching is idempotent for).
@@ -258,21 +265,37 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
         leases: impl IntoIterator<Item = i64>,
         f: impl FnOnce() -> T,
     ) -> Result<T, LeaseError> {
-        let _gate = self.gate.read().unwrap();
-        {
-            let st = self.state.lock().unwrap();
-            for id in leases {
-                if id != 0 && !st.leases.contains_key(&id) {
-                    return Err(LeaseError::NotFound(id));
-                }
+        let _gate = block_on(self.gate.read());
+        self.check_leases(leases)?;
+        Ok(f())
+    }
+
+    /// Runs a KV txn as [`Lessor::write`] would, without a thread: checks the leases
+    /// its puts name and holds the gate until the txn is durable.
+    pub async fn txn_async(&self, txn: TxnRequest) -> Result<TxnResponse, LeaseError> {
+        let _gate = self.gate.read().await;
+        self.check_leases(leases_named(&txn))?;
+        Ok(self.kv.txn_async(txn).await?)
+    }
+
+    fn check_leases(&self, leases: impl IntoIterator<Item = i64>) -> Result<(), LeaseError> {
+        let st = self.state.lock().unwrap();
+        for id in leases {
+            if id != 0 && !st.leases.contains_key(&id) {
+                return Err(LeaseError::NotFound(id));
             }
         }
-        Ok(f())
+        Ok(())
     }
 
     /// Grants a lease: `id` 0 picks one. A TTL below [`MIN_LEASE_TTL_S`] is raised to
     /// it. Returns the id and the TTL granted; durable when it returns.
     pub fn grant(&self, id: i64, ttl_s: i64) -> Result<(i64, i64), LeaseError> {
+        block_on(self.grant_async(id, ttl_s))
+    }
+
+    /// [`Lessor::grant`] without a thread.
+    pub async fn grant_async(&self, id: i64, ttl_s: i64) -> Result<(i64, i64), LeaseError> {
         if ttl_s > MAX_LEASE_TTL_S {
             return Err(LeaseError::TtlTooLarge { ttl_s });
         }
@@ -280,7 +303,7 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
             return Err(LeaseError::BadId(id));
         }
         let ttl_s = ttl_s.max(MIN_LEASE_TTL_S);
-        let _admin = self.admin.lock().unwrap();
+        let _admin = self.admin.lock().await;
         let id = {
             let mut st = self.state.lock().unwrap();
             if st.leases.len() >= MAX_LEASES {
@@ -299,11 +322,13 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
                 st.next_id - 1
             }
         };
-        self.log.put(PutRequest {
-            key: lease_key(id),
-            value: ttl_s.to_le_bytes().to_vec(),
-            ..Default::default()
-        })?;
+        self.log
+            .put_async(PutRequest {
+                key: lease_key(id),
+                value: ttl_s.to_le_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await?;
         let now = self.clock.now_ms();
         let mut st = self.state.lock().unwrap();
         st.next_id = st.next_id.max(id + 1);
@@ -321,14 +346,23 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
     /// Revokes a lease: deletes its keys in one revision, then forgets it. Returns the
     /// revision of the deletes, if there were keys.
     pub fn revoke(&self, id: i64) -> Result<Option<i64>, LeaseError> {
-        self.revoke_if(id, |_| true)
+        block_on(self.revoke_async(id))
+    }
+
+    /// [`Lessor::revoke`] without a thread.
+    pub async fn revoke_async(&self, id: i64) -> Result<Option<i64>, LeaseError> {
+        self.revoke_if(id, |_| true).await
     }
 
     /// Revokes `id` if `due` holds for it under the lock (expiry re-checks the clock:
     /// a keep-alive may have come since the lease was picked).
-    fn revoke_if(&self, id: i64, due: impl Fn(&Lease) -> bool) -> Result<Option<i64>, LeaseError> {
-        let _admin = self.admin.lock().unwrap();
-        let _gate = self.gate.write().unwrap();
+    async fn revoke_if(
+        &self,
+        id: i64,
+        due: impl Fn(&Lease) -> bool,
+    ) -> Result<Option<i64>, LeaseError> {
+        let _admin = self.admin.lock().await;
+        let _gate = self.gate.write().await;
         let keys: Vec<Bytes> = {
             let st = self.state.lock().unwrap();
             let lease = st.leases.get(&id).ok_or(LeaseError::NotFound(id))?;
@@ -348,16 +382,21 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
                     })
                 })
                 .collect();
-            let resp = self.kv.txn_internal(TxnRequest {
-                success,
-                ..Default::default()
-            })?;
+            let resp = self
+                .kv
+                .txn_internal_async(TxnRequest {
+                    success,
+                    ..Default::default()
+                })
+                .await?;
             revision = Some(resp.header_revision);
         }
-        self.log.delete_range(DeleteRangeRequest {
-            key: lease_key(id),
-            ..Default::default()
-        })?;
+        self.log
+            .delete_range_async(DeleteRangeRequest {
+                key: lease_key(id),
+                ..Default::default()
+            })
+            .await?;
         let removed = self.state.lock().unwrap().leases.remove(&id);
         let removed = removed.expect("revoked lease existed: grants and revokes are serialised");
         assert!(
@@ -407,6 +446,11 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
     /// their ids. The server calls this on a timer; tests call it after moving a
     /// [`FakeClock`].
     pub fn expire_due(&self) -> Result<Vec<i64>, LeaseError> {
+        block_on(self.expire_due_async())
+    }
+
+    /// [`Lessor::expire_due`] without a thread.
+    pub async fn expire_due_async(&self) -> Result<Vec<i64>, LeaseError> {
         let now = self.clock.now_ms();
         let due: Vec<i64> = {
             let st = self.state.lock().unwrap();
@@ -420,7 +464,7 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
         let mut expired = Vec::with_capacity(due.len());
         for id in due {
             let now = self.clock.now_ms();
-            match self.revoke_if(id, |l| l.expiry_ms <= now) {
+            match self.revoke_if(id, |l| l.expiry_ms <= now).await {
                 Ok(_) => expired.push(id),
                 // Revoked by a client, or kept alive, meanwhile.
                 Err(LeaseError::NotFound(_)) => {}
@@ -433,6 +477,44 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
 
 fn ttl_ms(ttl_s: i64) -> u64 {
     (ttl_s.max(0) as u64).saturating_mul(1000)
+}
+
+/// The leases a txn's puts name (either branch: which one runs is decided later).
+fn leases_named(txn: &TxnRequest) -> Vec<i64> {
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .filter_map(|op| match op {
+            RequestOp::Put(p) if p.lease != 0 => Some(p.lease),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Drives `fut` to completion on the calling thread (parking it in between): the
+/// blocking API of the lessor. What the lessor's futures wait for (tokio's locks, the
+/// engine's answers) is woken by other threads, so no runtime is needed, and calling
+/// this from a runtime's thread blocks that thread as any blocking call would.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        // A wake before the park leaves a token: park returns at once.
+        std::thread::park();
+    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@
 //! - [`uring`]: the io_uring backend (the crate's only `unsafe`).
 //! - [`wal`]: segments: append, roll, scan with CRC checks and torn-tail repair.
 //! - [`checkpoint`]: the whole index at a segment boundary, for fast restart.
-//! - [`engine`]: the writer thread (group commit), checkpointer and garbage collection,
-//!   reads, commit hooks.
+//! - [`engine`]: the writer thread (group commit) fed by blocking and async callers
+//!   through one bounded queue, checkpointer and garbage collection, reads, commit
+//!   hooks.
 //! - [`watch`]: the watch hub: fan-out of each durable revision (events shared and
 //!   encoded once), bounded per-watcher queues, catch-up from history, compaction.
 //! - [`lease`]: the lessor: grant, keep-alive, revoke, TTL, expiry on a [`Clock`];
