@@ -915,7 +915,7 @@ impl<'a> Driver<'a> {
             k = end;
             // The clock is read every 64 windows, not after every pod.
             windows = windows.wrapping_add(1);
-            if windows % 64 == 0 && last_report.elapsed() >= PROGRESS_INTERVAL {
+            if windows.is_multiple_of(64) && last_report.elapsed() >= PROGRESS_INTERVAL {
                 last_report = Instant::now();
                 let update = ProgressUpdate {
                     scenario: &self.scenario.name,
