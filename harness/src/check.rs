@@ -61,7 +61,7 @@ fn check_resources(sim: &Simulation, run: &AlgorithmRun, out: &mut Vec<String>) 
             {
                 out.push(format!(
                     "pod {} holds the wrong number of GPU devices",
-                    pod.name
+                    w.pods[id as usize].name
                 ));
             }
         }
@@ -106,7 +106,7 @@ fn check_admission(sim: &Simulation, run: &AlgorithmRun, out: &mut Vec<String>) 
         if !run.cluster.admits(spec, n, pod, rules) {
             out.push(format!(
                 "pod {} runs on node {} which does not admit it",
-                pod.spec.name, state.name
+                pod.name, state.name
             ));
         }
     }
@@ -115,7 +115,7 @@ fn check_admission(sim: &Simulation, run: &AlgorithmRun, out: &mut Vec<String>) 
         if placed.is_none() && run.cluster.pod_node[id as usize].is_some() {
             out.push(format!(
                 "pod {} runs but its decision was 'not placed'",
-                w.pods[id as usize].spec.name
+                w.pods[id as usize].name
             ));
         }
     }
@@ -164,7 +164,7 @@ fn check_pod_affinity(sim: &Simulation, run: &AlgorithmRun, out: &mut Vec<String
                 if clash {
                     out.push(format!(
                         "pod {} shares {} {d} with a pod it repels",
-                        pod.spec.name, rule.topology_key
+                        pod.name, rule.topology_key
                     ));
                 }
             }
@@ -222,7 +222,7 @@ fn check_pod_affinity_in_order(sim: &Simulation, run: &AlgorithmRun, out: &mut V
             if !(near || first_pod) {
                 out.push(format!(
                     "pod {} has no pod it needs in its {} when placed",
-                    pod.spec.name, rule.topology_key
+                    pod.name, rule.topology_key
                 ));
             }
         }

@@ -204,8 +204,9 @@ async fn one_algorithm(
     })
     .await?;
     let mut initial = Vec::new();
-    for (pod_id, node) in &run.initial_placements {
-        let mut pod = pod_object(&w.pods[*pod_id as usize].decode(), &scheduler_name);
+    for &(pod_id, n) in &run.initial_placements {
+        let mut pod = pod_object(&w.pods[pod_id as usize].decode(), &scheduler_name);
+        let node = &run.cluster.nodes[n as usize].name;
         pod.spec.get_or_insert_default().node_name = Some(node.clone());
         initial.push(pod);
     }

@@ -136,18 +136,19 @@ impl ClusterState {
     }
 
     /// Accounts pod `id` on node `n` holding `devices`.
-    pub fn place(&mut self, id: u32, pod: &PodSpec, n: u32, devices: Vec<u8>) {
+    pub fn place(&mut self, id: u32, sim_pod: &SimPod, n: u32, devices: Vec<u8>) {
         let node = &mut self.nodes[n as usize];
         assert!(
             node.alive,
             "placing {} on removed node {}",
-            pod.name, node.name
+            sim_pod.name, node.name
         );
         assert!(
             self.pod_node[id as usize].is_none(),
             "{} placed twice",
-            pod.name
+            sim_pod.name
         );
+        let pod = &sim_pod.spec;
         node.cpu_milli_used += pod.cpu_milli;
         node.memory_mib_used += pod.memory_mib;
         node.n_pods += 1;
@@ -164,7 +165,8 @@ impl ClusterState {
     }
 
     /// Undoes [`place`](ClusterState::place); returns the node it ran on.
-    pub fn remove(&mut self, id: u32, pod: &PodSpec) -> u32 {
+    pub fn remove(&mut self, id: u32, sim_pod: &SimPod) -> u32 {
+        let pod = &sim_pod.spec;
         let n = self.pod_node[id as usize]
             .take()
             .expect("removing a pod that is not placed");

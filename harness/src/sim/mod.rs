@@ -300,7 +300,7 @@ impl Algorithm {
 /// The task mix of the workload's measured pods: the fragmentation figures' `M`, and
 /// FGD's.
 fn measured_mix(workload: &Workload) -> TaskMix {
-    metrics::task_mix(workload.pods[workload.n_initial..].iter().map(|p| &p.spec))
+    metrics::task_mix(workload.pods[workload.n_initial..].iter().map(|p| &*p.spec))
 }
 
 /// One progress report.
@@ -362,8 +362,9 @@ pub struct AlgorithmRun {
     /// Every scheduling decision in order: pod id and the node index it was placed on
     /// (`None`: not placed).
     pub decisions: Vec<(u32, Option<u32>)>,
-    /// Where the initial pods were placed before measuring: pod id and node name.
-    pub initial_placements: Vec<(u32, String)>,
+    /// Where the initial pods were placed before measuring: pod id and node index
+    /// (into `cluster.nodes`, whose indexes never move).
+    pub initial_placements: Vec<(u32, u32)>,
     /// Plugin names of the profile at every extension point.
     pub profile_plugins: Vec<&'static str>,
 }
@@ -575,11 +576,8 @@ impl<'a> Driver<'a> {
             added.map_err(|e| d.cache_error(e))?;
         }
         d.place_initial()?;
-        let initial_placements: Vec<(u32, String)> = (0..workload.n_initial as u32)
-            .filter_map(|id| {
-                let n = d.cluster.pod_node[id as usize]?;
-                Some((id, d.cluster.nodes[n as usize].name.clone()))
-            })
+        let initial_placements: Vec<(u32, u32)> = (0..workload.n_initial as u32)
+            .filter_map(|id| Some((id, d.cluster.pod_node[id as usize]?)))
             .collect();
         // The scheduler's snapshot is current when the measured pods arrive, as a
         // running scheduler's is: the first timed cycle must not pay for building it.
@@ -720,8 +718,8 @@ impl<'a> Driver<'a> {
                 .map_err(|e| e.to_string())
         });
         self.scheduler_side += t.elapsed();
-        added.map_err(|m| self.cache_error(format!("bind {}: {m}", pod.spec.name)))?;
-        self.cluster.place(id, &pod.spec, n, devices);
+        added.map_err(|m| self.cache_error(format!("bind {}: {m}", pod.name)))?;
+        self.cluster.place(id, pod, n, devices);
         Ok(())
     }
 
@@ -1023,7 +1021,7 @@ impl<'a> Driver<'a> {
             .remove_pod(&uid)
             .map_err(|e| self.cache_error(e))?;
         self.cluster
-            .remove(id, &self.workload.pods[id as usize].spec);
+            .remove(id, &self.workload.pods[id as usize]);
         Ok(())
     }
 
@@ -1095,7 +1093,7 @@ impl Measurements {
         if !placed {
             self.failed += 1;
             if self.first_failure.is_none() {
-                let f = d.first_failure(&pod.spec.name, self.arrived, self.arrived_gpu_milli);
+                let f = d.first_failure(&pod.name, self.arrived, self.arrived_gpu_milli);
                 self.first_failure = Some(f);
             }
         }
@@ -1163,7 +1161,7 @@ fn placements_digest(
         }
     };
     for &(id, node) in decisions {
-        eat(workload.pods[id as usize].spec.name.as_bytes());
+        eat(workload.pods[id as usize].name.as_bytes());
         eat(b"\0");
         eat(node.map_or(b"-" as &[u8], |n| cluster.nodes[n as usize].name.as_bytes()));
         eat(b"\n");

@@ -32,7 +32,11 @@ const NAME_FIELD: &str = "metadata.name";
 /// One pod of the workload.
 #[derive(Clone, Debug)]
 pub struct SimPod {
-    pub spec: PodSpec,
+    /// The pod's name in the model (see [`SimPod::name`] for its Kubernetes name).
+    pub name: String,
+    /// What the pod asks for; the pods of one group share it, so its `name` is the
+    /// group's first pod's: read [`SimPod::name`] for this one's.
+    pub spec: Arc<PodSpec>,
     /// Index into [`Workload::groups`].
     pub group: u32,
     /// The node (index into [`Workload::nodes`]) a daemonset pod is pinned to.
@@ -45,7 +49,7 @@ pub struct SimPod {
 impl SimPod {
     /// The pod's Kubernetes name (and UID).
     pub fn name(&self) -> String {
-        k8s_name(&self.spec.name)
+        k8s_name(&self.name)
     }
 
     /// The scheduler's [`PodInfo`] of this pod, as its informer would decode it on
@@ -92,12 +96,18 @@ impl Workload {
             let prefix = group_prefix(scenario, gi, group);
             // A group's pods differ only in name (daemonset pods also in their pin):
             // the first is converted, the others are its siblings.
+            // They share one spec, which depends only on the group.
             let mut template: Option<Arc<PodInfo>> = None;
+            let mut spec: Option<Arc<PodSpec>> = None;
             for i in 0..group.count {
-                let spec = group_pod_spec(group, format!("{prefix}-{i}"));
+                let name = format!("{prefix}-{i}");
+                let spec = Arc::clone(
+                    spec.get_or_insert_with(|| Arc::new(group_pod_spec(group, name.clone()))),
+                );
                 let pin_node = group.daemonset.then(|| (i % nodes.len()) as u32);
                 if let Some(t) = template.as_ref().filter(|_| pin_node.is_none()) {
                     pods.push(SimPod {
+                        name,
                         spec,
                         group: gi as u32,
                         pin_node,
@@ -106,7 +116,7 @@ impl Workload {
                     continue;
                 }
                 let pin_name = pin_node.map(|n| node_names[n as usize].as_str());
-                let pod = sim_pod(spec, gi as u32, group, pin_node, pin_name, scenario)?;
+                let pod = sim_pod(name, spec, gi as u32, group, pin_node, pin_name, scenario)?;
                 template.get_or_insert_with(|| Arc::clone(&pod.template));
                 pods.push(pod);
             }
@@ -134,7 +144,9 @@ impl Workload {
             for (i, mut spec) in resampled.into_iter().enumerate() {
                 // Resampled copies repeat names; the index keeps them (and UIDs) unique.
                 spec.name = format!("{}-{i}", k8s_name(&spec.name));
-                pods.push(sim_pod(spec, gi, &trace_group, None, None, scenario)?);
+                let name = spec.name.clone();
+                let pod = sim_pod(name, Arc::new(spec), gi, &trace_group, None, None, scenario)?;
+                pods.push(pod);
             }
             groups.push(PodGroup {
                 count: pods.len() - groups.iter().map(|g| g.count).sum::<usize>(),
@@ -264,14 +276,19 @@ fn group_pod_spec(group: &PodGroup, name: String) -> PodSpec {
 }
 
 fn sim_pod(
-    spec: PodSpec,
+    name: String,
+    spec: Arc<PodSpec>,
     group_idx: u32,
     group: &PodGroup,
     pin_node: Option<u32>,
     pin_name: Option<&str>,
     scenario: &Scenario,
 ) -> Result<SimPod, HarnessError> {
-    let mut pod = spec.to_k8s(NAMESPACE);
+    let mut pod = PodSpec {
+        name: name.clone(),
+        ..PodSpec::clone(&spec)
+    }
+    .to_k8s(NAMESPACE);
     add_constraints(&mut pod, group, pin_name);
     // The cache keys pods by UID; names are unique within a workload.
     pod.metadata.uid = pod.metadata.name.clone();
@@ -280,6 +297,7 @@ fn sim_pod(
         message: format!("generated pod is not schedulable: {e}"),
     })?;
     Ok(SimPod {
+        name,
         spec,
         group: group_idx,
         pin_node,
@@ -413,8 +431,9 @@ mod tests {
             for p in &w.pods {
                 let group = &w.groups[p.group as usize];
                 let pin = p.pin_node.map(|n| node_names[n as usize].as_str());
-                let own =
-                    sim_pod(p.spec.clone(), p.group, group, p.pin_node, pin, &scenario).unwrap();
+                let spec = Arc::clone(&p.spec);
+                let own = sim_pod(p.name.clone(), spec, p.group, group, p.pin_node, pin, &scenario)
+                    .unwrap();
                 let (a, b) = (&p.decode(), &own.decode());
                 assert_eq!((&a.name, &a.uid, a.key()), (&b.name, &b.uid, b.key()));
                 assert_eq!(a.signature(), b.signature(), "{}", a.name);
