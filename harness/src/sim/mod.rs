@@ -1020,8 +1020,7 @@ impl<'a> Driver<'a> {
         self.cache
             .remove_pod(&uid)
             .map_err(|e| self.cache_error(e))?;
-        self.cluster
-            .remove(id, &self.workload.pods[id as usize]);
+        self.cluster.remove(id, &self.workload.pods[id as usize]);
         Ok(())
     }
 

@@ -432,8 +432,16 @@ mod tests {
                 let group = &w.groups[p.group as usize];
                 let pin = p.pin_node.map(|n| node_names[n as usize].as_str());
                 let spec = Arc::clone(&p.spec);
-                let own = sim_pod(p.name.clone(), spec, p.group, group, p.pin_node, pin, &scenario)
-                    .unwrap();
+                let own = sim_pod(
+                    p.name.clone(),
+                    spec,
+                    p.group,
+                    group,
+                    p.pin_node,
+                    pin,
+                    &scenario,
+                )
+                .unwrap();
                 let (a, b) = (&p.decode(), &own.decode());
                 assert_eq!((&a.name, &a.uid, a.key()), (&b.name, &b.uid, b.key()));
                 assert_eq!(a.signature(), b.signature(), "{}", a.name);
