@@ -782,27 +782,14 @@ impl Rest {
                 res.info().kind
             )));
         };
-        match map.get("apiVersion").and_then(Value::as_str) {
-            Some(v) if v != expect_api_version => {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({v}) does not match the expected API version ({expect_api_version})"
-                )));
-            }
-            Some(_) => {}
-            None => {
-                map.insert("apiVersion".into(), json!(expect_api_version));
-            }
-        }
-        match map.get("kind").and_then(Value::as_str) {
-            Some(k) if k != expect_kind => Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({expect_kind})"
-            ))),
-            Some(_) => Ok(()),
-            None => {
-                map.insert("kind".into(), json!(expect_kind));
-                Ok(())
-            }
-        }
+        require_or_fill(map, "apiVersion", expect_api_version, |v| {
+            format!(
+                "the API version in the data ({v}) does not match the expected API version ({expect_api_version})"
+            )
+        })?;
+        require_or_fill(map, "kind", expect_kind, |k| {
+            format!("the kind in the data ({k}) does not match the expected kind ({expect_kind})")
+        })
     }
 
     pub async fn create(
@@ -1191,17 +1178,9 @@ impl Rest {
         if meta.get("managedFields").is_some_and(|m| !m.is_null()) {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
-        match meta.get("name").and_then(Value::as_str) {
-            Some(n) if n != name => {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
-            Some(_) => {}
-            None => {
-                meta.insert("name".into(), json!(name));
-            }
-        }
+        require_or_fill(meta, "name", name, |n| {
+            format!("the name of the object ({n}) does not match the name on the URL ({name})")
+        })?;
         if info.namespaced
             && let Some(m) = meta.get("namespace").and_then(Value::as_str)
             && !m.is_empty()
@@ -2000,6 +1979,24 @@ impl Rest {
                 })
             }
             WatchEvent::Progress { .. } => None,
+        }
+    }
+}
+
+/// Checks that the string at `key` in `map` is `want` (a 400 with `mismatch(found)`
+/// when not), or sets it to `want` when it is absent (or not a string).
+fn require_or_fill(
+    map: &mut serde_json::Map<String, Value>,
+    key: &str,
+    want: &str,
+    mismatch: impl FnOnce(&str) -> String,
+) -> Result<(), ApiError> {
+    match map.get(key).and_then(Value::as_str) {
+        Some(found) if found != want => Err(ApiError::bad_request(mismatch(found))),
+        Some(_) => Ok(()),
+        None => {
+            map.insert(key.into(), json!(want));
+            Ok(())
         }
     }
 }
