@@ -234,6 +234,40 @@ fn now_rfc3339() -> String {
         .to_string()
 }
 
+/// What field management records about a write, owned for [`WriteInfo`] to borrow.
+struct WriteContext {
+    kind: &'static str,
+    api_version: String,
+    subresource: &'static str,
+    reset: fieldmanager::Set,
+    now: String,
+}
+
+impl WriteContext {
+    fn new(res: &Resource, part: Part) -> WriteContext {
+        let info = res.info();
+        let subresource = subresource_of(part);
+        WriteContext {
+            kind: info.kind,
+            api_version: info.api_version(),
+            subresource,
+            reset: fieldmanager::reset_fields(info.has_status, subresource),
+            now: now_rfc3339(),
+        }
+    }
+
+    fn write_info<'a>(&'a self, manager: &'a str) -> WriteInfo<'a> {
+        WriteInfo {
+            schema: schema_for(&self.api_version, self.kind),
+            api_version: &self.api_version,
+            manager,
+            subresource: self.subresource,
+            reset: &self.reset,
+            now: &self.now,
+        }
+    }
+}
+
 fn subresource_of(part: Part) -> &'static str {
     match part {
         Part::Status => "status",
@@ -1203,27 +1237,16 @@ impl Rest {
         part: Part,
         p: &Params,
     ) -> Result<Value, ApiError> {
-        let info = res.info();
-        let api_version = info.api_version();
-        let subresource = subresource_of(part);
-        let reset = fieldmanager::reset_fields(info.has_status, subresource);
-        let now = now_rfc3339();
-        let write = WriteInfo {
-            schema: schema_for(&api_version, info.kind),
-            api_version: &api_version,
-            manager: p.manager(),
-            subresource,
-            reset: &reset,
-            now: &now,
-        };
+        let context = WriteContext::new(res, part);
+        let write = context.write_info(p.manager());
         let managed = stored_managers(live.pointer("/metadata/managedFields"));
         let force = p.force.unwrap_or(false);
         let (mut obj, managed) = fieldmanager::apply(live, config, &managed, &write, force)
             .map_err(|e| match e {
                 ApplyError::Conflicts(conflicts) => ApiError::apply_conflict(&conflicts),
                 ApplyError::Shape(e) => ApiError::bad_request(format!(
-                    "failed to create typed patch object ({api_version}, Kind={}): {e}",
-                    info.kind
+                    "failed to create typed patch object ({}, Kind={}): {e}",
+                    context.api_version, context.kind
                 )),
             })?;
         // Upstream types the configuration against the kind's schema: a field the kind
@@ -1233,8 +1256,8 @@ impl Rest {
         unknown_fields(&obj, &canonical, "", &mut unknown);
         if let Some(field) = unknown.first() {
             return Err(ApiError::bad_request(format!(
-                "failed to create typed patch object ({api_version}, Kind={}): .{field}: field not declared in schema",
-                info.kind
+                "failed to create typed patch object ({}, Kind={}): .{field}: field not declared in schema",
+                context.api_version, context.kind
             )));
         }
         put_managed_fields(&mut obj, managed.encode());
@@ -1386,7 +1409,6 @@ impl Rest {
         part: Part,
         p: &Params,
     ) {
-        let info = res.info();
         let subresource = subresource_of(part);
         let stored = || stored_managers(live.pointer("/metadata/managedFields"));
         let mut managed = match sent {
@@ -1397,18 +1419,8 @@ impl Rest {
             },
             _ => stored(),
         };
-        let api_version = info.api_version();
-        let reset = fieldmanager::reset_fields(info.has_status, subresource);
-        let now = now_rfc3339();
-        let write = WriteInfo {
-            schema: schema_for(&api_version, info.kind),
-            api_version: &api_version,
-            manager: p.manager(),
-            subresource,
-            reset: &reset,
-            now: &now,
-        };
-        fieldmanager::update(live, new, &mut managed, &write);
+        let context = WriteContext::new(res, part);
+        fieldmanager::update(live, new, &mut managed, &context.write_info(p.manager()));
         put_managed_fields(new, managed.encode());
     }
 
