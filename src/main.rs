@@ -526,8 +526,17 @@ async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{:.0} requests/s, {} errors",
-        report.requests_per_s, report.errors
+        "{:.0} requests/s, {} errors, {:.0} us of this process's CPU per request",
+        report.requests_per_s, report.errors, report.process_cpu_us_per_request
+    );
+    println!(
+        "p99 by second (ms): {}",
+        report
+            .timeline
+            .iter()
+            .map(|t| format!("{:.1}", t.latency_us_p99 as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;

@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use bosun_client::{Api, Client, Config, Patch};
+use bosun_client::{Api, Client, Config};
+use bytes::Bytes;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use serde::Serialize;
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::stats::{Latency, LatencySummary};
+
+const MERGE_PATCH: &str = "application/merge-patch+json";
 
 /// Upper bound on pods one run creates, whatever its rate and duration.
 pub const MAX_PODS: u64 = 200_000;
@@ -53,11 +56,54 @@ pub struct ApiLoadReport {
     pub requests: u64,
     pub errors: u64,
     pub requests_per_s: f64,
+    /// CPU this process spent per request during the load (every thread). With the
+    /// embedded server that is server and generator together; against a remote server,
+    /// the generator alone.
+    pub process_cpu_us_per_request: f64,
     pub create: LatencySummary,
     pub update: LatencySummary,
     pub all: LatencySummary,
     /// The first few error messages, for diagnosis.
     pub error_samples: Vec<String>,
+    /// Latency second by second (by when each request was due), to tell steady queueing
+    /// from stalls.
+    pub timeline: Vec<TimelineSecond>,
+}
+
+/// One second of a run: the requests due in it and their latency.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineSecond {
+    pub second: u32,
+    pub requests: u64,
+    pub latency_us_p50: u64,
+    pub latency_us_p99: u64,
+    pub latency_us_max: u64,
+}
+
+/// Groups `(due offset in ms, latency)` samples into windows of `window_ms`.
+fn timeline(samples: &[(u32, Duration)], window_ms: u32) -> Vec<TimelineSecond> {
+    let Some(last) = samples.iter().map(|s| s.0).max() else {
+        return Vec::new();
+    };
+    let mut windows = vec![Latency::default(); (last / window_ms) as usize + 1];
+    for &(at, took) in samples {
+        windows[(at / window_ms) as usize].record(took);
+    }
+    windows
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.count() > 0)
+        .map(|(i, l)| {
+            let s = l.summary();
+            TimelineSecond {
+                second: i as u32,
+                requests: s.count,
+                latency_us_p50: s.latency_us_p50,
+                latency_us_p99: s.latency_us_p99,
+                latency_us_max: s.latency_us_max,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,16 +120,29 @@ struct WorkerResult {
     update: Latency,
     errors: u64,
     error_samples: Vec<String>,
+    /// `(ms since the run started when the request was due, latency)`; bounded by the
+    /// worker's operation cap.
+    samples: Vec<(u32, Duration)>,
 }
 
-fn pod(name: &str) -> Pod {
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "apiload"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
-            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
-    }))
-    .expect("static pod is valid")
+/// The JSON of the pod named `name`, written straight to bytes: the generator spends its
+/// CPU on requests, not on building and encoding typed objects.
+fn pod_body(name: &str) -> Bytes {
+    Bytes::from(format!(
+        concat!(
+            r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{}","labels":{{"app":"apiload"}}}},"#,
+            r#""spec":{{"containers":[{{"name":"c","image":"busybox:1.36","#,
+            r#""resources":{{"requests":{{"cpu":"10m","memory":"16Mi"}}}}}}]}}}}"#
+        ),
+        name
+    ))
+}
+
+/// The merge patch of an update: one label set to `generation`.
+fn label_patch(generation: u64) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"metadata":{{"labels":{{"gen":"{generation}"}}}}}}"#
+    ))
 }
 
 /// Runs the load against the server `config` points at.
@@ -112,6 +171,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
     let per_worker_interval = (cfg.rate_per_s > 0)
         .then(|| Duration::from_secs_f64(cfg.clients as f64 / cfg.rate_per_s as f64));
     let max_per_worker = MAX_PODS * 2 / cfg.clients as u64;
+    let cpu_before = crate::metrics::process_cpu_ms();
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -124,6 +184,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         tasks.spawn(worker(
             api,
             w,
+            start,
             start + offset,
             per_worker_interval,
             deadline,
@@ -136,6 +197,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         total.create.merge(&r.create);
         total.update.merge(&r.update);
         total.errors += r.errors;
+        total.samples.extend_from_slice(&r.samples);
         for s in r.error_samples {
             if total.error_samples.len() < 5 {
                 total.error_samples.push(s);
@@ -143,6 +205,10 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_ms = match (cpu_before, crate::metrics::process_cpu_ms()) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
     if let Err(e) = namespaces.delete(&cfg.namespace, &Default::default()).await {
         tracing::warn!(error = %e, "deleting the load namespace");
     }
@@ -157,16 +223,19 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         requests,
         errors: total.errors,
         requests_per_s: all.count() as f64 / elapsed,
+        process_cpu_us_per_request: cpu_ms * 1000.0 / all.count().max(1) as f64,
         create: total.create.summary(),
         update: total.update.summary(),
         all: all.summary(),
         error_samples: total.error_samples,
+        timeline: timeline(&total.samples, 1000),
     })
 }
 
 async fn worker(
     api: Api<Pod>,
     w: usize,
+    start: Instant,
     first: Instant,
     interval: Option<Duration>,
     deadline: Instant,
@@ -189,18 +258,22 @@ async fn worker(
             Instant::now()
         };
         let result = match &current {
-            Some(name) if i % 2 == 1 => {
-                let patch = Patch::Merge(json!({"metadata": {"labels": {"gen": i.to_string()}}}));
-                api.patch(name, &patch).await.map(|_| false)
-            }
+            Some(name) if i % 2 == 1 => api
+                .patch_bytes(name, label_patch(i), MERGE_PATCH)
+                .await
+                .map(|_| false),
             _ => {
                 let name = format!("load-{w}-{i}");
-                let r = api.create(&pod(&name)).await.map(|_| true);
+                let r = api.create_bytes(pod_body(&name)).await.map(|_| true);
                 current = Some(name);
                 r
             }
         };
         let took = t0.elapsed();
+        if result.is_ok() {
+            out.samples
+                .push((t0.duration_since(start).as_millis() as u32, took));
+        }
         match result {
             Ok(true) => out.create.record(took),
             Ok(false) => out.update.record(took),
@@ -216,4 +289,36 @@ async fn worker(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_groups_samples_by_window_and_skips_empty_ones() {
+        let ms = Duration::from_millis;
+        let samples = [(10, ms(1)), (999, ms(3)), (1000, ms(2)), (3500, ms(50))];
+        let t = timeline(&samples, 1000);
+        let seconds: Vec<u32> = t.iter().map(|w| w.second).collect();
+        assert_eq!(seconds, [0, 1, 3]);
+        assert_eq!(t[0].requests, 2);
+        assert!((2990..=3010).contains(&t[0].latency_us_max), "{:?}", t[0]);
+        assert!(
+            (49_900..=50_100).contains(&t[2].latency_us_p99),
+            "{:?}",
+            t[2]
+        );
+        assert!(timeline(&[], 1000).is_empty());
+    }
+
+    #[test]
+    fn request_bodies_are_the_pod_and_the_patch_as_json() {
+        let pod: Pod = serde_json::from_slice(&pod_body("load-1-2")).unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("load-1-2"));
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.containers[0].image.as_deref(), Some("busybox:1.36"));
+        let patch: serde_json::Value = serde_json::from_slice(&label_patch(7)).unwrap();
+        assert_eq!(patch, json!({"metadata": {"labels": {"gen": "7"}}}));
+    }
 }

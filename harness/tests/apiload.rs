@@ -44,6 +44,24 @@ async fn paced_load_creates_and_updates_then_cleans_up() {
     assert_eq!(report.all.count, report.create.count + report.update.count);
     assert!(report.all.latency_us_p50 <= report.all.latency_us_p99);
     assert!(report.all.latency_us_p99 <= report.all.latency_us_max);
+    // The timeline accounts for every request, second by second, in order.
+    assert_eq!(
+        report.timeline.iter().map(|t| t.requests).sum::<u64>(),
+        report.all.count
+    );
+    assert!(
+        report
+            .timeline
+            .windows(2)
+            .all(|w| w[0].second < w[1].second)
+    );
+    assert!(
+        report
+            .timeline
+            .iter()
+            .all(|t| t.latency_us_p50 <= t.latency_us_p99 && t.latency_us_p99 <= t.latency_us_max)
+    );
+    assert!(report.process_cpu_us_per_request > 0.0, "{report:?}");
 
     // The namespace is marked for deletion and its pods go with it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

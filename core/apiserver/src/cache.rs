@@ -50,14 +50,25 @@ pub fn encode_stored(obj: &Value) -> Result<Vec<u8>, ApiError> {
     };
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"metadata\":");
-    let mut meta = map
-        .get("metadata")
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
-    if let Some(m) = meta.as_object_mut() {
-        m.remove("resourceVersion");
+    match map.get("metadata") {
+        // Written field by field, skipping the revision, rather than copied and trimmed.
+        Some(Value::Object(meta)) => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in meta.iter().filter(|(k, _)| k.as_str() != "resourceVersion") {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut out, k).map_err(ApiError::internal)?;
+                out.push(b':');
+                serde_json::to_writer(&mut out, v).map_err(ApiError::internal)?;
+            }
+            out.push(b'}');
+        }
+        Some(other) => serde_json::to_writer(&mut out, other).map_err(ApiError::internal)?,
+        None => out.extend_from_slice(b"{}"),
     }
-    serde_json::to_writer(&mut out, &meta).map_err(ApiError::internal)?;
     for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "metadata") {
         out.push(b',');
         serde_json::to_writer(&mut out, k).map_err(ApiError::internal)?;
@@ -322,6 +333,8 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "resourceVersion": "3"}, "spec": {"x": [1, {"metadata": {}}]}}),
             json!({"kind": "Pod", "metadata": {}, "data": {"metadata": "{"}}),
             json!({"kind": "Pod"}),
+            json!({"metadata": {"resourceVersion": "9"}, "spec": {}}),
+            json!({"metadata": {"a": 1, "resourceVersion": "9", "z": {"resourceVersion": "1"}}}),
         ] {
             let stored = encode_stored(&obj).unwrap();
             assert!(stored.starts_with(STORED_PREFIX));

@@ -17,6 +17,7 @@ use bosun_api::validation::FieldError;
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -317,12 +318,14 @@ impl Selection {
 
 /// The value of a selectable field, as upstream's `GetAttrs` renders it.
 pub fn field_value(obj: &Value, field: &str) -> Option<String> {
-    let ptr = match field {
-        "source" => "/source/component".to_string(),
-        "status.podIPs" => "/status/podIPs/0/ip".to_string(),
-        other => format!("/{}", other.replace('.', "/")),
+    let found = match field {
+        "source" => obj.get("source").and_then(|s| s.get("component")),
+        "status.podIPs" => obj.pointer("/status/podIPs/0/ip"),
+        // Walked segment by segment: this runs for every selectable field of every
+        // version cached, so it allocates no JSON pointer.
+        other => other.split('.').try_fold(obj, |v, k| v.get(k)),
     };
-    match obj.pointer(&ptr) {
+    match found {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Bool(b)) => Some(b.to_string()),
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -434,7 +437,8 @@ pub struct Rest {
 fn meta_of(obj: &Value) -> Result<ObjectMeta, ApiError> {
     match obj.get("metadata") {
         None | Some(Value::Null) => Ok(ObjectMeta::default()),
-        Some(m) => serde_json::from_value(m.clone())
+        // Deserialized from the borrowed value: no copy of the metadata tree.
+        Some(m) => ObjectMeta::deserialize(m)
             .map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}"))),
     }
 }
@@ -517,6 +521,13 @@ fn parse_rv(s: &str) -> Result<Revision, ApiError> {
 }
 
 /// `generateName` suffix alphabet and length (upstream's `utilrand.String(5)`).
+/// A random (version 4) UID, from the thread's generator rather than a system call.
+fn new_uid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 fn generate_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     (0..5)
@@ -872,7 +883,7 @@ impl Rest {
                 meta.name = Some(format!("{prefix}{}", generate_suffix()));
             }
             let now = Timestamp::now();
-            meta.uid = Some(uuid::Uuid::new_v4().to_string());
+            meta.uid = Some(new_uid());
             meta.creation_timestamp = Some(Time(
                 now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now),
             ));
@@ -1917,15 +1928,37 @@ fn is_graceful_pod(pod: &Value) -> bool {
     bound && phase != "Succeeded" && phase != "Failed"
 }
 
+/// Whether two objects are equal but for `metadata.resourceVersion` (compared in place:
+/// every update asks, so nothing is copied).
 fn values_equal_ignoring_rv(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-        }
-        v
-    };
-    strip(a) == strip(b)
+    fn maps_equal(
+        a: &serde_json::Map<String, Value>,
+        b: &serde_json::Map<String, Value>,
+        eq: impl Fn(&str, &Value, &Value) -> bool,
+        skip: Option<&str>,
+    ) -> bool {
+        let kept = |m: &serde_json::Map<String, Value>| {
+            m.keys().filter(|k| Some(k.as_str()) != skip).count()
+        };
+        kept(a) == kept(b)
+            && a.iter()
+                .filter(|(k, _)| Some(k.as_str()) != skip)
+                .all(|(k, va)| b.get(k).is_some_and(|vb| eq(k, va, vb)))
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => maps_equal(
+            a,
+            b,
+            |k, va, vb| match (k, va.as_object(), vb.as_object()) {
+                ("metadata", Some(ma), Some(mb)) => {
+                    maps_equal(ma, mb, |_, x, y| x == y, Some("resourceVersion"))
+                }
+                _ => va == vb,
+            },
+            None,
+        ),
+        _ => a == b,
+    }
 }
 
 /// The object `prev` as last seen, stamped with the revision that removed it.
@@ -2010,5 +2043,71 @@ fn require_or_fill(
             map.insert(key.into(), json!(want));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_ignores_only_the_top_level_resource_version() {
+        let a = json!({"metadata": {"name": "p", "resourceVersion": "1"}, "spec": {"x": 1}});
+        let same = json!({"metadata": {"name": "p", "resourceVersion": "2"}, "spec": {"x": 1}});
+        let no_rv = json!({"metadata": {"name": "p"}, "spec": {"x": 1}});
+        assert!(values_equal_ignoring_rv(&a, &same));
+        assert!(values_equal_ignoring_rv(&a, &no_rv));
+        assert!(values_equal_ignoring_rv(&no_rv, &a));
+        for different in [
+            json!({"metadata": {"name": "q", "resourceVersion": "1"}, "spec": {"x": 1}}),
+            json!({"metadata": {"name": "p", "resourceVersion": "1"}, "spec": {"x": 2}}),
+            json!({"metadata": {"name": "p", "resourceVersion": "1"}}),
+            json!({"metadata": {"name": "p", "uid": "u"}, "spec": {"x": 1}}),
+            json!({"metadata": {"name": "p"}, "spec": {"x": 1, "resourceVersion": "1"}}),
+            json!({"metadata": null, "spec": {"x": 1}}),
+        ] {
+            assert!(!values_equal_ignoring_rv(&a, &different), "{different}");
+            assert!(!values_equal_ignoring_rv(&different, &a), "{different}");
+        }
+        assert!(values_equal_ignoring_rv(&json!(1), &json!(1)));
+    }
+
+    #[test]
+    fn field_values_render_as_upstream_attributes() {
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "d"},
+            "spec": {"nodeName": "n1", "hostNetwork": true},
+            "status": {"phase": "Running", "podIPs": [{"ip": "10.0.0.1"}]},
+        });
+        assert_eq!(field_value(&pod, "spec.nodeName").as_deref(), Some("n1"));
+        assert_eq!(
+            field_value(&pod, "spec.hostNetwork").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            field_value(&pod, "status.podIPs").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(field_value(&pod, "spec.schedulerName"), None);
+        let node = json!({"metadata": {"name": "n"}, "spec": {}});
+        assert_eq!(
+            field_value(&node, "spec.unschedulable").as_deref(),
+            Some("false")
+        );
+        let event = json!({"source": {"component": "kubelet"}, "involvedObject": {"kind": "Pod"}});
+        assert_eq!(field_value(&event, "source").as_deref(), Some("kubelet"));
+        assert_eq!(
+            field_value(&event, "involvedObject.kind").as_deref(),
+            Some("Pod")
+        );
+    }
+
+    #[test]
+    fn uids_are_random_version_4() {
+        let a = uuid::Uuid::parse_str(&new_uid()).unwrap();
+        let b = uuid::Uuid::parse_str(&new_uid()).unwrap();
+        assert_eq!(a.get_version_num(), 4);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(a, b);
     }
 }

@@ -302,6 +302,32 @@ impl<K: ApiResource> Api<K> {
         .await
     }
 
+    /// POST an already encoded JSON object and return the created object's JSON
+    /// undecoded: for load generators and proxies, which need neither conversion.
+    pub async fn create_bytes(&self, body: Bytes) -> Result<Bytes> {
+        let req = self.client.request(
+            Method::POST,
+            &self.collection_path(),
+            Some((body, "application/json")),
+        )?;
+        self.client.send_bytes(req, BodyLimit::Object).await
+    }
+
+    /// PATCH an object with an already encoded patch of `content_type` (one of
+    /// [`Patch::content_type`]'s) and return the object's JSON undecoded.
+    pub async fn patch_bytes(
+        &self,
+        name: &str,
+        body: Bytes,
+        content_type: &'static str,
+    ) -> Result<Bytes> {
+        let path = self.object_path(name, None)?;
+        let req = self
+            .client
+            .request(Method::PATCH, &path, Some((body, content_type)))?;
+        self.client.send_bytes(req, BodyLimit::Object).await
+    }
+
     /// PATCH the status subresource.
     pub async fn patch_status(&self, name: &str, patch: &Patch) -> Result<K> {
         let path = self.object_path(name, Some("status"))?;
