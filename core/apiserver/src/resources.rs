@@ -78,6 +78,13 @@ impl<K: ApiKind + PrintKind> Typed<K> {
         })
     }
 
+    /// Decodes from a borrowed value, without copying the tree first.
+    fn typed_ref(&self, obj: &Value) -> Result<K, ApiError> {
+        K::deserialize(obj).map_err(|e| {
+            ApiError::bad_request(format!("unable to decode {} object: {e}", K::INFO.kind))
+        })
+    }
+
     fn encode(&self, obj: &K) -> Result<Value, ApiError> {
         let mut v = serde_json::to_value(obj).map_err(ApiError::internal)?;
         // k8s-openapi writes apiVersion and kind itself; keep them explicit anyway.
@@ -128,7 +135,7 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
 
     fn admit_update(&self, new: Value, old: &Value) -> Result<Value, ApiError> {
         let mut typed = self.typed(new)?;
-        let old = self.typed(old.clone())?;
+        let old = self.typed_ref(old)?;
         typed.default_fields();
         let errs = kinds::validate_update(&typed, &old);
         if !errs.is_empty() {
@@ -147,7 +154,7 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
     }
 
     fn row(&self, obj: &Value, now: Timestamp) -> Result<Vec<Value>, ApiError> {
-        let typed = self.typed(obj.clone())?;
+        let typed = self.typed_ref(obj)?;
         Ok(typed.row(now))
     }
 }
