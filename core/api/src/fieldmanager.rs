@@ -21,6 +21,7 @@
 pub mod fieldpath;
 mod typed;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -115,6 +116,43 @@ pub struct Entry {
     pub fields: Fields,
 }
 
+impl Entry {
+    /// Upstream's order of entries: operation, time, manager, API version, subresource.
+    fn order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+        (
+            a.id.operation,
+            &a.time,
+            &a.id.manager,
+            &a.api_version,
+            &a.id.subresource,
+        )
+            .cmp(&(
+                b.id.operation,
+                &b.time,
+                &b.id.manager,
+                &b.api_version,
+                &b.id.subresource,
+            ))
+    }
+
+    /// The entry's JSON, with `fields_v1` as its fields.
+    fn to_json(&self, fields_v1: Value) -> Value {
+        let mut m = Map::new();
+        m.insert("manager".into(), json!(self.id.manager));
+        m.insert("operation".into(), json!(self.id.operation.as_str()));
+        m.insert("apiVersion".into(), json!(self.api_version));
+        if let Some(t) = &self.time {
+            m.insert("time".into(), json!(t));
+        }
+        m.insert("fieldsType".into(), json!("FieldsV1"));
+        m.insert("fieldsV1".into(), fields_v1);
+        if !self.id.subresource.is_empty() {
+            m.insert("subresource".into(), json!(self.id.subresource));
+        }
+        Value::Object(m)
+    }
+}
+
 /// A manager's fields. Entries read from a stored object stay `fieldsV1` JSON until a
 /// write touches one of their fields: most writes change a few fields of one manager, and
 /// decoding and re-encoding every entry would cost more than the write's own admission.
@@ -180,7 +218,12 @@ impl Fields {
     }
 
     pub fn union_with(&mut self, other: &Set) {
-        self.decoded().union_with(other);
+        match &mut self.0 {
+            // A writer adding to its own entry (most updates) edits the stored JSON
+            // rather than decoding and re-encoding the entry.
+            FieldsRepr::Stored(m) => other.add_to_fields_v1(m),
+            FieldsRepr::Decoded(s) => s.union_with(other),
+        }
     }
 
     pub fn intersection(&self, other: &Set) -> Set {
@@ -203,6 +246,21 @@ impl Fields {
             FieldsRepr::Decoded(s) => s.to_fields_v1(),
             FieldsRepr::Stored(m) => Value::Object(m.clone()),
         }
+    }
+
+    /// [`Fields::to_fields_v1`], moving a stored entry's JSON rather than copying it.
+    pub fn into_fields_v1(self) -> Value {
+        match self.0 {
+            FieldsRepr::Decoded(s) => s.to_fields_v1(),
+            FieldsRepr::Stored(m) => Value::Object(m),
+        }
+    }
+}
+
+fn not_a_list() -> ManagedFieldsError {
+    ManagedFieldsError {
+        index: 0,
+        reason: "managedFields must be a list".to_owned(),
     }
 }
 
@@ -256,52 +314,88 @@ impl Managed {
         Managed::decode_with(entries, false)
     }
 
+    /// [`Managed::decode_stored`], taking the list: its `fieldsV1` objects move into the
+    /// entries instead of being copied.
+    pub fn decode_stored_owned(entries: Value) -> Result<Managed, ManagedFieldsError> {
+        let Value::Array(list) = entries else {
+            return Err(not_a_list());
+        };
+        let mut managed = Managed::default();
+        for (index, entry) in list.into_iter().enumerate() {
+            let (entry, fields) = match entry {
+                Value::Object(mut m) => {
+                    let fields = m.remove("fieldsV1").map(Cow::Owned);
+                    (Value::Object(m), fields)
+                }
+                other => (other, None),
+            };
+            managed.push_decoded(index, &entry, fields, false)?;
+        }
+        Ok(managed)
+    }
+
     fn decode_with(entries: &Value, check: bool) -> Result<Managed, ManagedFieldsError> {
         let mut managed = Managed::default();
         let Some(list) = entries.as_array() else {
-            return Err(ManagedFieldsError {
-                index: 0,
-                reason: "managedFields must be a list".to_owned(),
-            });
+            return Err(not_a_list());
         };
         for (index, entry) in list.iter().enumerate() {
-            let err = |reason: String| ManagedFieldsError { index, reason };
-            let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or("");
-            let operation = match text("operation") {
-                "Apply" => Operation::Apply,
-                "Update" => Operation::Update,
-                other => return Err(err(format!("unknown operation {other:?}"))),
-            };
-            if text("fieldsType") != "FieldsV1" {
-                return Err(err(format!(
-                    "unsupported fieldsType {:?}",
-                    text("fieldsType")
-                )));
-            }
-            let fields = match entry.get("fieldsV1") {
-                None | Some(Value::Null) => Fields::from(Set::new()),
-                Some(Value::Object(m)) if !check => Fields(FieldsRepr::Stored(m.clone())),
-                Some(v) => Set::from_fields_v1(v)
-                    .map_err(|e| err(e.to_string()))?
-                    .into(),
-            };
-            let id = ManagerId::new(
-                text("manager"),
-                operation,
-                text("apiVersion"),
-                text("subresource"),
-            );
-            if managed.get(&id).is_some() {
-                return Err(err(format!("duplicate entry for manager {id}")));
-            }
-            managed.entries.push(Entry {
-                id,
-                api_version: text("apiVersion").to_owned(),
-                time: entry.get("time").and_then(Value::as_str).map(str::to_owned),
-                fields,
-            });
+            let fields = entry.get("fieldsV1").map(Cow::Borrowed);
+            managed.push_decoded(index, entry, fields, check)?;
         }
         Ok(managed)
+    }
+
+    /// Appends one decoded entry; `fields` is its `fieldsV1`, given apart so that an owned
+    /// list can hand it over without a copy.
+    fn push_decoded(
+        &mut self,
+        index: usize,
+        entry: &Value,
+        fields: Option<Cow<'_, Value>>,
+        check: bool,
+    ) -> Result<(), ManagedFieldsError> {
+        let err = |reason: String| ManagedFieldsError { index, reason };
+        let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or("");
+        let operation = match text("operation") {
+            "Apply" => Operation::Apply,
+            "Update" => Operation::Update,
+            other => return Err(err(format!("unknown operation {other:?}"))),
+        };
+        if text("fieldsType") != "FieldsV1" {
+            return Err(err(format!(
+                "unsupported fieldsType {:?}",
+                text("fieldsType")
+            )));
+        }
+        let fields = match fields {
+            None | Some(Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null)) => {
+                Fields::from(Set::new())
+            }
+            Some(Cow::Borrowed(Value::Object(m))) if !check => {
+                Fields(FieldsRepr::Stored(m.clone()))
+            }
+            Some(Cow::Owned(Value::Object(m))) if !check => Fields(FieldsRepr::Stored(m)),
+            Some(v) => Set::from_fields_v1(&v)
+                .map_err(|e| err(e.to_string()))?
+                .into(),
+        };
+        let id = ManagerId::new(
+            text("manager"),
+            operation,
+            text("apiVersion"),
+            text("subresource"),
+        );
+        if self.get(&id).is_some() {
+            return Err(err(format!("duplicate entry for manager {id}")));
+        }
+        self.entries.push(Entry {
+            id,
+            api_version: text("apiVersion").to_owned(),
+            time: entry.get("time").and_then(Value::as_str).map(str::to_owned),
+            fields,
+        });
+        Ok(())
     }
 
     /// The `metadata.managedFields` list, in upstream's order (operation, time, manager,
@@ -311,38 +405,26 @@ impl Managed {
             return None;
         }
         let mut entries: Vec<&Entry> = self.entries.iter().collect();
-        entries.sort_by(|a, b| {
-            (
-                a.id.operation,
-                &a.time,
-                &a.id.manager,
-                &a.api_version,
-                &a.id.subresource,
-            )
-                .cmp(&(
-                    b.id.operation,
-                    &b.time,
-                    &b.id.manager,
-                    &b.api_version,
-                    &b.id.subresource,
-                ))
-        });
+        entries.sort_by(|a, b| Entry::order(a, b));
         let list = entries
             .into_iter()
-            .map(|e| {
-                let mut m = Map::new();
-                m.insert("manager".into(), json!(e.id.manager));
-                m.insert("operation".into(), json!(e.id.operation.as_str()));
-                m.insert("apiVersion".into(), json!(e.api_version));
-                if let Some(t) = &e.time {
-                    m.insert("time".into(), json!(t));
-                }
-                m.insert("fieldsType".into(), json!("FieldsV1"));
-                m.insert("fieldsV1".into(), e.fields.to_fields_v1());
-                if !e.id.subresource.is_empty() {
-                    m.insert("subresource".into(), json!(e.id.subresource));
-                }
-                Value::Object(m)
+            .map(|e| e.to_json(e.fields.to_fields_v1()))
+            .collect();
+        Some(Value::Array(list))
+    }
+
+    /// [`Managed::encode`], moving the entries' fields rather than copying them.
+    pub fn into_encoded(mut self) -> Option<Value> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.entries.sort_by(Entry::order);
+        let list = self
+            .entries
+            .into_iter()
+            .map(|mut e| {
+                let fields = std::mem::replace(&mut e.fields, Fields::from(Set::new()));
+                e.to_json(fields.into_fields_v1())
             })
             .collect();
         Some(Value::Array(list))
@@ -468,11 +550,16 @@ pub fn update(live: &Value, new: &Value, managed: &mut Managed, w: &WriteInfo<'_
     let mut changed = c.modified;
     changed.union_with(&c.added);
     let changed = changed.recursive_difference(w.reset);
+    let id = ManagerId::new(w.manager, Operation::Update, w.api_version, w.subresource);
     for e in &mut managed.entries {
-        e.fields.subtract(&changed);
+        // The writer takes back what it changed, less what nobody owns, and `strip`
+        // removes that from every entry below: its own entry need not lose the changed
+        // fields first (which would decode a stored entry for nothing).
+        if e.id != id {
+            e.fields.subtract(&changed);
+        }
         e.fields.subtract(&removed);
     }
-    let id = ManagerId::new(w.manager, Operation::Update, w.api_version, w.subresource);
     let mut own = changed;
     own.subtract(&STRIP);
     if !own.is_empty() {

@@ -1271,7 +1271,7 @@ impl Rest {
                 context.api_version, context.kind
             )));
         }
-        put_managed_fields(&mut obj, managed.encode());
+        put_managed_fields(&mut obj, managed.into_encoded());
         Ok(obj)
     }
 
@@ -1421,9 +1421,15 @@ impl Rest {
         p: &Params,
     ) {
         let subresource = subresource_of(part);
-        let stored = || stored_managers(live.pointer("/metadata/managedFields"));
+        let stored_list = live.pointer("/metadata/managedFields");
+        let stored = || stored_managers(stored_list);
         let mut managed = match sent {
             Some(list) if Managed::is_reset(&list) => Managed::default(),
+            // Sent back as stored (a patch that left them alone, a PUT of what was read):
+            // the stored entries, taken as they are rather than checked and decoded.
+            Some(list) if stored_list == Some(&list) => {
+                Managed::decode_stored_owned(list).unwrap_or_default()
+            }
             Some(list) if subresource.is_empty() => match Managed::decode(&list) {
                 Ok(m) if !m.entries().is_empty() => m,
                 _ => stored(),
@@ -1432,7 +1438,7 @@ impl Rest {
         };
         let context = WriteContext::new(res, part);
         fieldmanager::update(live, new, &mut managed, &context.write_info(p.manager()));
-        put_managed_fields(new, managed.encode());
+        put_managed_fields(new, managed.into_encoded());
     }
 
     /// Carries system metadata over from `current`, splits spec from status, defaults,

@@ -244,6 +244,35 @@ impl Set {
                 .any(|(pe, c)| node(pe).is_some_and(|inner| c.intersects_fields_v1(inner)))
     }
 
+    /// Adds every path of this set to `fieldsV1` JSON (left undecoded), in place: the
+    /// JSON becomes what [`Set::to_fields_v1`] writes for the union. A path that is a
+    /// member and has children keeps its `"."` marker.
+    pub fn add_to_fields_v1(&self, fields: &mut Map<String, Value>) {
+        fn node<'m>(fields: &'m mut Map<String, Value>, key: String) -> &'m mut Map<String, Value> {
+            let v = fields.entry(key).or_insert_with(|| Value::Object(Map::new()));
+            if !v.is_object() {
+                // Not what this module writes; the node starts over.
+                *v = Value::Object(Map::new());
+            }
+            v.as_object_mut().expect("made an object above")
+        }
+        for pe in &self.members {
+            let inner = node(fields, pe.to_fields_key());
+            if !inner.is_empty() {
+                inner.entry(".").or_insert_with(|| Value::Object(Map::new()));
+            }
+        }
+        for (pe, child) in &self.children {
+            let key = pe.to_fields_key();
+            let was_member = matches!(fields.get(&key), Some(Value::Object(m)) if m.is_empty());
+            let inner = node(fields, key);
+            if was_member {
+                inner.insert(".".to_owned(), Value::Object(Map::new()));
+            }
+            child.add_to_fields_v1(inner);
+        }
+    }
+
     /// The paths under `pe`, without `pe` itself.
     pub fn with_prefix(&self, pe: &PathElement) -> Option<&Set> {
         self.children.get(pe)
@@ -478,6 +507,40 @@ mod tests {
         p.extend([f("ports"), port, f("containerPort")]);
         assert!(set.has(&p));
         assert_eq!(set.to_fields_v1(), fields);
+    }
+
+    #[test]
+    fn adding_to_fields_v1_in_place_agrees_with_the_decoded_union() {
+        let fields = json!({
+            "f:metadata": {"f:labels": {".": {}, "f:app": {}}, "f:name": {}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"nginx\"}": {".": {}, "f:image": {}}}}
+        });
+        let nginx = [f("spec"), f("containers"), key("name", json!("nginx"))];
+        let additions: Vec<Vec<Vec<PathElement>>> = vec![
+            // Already there: nothing changes.
+            vec![vec![f("metadata"), f("labels"), f("app")], nginx.to_vec()],
+            // A sibling, a new branch, a new list item.
+            vec![vec![f("metadata"), f("labels"), f("tier")]],
+            vec![vec![f("status"), f("phase")]],
+            vec![vec![f("spec"), f("containers"), key("name", json!("sidecar"))]],
+            // A leaf member that gains children, and an inner node that becomes a member.
+            vec![vec![f("metadata"), f("name"), f("x")]],
+            vec![vec![f("spec")]],
+            vec![vec![f("spec"), f("containers")], vec![f("metadata"), f("labels")]],
+        ];
+        for paths in additions {
+            let mut add = Set::new();
+            for path in &paths {
+                add.insert(path);
+            }
+            let mut expected = Set::from_fields_v1(&fields).unwrap();
+            expected.union_with(&add);
+            let mut in_place = fields.as_object().unwrap().clone();
+            add.add_to_fields_v1(&mut in_place);
+            let in_place = Value::Object(in_place);
+            assert_eq!(in_place, expected.to_fields_v1(), "{paths:?}");
+            assert_eq!(Set::from_fields_v1(&in_place).unwrap(), expected, "{paths:?}");
+        }
     }
 
     #[test]

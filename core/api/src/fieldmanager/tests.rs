@@ -53,6 +53,56 @@ fn reset() -> Set {
     reset_fields(true, "")
 }
 
+/// A manager writing its own fields keeps its entry as stored JSON: nothing is decoded,
+/// and rewriting a field it owns changes only the entry's time.
+#[test]
+fn rewriting_owned_fields_keeps_the_stored_entry() {
+    let r = reset();
+    let created = deployment("nginx:1.26", Some(2));
+    let mut managed = Managed::default();
+    update(&json!({}), &created, &mut managed, &info("creator", &r, NOW));
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"]["team"] = json!("a");
+    update(&created, &labelled, &mut managed, &info("labeler", &r, NOW));
+    let stored = managed.encode().unwrap();
+
+    let mut relabelled = labelled.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("b");
+    let mut lazy = Managed::decode_stored_owned(stored.clone()).unwrap();
+    update(&labelled, &relabelled, &mut lazy, &info("labeler", &r, LATER));
+    assert!(
+        lazy.entries()
+            .iter()
+            .all(|e| matches!(e.fields.0, FieldsRepr::Stored(_))),
+        "no entry was decoded"
+    );
+    let mut expected = stored.clone();
+    for e in expected.as_array_mut().unwrap() {
+        if e["manager"] == "labeler" {
+            e["time"] = json!(LATER);
+        }
+    }
+    // The labeler's entry is now the latest, so it sorts last.
+    expected.as_array_mut().unwrap().sort_by_key(|e| e["time"] != json!(NOW));
+    assert_eq!(lazy.into_encoded(), Some(expected));
+
+    // A new field goes into the stored JSON, which still need not be decoded.
+    let mut more = relabelled.clone();
+    more["metadata"]["labels"]["tier"] = json!("web");
+    let mut lazy = Managed::decode_stored_owned(stored.clone()).unwrap();
+    let mut eager = Managed::decode(&stored).unwrap();
+    update(&relabelled, &more, &mut lazy, &info("labeler", &r, LATER));
+    update(&relabelled, &more, &mut eager, &info("labeler", &r, LATER));
+    let labeler = lazy.entries().iter().find(|e| e.id.manager == "labeler").unwrap();
+    assert!(matches!(labeler.fields.0, FieldsRepr::Stored(_)));
+    assert_eq!(lazy.encode(), eager.encode());
+    assert!(labeler.fields.has(&[
+        PathElement::Field("metadata".into()),
+        PathElement::Field("labels".into()),
+        PathElement::Field("tier".into()),
+    ]));
+}
+
 #[test]
 fn applied_field_set_has_upstream_shape() {
     let r = reset();
@@ -463,11 +513,16 @@ fn stored_entries_decode_lazily_with_the_same_outcome() {
             deployment("nginx:1.27", Some(2)),
         ),
     ] {
-        let mut eager = Managed::decode(&stored).unwrap();
-        let mut lazy = Managed::decode_stored(&stored).unwrap();
-        update(&labelled, &new, &mut eager, &info("writer", &r, LATER));
-        update(&labelled, &new, &mut lazy, &info("writer", &r, LATER));
-        assert_eq!(eager.encode(), lazy.encode(), "{what}");
+        for writer in ["writer", "labeler", "creator"] {
+            let mut eager = Managed::decode(&stored).unwrap();
+            let mut lazy = Managed::decode_stored(&stored).unwrap();
+            let mut owned = Managed::decode_stored_owned(stored.clone()).unwrap();
+            update(&labelled, &new, &mut eager, &info(writer, &r, LATER));
+            update(&labelled, &new, &mut lazy, &info(writer, &r, LATER));
+            update(&labelled, &new, &mut owned, &info(writer, &r, LATER));
+            assert_eq!(eager.encode(), lazy.encode(), "{what}, by {writer}");
+            assert_eq!(eager.encode(), owned.into_encoded(), "{what}, by {writer}");
+        }
         let config = deployment("nginx:1.28", None);
         let a = apply(
             &labelled,
