@@ -538,6 +538,17 @@ async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if let Some(steal) = report.machine_steal_ms {
+        println!(
+            "machine steal {steal:.0} ms, by second (ms): {}",
+            report
+                .timeline
+                .iter()
+                .map(|t| format!("{:.0}", t.machine_steal_ms.unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
         println!("report: {}", path.display());

@@ -65,6 +65,9 @@ pub struct ApiLoadReport {
     pub all: LatencySummary,
     /// The first few error messages, for diagnosis.
     pub error_samples: Vec<String>,
+    /// CPU time the hypervisor took from this machine during the load, summed over CPUs
+    /// (`None` where the kernel does not report it).
+    pub machine_steal_ms: Option<f64>,
     /// Latency second by second (by when each request was due), to tell steady queueing
     /// from stalls.
     pub timeline: Vec<TimelineSecond>,
@@ -78,6 +81,9 @@ pub struct TimelineSecond {
     pub latency_us_p50: u64,
     pub latency_us_p99: u64,
     pub latency_us_max: u64,
+    /// CPU time the hypervisor took from this machine in this second (see
+    /// [`ApiLoadReport::machine_steal_ms`]); in 10 ms ticks.
+    pub machine_steal_ms: Option<f64>,
 }
 
 /// Groups `(due offset in ms, latency)` samples into windows of `window_ms`, with
@@ -99,6 +105,7 @@ fn timeline(samples: &[(u32, Duration)], window_ms: u32) -> Vec<TimelineSecond> 
                 latency_us_p50: rank(0.50),
                 latency_us_p99: rank(0.99),
                 latency_us_max: w[w.len() - 1].1,
+                machine_steal_ms: None,
             }
         })
         .collect()
@@ -208,6 +215,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
     let cpu_before = crate::metrics::process_cpu_ms();
     let start = Instant::now();
     let deadline = start + cfg.duration;
+    let steal = tokio::spawn(steal_by_second(start, deadline));
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..cfg.clients {
         let api: Api<Pod> = Api::namespaced(clients[w % clients.len()].clone(), &cfg.namespace);
@@ -239,6 +247,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let steal = steal.await.unwrap_or_default();
     let cpu_ms = match (cpu_before, crate::metrics::process_cpu_ms()) {
         (Some(a), Some(b)) => b - a,
         _ => 0.0,
@@ -262,8 +271,35 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         update: total.update.summary(),
         all: all.summary(),
         error_samples: total.error_samples,
-        timeline: timeline(&total.samples, 1000),
+        machine_steal_ms: (!steal.is_empty()).then(|| steal.iter().sum()),
+        timeline: with_steal(timeline(&total.samples, 1000), &steal),
     })
+}
+
+/// The machine's steal in each second of the run, read once a second; empty where the
+/// kernel does not report it.
+async fn steal_by_second(start: Instant, deadline: Instant) -> Vec<f64> {
+    let Some(mut last) = crate::metrics::machine_steal_ms() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+    while Instant::now() < deadline {
+        tick.tick().await;
+        let Some(now) = crate::metrics::machine_steal_ms() else {
+            break;
+        };
+        out.push(now - last);
+        last = now;
+    }
+    out
+}
+
+fn with_steal(mut timeline: Vec<TimelineSecond>, steal: &[f64]) -> Vec<TimelineSecond> {
+    for t in &mut timeline {
+        t.machine_steal_ms = steal.get(t.second as usize).copied();
+    }
+    timeline
 }
 
 async fn worker(api: Api<Pod>, w: usize, mut out: WorkerResult, plan: Schedule) -> WorkerResult {
@@ -338,6 +374,10 @@ mod tests {
         assert_eq!((t[0].latency_us_p50, t[0].latency_us_max), (1000, 3000));
         assert_eq!(t[2].latency_us_p99, 50_000);
         assert!(timeline(&[], 1000).is_empty());
+        // Steal joins each second by its index; a second past the readings has none.
+        let t = with_steal(t, &[10.0, 0.0, 0.0]);
+        let steal: Vec<Option<f64>> = t.iter().map(|w| w.machine_steal_ms).collect();
+        assert_eq!(steal, [Some(10.0), Some(0.0), None]);
     }
 
     #[test]

@@ -318,10 +318,33 @@ pub fn process_cpu_ms() -> Option<f64> {
     Some((utime + stime) as f64 * 10.0)
 }
 
+/// CPU time the hypervisor ran something else while this machine's CPUs had work
+/// ("steal", summed over CPUs) since boot, in ms; `None` where `/proc/stat` does not say.
+/// On a shared VM this is what turns a steady run's latency tail into stalls.
+pub fn machine_steal_ms() -> Option<f64> {
+    steal_ms_of(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn steal_ms_of(proc_stat: &str) -> Option<f64> {
+    // `cpu  user nice system idle iowait irq softirq steal ...`, in USER_HZ (100) ticks.
+    let line = proc_stat.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(steal as f64 * 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sim::workload::Workload;
+
+    #[test]
+    fn steal_is_the_eighth_counter_of_the_machine_line() {
+        let stat = "cpu  6093818 263567 721554 1665024 85289 0 21456 63557 0 0\n\
+                    cpu0 3046909 131783 360777 832512 42644 0 10728 31778 0 0\n";
+        assert_eq!(steal_ms_of(stat), Some(635_570.0));
+        assert_eq!(steal_ms_of("cpu  1 2 3\n"), None);
+        assert!(machine_steal_ms().is_some(), "Linux reports /proc/stat");
+    }
 
     #[test]
     fn process_cpu_time_is_read_and_never_goes_back() {

@@ -62,6 +62,12 @@ async fn paced_load_creates_and_updates_then_cleans_up() {
             .all(|t| t.latency_us_p50 <= t.latency_us_p99 && t.latency_us_p99 <= t.latency_us_max)
     );
     assert!(report.process_cpu_us_per_request > 0.0, "{report:?}");
+    // The machine's steal is read every second of the run (Linux reports it).
+    assert!(
+        report.machine_steal_ms.is_some_and(|s| s >= 0.0),
+        "{report:?}"
+    );
+    assert!(report.timeline[0].machine_steal_ms.is_some(), "{report:?}");
 
     // The namespace is marked for deletion and its pods go with it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -249,7 +249,9 @@ impl Set {
     /// member and has children keeps its `"."` marker.
     pub fn add_to_fields_v1(&self, fields: &mut Map<String, Value>) {
         fn node<'m>(fields: &'m mut Map<String, Value>, key: String) -> &'m mut Map<String, Value> {
-            let v = fields.entry(key).or_insert_with(|| Value::Object(Map::new()));
+            let v = fields
+                .entry(key)
+                .or_insert_with(|| Value::Object(Map::new()));
             if !v.is_object() {
                 // Not what this module writes; the node starts over.
                 *v = Value::Object(Map::new());
@@ -259,7 +261,9 @@ impl Set {
         for pe in &self.members {
             let inner = node(fields, pe.to_fields_key());
             if !inner.is_empty() {
-                inner.entry(".").or_insert_with(|| Value::Object(Map::new()));
+                inner
+                    .entry(".")
+                    .or_insert_with(|| Value::Object(Map::new()));
             }
         }
         for (pe, child) in &self.children {
@@ -522,11 +526,18 @@ mod tests {
             // A sibling, a new branch, a new list item.
             vec![vec![f("metadata"), f("labels"), f("tier")]],
             vec![vec![f("status"), f("phase")]],
-            vec![vec![f("spec"), f("containers"), key("name", json!("sidecar"))]],
+            vec![vec![
+                f("spec"),
+                f("containers"),
+                key("name", json!("sidecar")),
+            ]],
             // A leaf member that gains children, and an inner node that becomes a member.
             vec![vec![f("metadata"), f("name"), f("x")]],
             vec![vec![f("spec")]],
-            vec![vec![f("spec"), f("containers")], vec![f("metadata"), f("labels")]],
+            vec![
+                vec![f("spec"), f("containers")],
+                vec![f("metadata"), f("labels")],
+            ],
         ];
         for paths in additions {
             let mut add = Set::new();
@@ -539,7 +550,11 @@ mod tests {
             add.add_to_fields_v1(&mut in_place);
             let in_place = Value::Object(in_place);
             assert_eq!(in_place, expected.to_fields_v1(), "{paths:?}");
-            assert_eq!(Set::from_fields_v1(&in_place).unwrap(), expected, "{paths:?}");
+            assert_eq!(
+                Set::from_fields_v1(&in_place).unwrap(),
+                expected,
+                "{paths:?}"
+            );
         }
     }
 

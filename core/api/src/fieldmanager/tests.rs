@@ -60,7 +60,12 @@ fn rewriting_owned_fields_keeps_the_stored_entry() {
     let r = reset();
     let created = deployment("nginx:1.26", Some(2));
     let mut managed = Managed::default();
-    update(&json!({}), &created, &mut managed, &info("creator", &r, NOW));
+    update(
+        &json!({}),
+        &created,
+        &mut managed,
+        &info("creator", &r, NOW),
+    );
     let mut labelled = created.clone();
     labelled["metadata"]["labels"]["team"] = json!("a");
     update(&created, &labelled, &mut managed, &info("labeler", &r, NOW));
@@ -69,7 +74,12 @@ fn rewriting_owned_fields_keeps_the_stored_entry() {
     let mut relabelled = labelled.clone();
     relabelled["metadata"]["labels"]["team"] = json!("b");
     let mut lazy = Managed::decode_stored_owned(stored.clone()).unwrap();
-    update(&labelled, &relabelled, &mut lazy, &info("labeler", &r, LATER));
+    update(
+        &labelled,
+        &relabelled,
+        &mut lazy,
+        &info("labeler", &r, LATER),
+    );
     assert!(
         lazy.entries()
             .iter()
@@ -83,7 +93,10 @@ fn rewriting_owned_fields_keeps_the_stored_entry() {
         }
     }
     // The labeler's entry is now the latest, so it sorts last.
-    expected.as_array_mut().unwrap().sort_by_key(|e| e["time"] != json!(NOW));
+    expected
+        .as_array_mut()
+        .unwrap()
+        .sort_by_key(|e| e["time"] != json!(NOW));
     assert_eq!(lazy.into_encoded(), Some(expected));
 
     // A new field goes into the stored JSON, which still need not be decoded.
@@ -93,7 +106,11 @@ fn rewriting_owned_fields_keeps_the_stored_entry() {
     let mut eager = Managed::decode(&stored).unwrap();
     update(&relabelled, &more, &mut lazy, &info("labeler", &r, LATER));
     update(&relabelled, &more, &mut eager, &info("labeler", &r, LATER));
-    let labeler = lazy.entries().iter().find(|e| e.id.manager == "labeler").unwrap();
+    let labeler = lazy
+        .entries()
+        .iter()
+        .find(|e| e.id.manager == "labeler")
+        .unwrap();
     assert!(matches!(labeler.fields.0, FieldsRepr::Stored(_)));
     assert_eq!(lazy.encode(), eager.encode());
     assert!(labeler.fields.has(&[
