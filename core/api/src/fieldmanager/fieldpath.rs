@@ -248,7 +248,7 @@ impl Set {
     /// JSON becomes what [`Set::to_fields_v1`] writes for the union. A path that is a
     /// member and has children keeps its `"."` marker.
     pub fn add_to_fields_v1(&self, fields: &mut Map<String, Value>) {
-        fn node<'m>(fields: &'m mut Map<String, Value>, key: String) -> &'m mut Map<String, Value> {
+        fn node(fields: &mut Map<String, Value>, key: String) -> &mut Map<String, Value> {
             let v = fields
                 .entry(key)
                 .or_insert_with(|| Value::Object(Map::new()));
