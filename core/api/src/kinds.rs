@@ -341,13 +341,13 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Vec<FieldError> {
     check_enum(
         &mut errs,
         spec.restart_policy.as_deref(),
-        &format!("{path}.restartPolicy"),
+        || format!("{path}.restartPolicy"),
         RESTART_POLICIES,
     );
     check_enum(
         &mut errs,
         spec.dns_policy.as_deref(),
-        &format!("{path}.dnsPolicy"),
+        || format!("{path}.dnsPolicy"),
         DNS_POLICIES,
     );
     if let Some(g) = spec.termination_grace_period_seconds
@@ -392,7 +392,7 @@ fn validate_container(c: &Container, path: &str, errs: &mut Vec<FieldError>) {
     check_enum(
         errs,
         c.image_pull_policy.as_deref(),
-        &format!("{path}.imagePullPolicy"),
+        || format!("{path}.imagePullPolicy"),
         PULL_POLICIES,
     );
     for (i, p) in c.ports.iter().flatten().enumerate() {
@@ -418,7 +418,7 @@ fn validate_container(c: &Container, path: &str, errs: &mut Vec<FieldError>) {
         check_enum(
             errs,
             p.protocol.as_deref(),
-            &format!("{ppath}.protocol"),
+            || format!("{ppath}.protocol"),
             PROTOCOLS,
         );
     }
@@ -504,15 +504,27 @@ fn validate_toleration(t: &Toleration, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(effect) = t.effect.as_deref()
         && !effect.is_empty()
     {
-        check_enum(errs, Some(effect), &format!("{path}.effect"), TAINT_EFFECTS);
+        check_enum(
+            errs,
+            Some(effect),
+            || format!("{path}.effect"),
+            TAINT_EFFECTS,
+        );
     }
 }
 
-fn check_enum(errs: &mut Vec<FieldError>, value: Option<&str>, path: &str, allowed: &[&str]) {
+/// `path` is rendered only for an error: most values are valid, and formatting every
+/// checked field's path showed in the write path's profile.
+fn check_enum(
+    errs: &mut Vec<FieldError>,
+    value: Option<&str>,
+    path: impl FnOnce() -> String,
+    allowed: &[&str],
+) {
     if let Some(val) = value
         && !allowed.contains(&val)
     {
-        errs.push(FieldError::not_supported(path, val, allowed));
+        errs.push(FieldError::not_supported(&path(), val, allowed));
     }
 }
 
@@ -728,7 +740,7 @@ impl ApiKind for Deployment {
             check_enum(
                 &mut errs,
                 strategy.type_.as_deref(),
-                "spec.strategy.type",
+                || "spec.strategy.type".to_owned(),
                 &["Recreate", "RollingUpdate"],
             );
             if strategy.type_.as_deref() == Some("Recreate") && strategy.rolling_update.is_some() {
@@ -858,7 +870,12 @@ impl ApiKind for Service {
         };
         let mut errs = Vec::new();
         let ty = spec.type_.as_deref().unwrap_or("ClusterIP");
-        check_enum(&mut errs, Some(ty), "spec.type", SERVICE_TYPES);
+        check_enum(
+            &mut errs,
+            Some(ty),
+            || "spec.type".to_owned(),
+            SERVICE_TYPES,
+        );
         let headless = spec.cluster_ip.as_deref() == Some("None");
         let ports = spec.ports.as_deref().unwrap_or(&[]);
         if ports.is_empty() && ty != "ExternalName" && !headless {
@@ -891,7 +908,7 @@ impl ApiKind for Service {
             check_enum(
                 &mut errs,
                 p.protocol.as_deref(),
-                &format!("{path}.protocol"),
+                || format!("{path}.protocol"),
                 PROTOCOLS,
             );
             if let Some(np) = p.node_port
@@ -927,7 +944,7 @@ impl ApiKind for Service {
         check_enum(
             &mut errs,
             spec.session_affinity.as_deref(),
-            "spec.sessionAffinity",
+            || "spec.sessionAffinity".to_owned(),
             &["None", "ClientIP"],
         );
         errs
@@ -1014,7 +1031,7 @@ impl ApiKind for EndpointSlice {
         check_enum(
             &mut errs,
             Some(self.address_type.as_str()),
-            "addressType",
+            || "addressType".to_owned(),
             &["IPv4", "IPv6", "FQDN"],
         );
         for (i, ep) in self.endpoints.iter().enumerate() {
@@ -1110,7 +1127,7 @@ impl ApiKind for Node {
             check_enum(
                 &mut errs,
                 Some(t.effect.as_str()),
-                &format!("{path}.effect"),
+                || format!("{path}.effect"),
                 TAINT_EFFECTS,
             );
         }
@@ -1287,7 +1304,7 @@ impl ApiKind for PriorityClass {
         check_enum(
             &mut errs,
             self.preemption_policy.as_deref(),
-            "preemptionPolicy",
+            || "preemptionPolicy".to_owned(),
             &["PreemptLowerPriority", "Never"],
         );
         errs

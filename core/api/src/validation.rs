@@ -1030,48 +1030,49 @@ pub fn validate_object_meta_update(
     }
     // Each changed field is reported with its new value, rendered as upstream's printer
     // does: name and namespace are Go strings (%q); the rest marshal as JSON.
-    let str_of = |s: &Option<String>| s.clone().unwrap_or_default();
-    let checks: [(&str, bool, String); 6] = [
-        (
-            "name",
-            str_of(&new.name) != str_of(&old.name),
-            go_quote(&str_of(&new.name)),
-        ),
+    fn str_of(s: &Option<String>) -> &str {
+        s.as_deref().unwrap_or("")
+    }
+    // Rendered only for a field that changed.
+    let checks: [(&str, bool, &dyn Fn() -> String); 6] = [
+        ("name", str_of(&new.name) != str_of(&old.name), &|| {
+            go_quote(str_of(&new.name))
+        }),
         (
             "namespace",
             str_of(&new.namespace) != str_of(&old.namespace),
-            go_quote(&str_of(&new.namespace)),
+            &|| go_quote(str_of(&new.namespace)),
         ),
-        (
-            "uid",
-            str_of(&new.uid) != str_of(&old.uid),
-            go_json(&str_of(&new.uid).into()),
-        ),
+        ("uid", str_of(&new.uid) != str_of(&old.uid), &|| {
+            go_json(&str_of(&new.uid).into())
+        }),
         (
             "creationTimestamp",
             new.creation_timestamp != old.creation_timestamp,
-            go_json(&time_json(new.creation_timestamp.as_ref())),
+            &|| go_json(&time_json(new.creation_timestamp.as_ref())),
         ),
         (
             "deletionTimestamp",
             new.deletion_timestamp != old.deletion_timestamp,
-            go_json(&time_json(new.deletion_timestamp.as_ref())),
+            &|| go_json(&time_json(new.deletion_timestamp.as_ref())),
         ),
         (
             "deletionGracePeriodSeconds",
             new.deletion_grace_period_seconds != old.deletion_grace_period_seconds,
-            go_json(
-                &new.deletion_grace_period_seconds
-                    .map_or(serde_json::Value::Null, Into::into),
-            ),
+            &|| {
+                go_json(
+                    &new.deletion_grace_period_seconds
+                        .map_or(serde_json::Value::Null, Into::into),
+                )
+            },
         ),
     ];
-    for (name, changed, rendered) in checks {
+    for (name, changed, render) in checks {
         if changed {
             errs.push(FieldError::new(
                 FieldErrorKind::Invalid,
                 child(field_path, name),
-                Some(rendered),
+                Some(render()),
                 FIELD_IMMUTABLE_ERROR_MSG.to_owned(),
             ));
         }
