@@ -53,23 +53,24 @@ fn reset() -> Set {
     reset_fields(true, "")
 }
 
+/// A deployment created by "creator" and then labelled (`team: a`) by "labeler": the
+/// object and its stored `managedFields`.
+fn created_then_labelled(r: &Set) -> (Value, Value) {
+    let created = deployment("nginx:1.26", Some(2));
+    let mut managed = Managed::default();
+    update(&json!({}), &created, &mut managed, &info("creator", r, NOW));
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"]["team"] = json!("a");
+    update(&created, &labelled, &mut managed, &info("labeler", r, NOW));
+    (labelled, managed.encode().unwrap())
+}
+
 /// A manager writing its own fields keeps its entry as stored JSON: nothing is decoded,
 /// and rewriting a field it owns changes only the entry's time.
 #[test]
 fn rewriting_owned_fields_keeps_the_stored_entry() {
     let r = reset();
-    let created = deployment("nginx:1.26", Some(2));
-    let mut managed = Managed::default();
-    update(
-        &json!({}),
-        &created,
-        &mut managed,
-        &info("creator", &r, NOW),
-    );
-    let mut labelled = created.clone();
-    labelled["metadata"]["labels"]["team"] = json!("a");
-    update(&created, &labelled, &mut managed, &info("labeler", &r, NOW));
-    let stored = managed.encode().unwrap();
+    let (labelled, stored) = created_then_labelled(&r);
 
     let mut relabelled = labelled.clone();
     relabelled["metadata"]["labels"]["team"] = json!("b");
@@ -502,18 +503,7 @@ fn update_entries_are_capped_into_ancient_changes() {
 #[test]
 fn stored_entries_decode_lazily_with_the_same_outcome() {
     let r = reset();
-    let mut managed = Managed::default();
-    let created = deployment("nginx:1.26", Some(2));
-    update(
-        &json!({}),
-        &created,
-        &mut managed,
-        &info("creator", &r, NOW),
-    );
-    let mut labelled = created.clone();
-    labelled["metadata"]["labels"]["team"] = json!("a");
-    update(&created, &labelled, &mut managed, &info("labeler", &r, NOW));
-    let stored = managed.encode().unwrap();
+    let (labelled, stored) = created_then_labelled(&r);
     for (what, new) in [
         ("touches nobody's fields", {
             let mut n = labelled.clone();
