@@ -215,7 +215,8 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
     let cpu_before = crate::metrics::process_cpu_ms();
     let start = Instant::now();
     let deadline = start + cfg.duration;
-    let steal = tokio::spawn(steal_by_second(start, deadline));
+    let (workers_done, done) = tokio::sync::oneshot::channel();
+    let steal = tokio::spawn(steal_by_second(start, deadline, done));
     let mut tasks = tokio::task::JoinSet::new();
     for w in 0..cfg.clients {
         let api: Api<Pod> = Api::namespaced(clients[w % clients.len()].clone(), &cfg.namespace);
@@ -247,6 +248,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let _ = workers_done.send(());
     let steal = steal.await.unwrap_or_default();
     let cpu_ms = match (cpu_before, crate::metrics::process_cpu_ms()) {
         (Some(a), Some(b)) => b - a,
@@ -276,21 +278,32 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
     })
 }
 
-/// The machine's steal in each second of the run, read once a second; empty where the
-/// kernel does not report it.
-async fn steal_by_second(start: Instant, deadline: Instant) -> Vec<f64> {
+/// The machine's steal in each second of the run, read once a second until the deadline
+/// or until the workers are `done` (a run that hit its operation cap early), whose last
+/// partial second is read then; empty where the kernel does not report it.
+async fn steal_by_second(
+    start: Instant,
+    deadline: Instant,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) -> Vec<f64> {
     let Some(mut last) = crate::metrics::machine_steal_ms() else {
         return Vec::new();
     };
     let mut out = Vec::new();
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     while Instant::now() < deadline {
-        tick.tick().await;
+        let finished = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut done => true,
+        };
         let Some(now) = crate::metrics::machine_steal_ms() else {
             break;
         };
         out.push(now - last);
         last = now;
+        if finished {
+            break;
+        }
     }
     out
 }
@@ -378,6 +391,25 @@ mod tests {
         let t = with_steal(t, &[10.0, 0.0, 0.0]);
         let steal: Vec<Option<f64>> = t.iter().map(|w| w.machine_steal_ms).collect();
         assert_eq!(steal, [Some(10.0), Some(0.0), None]);
+    }
+
+    /// Workers that stop before the deadline stop the steal readings too, with the
+    /// partial second read.
+    #[tokio::test]
+    async fn steal_readings_end_with_the_workers() {
+        let start = Instant::now();
+        let (workers_done, done) = tokio::sync::oneshot::channel();
+        let readings = tokio::spawn(steal_by_second(
+            start,
+            start + Duration::from_secs(3600),
+            done,
+        ));
+        workers_done.send(()).unwrap();
+        let readings = tokio::time::timeout(Duration::from_secs(60), readings)
+            .await
+            .expect("the readings stop without waiting for the deadline")
+            .unwrap();
+        assert_eq!(readings.len(), 1, "{readings:?}");
     }
 
     #[test]
