@@ -281,6 +281,11 @@ struct BenchApiArgs {
     /// Write the report here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Speak HTTP/2 without TLS (h2c with prior knowledge): the embedded server serves
+    /// plain HTTP without authentication, as `bosun up --insecure-http` does; with
+    /// --kubeconfig, its server must be such an http:// server. Benchmarks only.
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 #[derive(Args, Clone)]
@@ -450,17 +455,42 @@ fn bench_sched(args: BenchSchedArgs, runtime: &tokio::runtime::Runtime) -> anyho
 async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
     let mut embedded = None;
     let config = match &args.kubeconfig {
-        Some(path) => bosun_client::Config::from_kubeconfig(path)?,
+        Some(path) => {
+            let config = bosun_client::Config::from_kubeconfig(path)?;
+            if args.insecure_http && config.is_https() {
+                anyhow::bail!(
+                    "--insecure-http needs a plain http:// server, and {} names {}",
+                    path.display(),
+                    config.base_url
+                );
+            }
+            config
+        }
         None => {
             let dir = std::env::temp_dir().join(format!("bosun-bench-api-{}", std::process::id()));
             std::fs::create_dir_all(&dir)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            let material = tls::load_or_create(&dir, &[addr.ip()])?;
-            let token = tls::load_or_create_token(&dir)?;
+            let (tls_config, token, client) = if args.insecure_http {
+                (
+                    None,
+                    None,
+                    bosun_client::Config::new(&format!("http://{addr}"))?,
+                )
+            } else {
+                let material = tls::load_or_create(&dir, &[addr.ip()])?;
+                let token = tls::load_or_create_token(&dir)?;
+                (
+                    Some(tls::server_config(&material)?),
+                    Some(token.clone()),
+                    bosun_client::Config::new(&format!("https://{addr}"))?
+                        .with_bearer_token(token)
+                        .with_root_ca_pem(material.ca_pem),
+                )
+            };
             let storage = MemoryStorage::new(MemoryStorageConfig::default());
             let config = ServerConfig {
-                token: Some(token.clone()),
+                token,
                 advertise: addr.to_string(),
                 ..ServerConfig::default()
             };
@@ -471,16 +501,19 @@ async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
             let serving = tokio::spawn(bosun_apiserver::serve(
                 server,
                 listener,
-                Some(tls::server_config(&material)?),
+                tls_config,
                 async {
                     let _ = stopped.await;
                 },
             ));
             embedded = Some((stop, serving, dir));
-            bosun_client::Config::new(&format!("https://{addr}"))?
-                .with_bearer_token(token)
-                .with_root_ca_pem(material.ca_pem)
+            client
         }
+    };
+    let config = if args.insecure_http {
+        config.with_http2_prior_knowledge()
+    } else {
+        config
     };
     let cfg = bosun_harness::apiload::ApiLoadConfig {
         clients: args.clients,
@@ -490,12 +523,13 @@ async fn bench_api(args: BenchApiArgs) -> anyhow::Result<()> {
         namespace: format!("bosun-apiload-{}", std::process::id()),
     };
     eprintln!(
-        "loading {} for {} s: {} clients on {} connections, rate {}",
+        "loading {} over {} for {} s: {} clients on {} connections, rate {}",
         if embedded.is_some() {
             "an embedded API server"
         } else {
             "the cluster"
         },
+        bosun_harness::apiload::transport(&config),
         args.duration_s,
         args.clients,
         args.connections,

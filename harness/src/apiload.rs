@@ -46,9 +46,23 @@ impl Default for ApiLoadConfig {
     }
 }
 
+/// How `config` reaches its server: `h2 over TLS` for https (HTTP/2 by ALPN with
+/// servers that offer it), `h2c` for plain HTTP/2 with prior knowledge, `http/1.1`.
+pub fn transport(config: &Config) -> &'static str {
+    if config.is_https() {
+        "h2 over TLS"
+    } else if config.http2_prior_knowledge {
+        "h2c"
+    } else {
+        "http/1.1"
+    }
+}
+
 /// What a run measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct ApiLoadReport {
+    /// How the clients reached the server (see [`transport`]).
+    pub transport: &'static str,
     pub clients: usize,
     pub connections: usize,
     pub target_rate_per_s: u64,
@@ -261,6 +275,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
     all.merge(&total.update);
     let requests = all.count() + total.errors;
     Ok(ApiLoadReport {
+        transport: transport(&config),
         clients: cfg.clients,
         connections: cfg.connections,
         target_rate_per_s: cfg.rate_per_s,

@@ -1,5 +1,6 @@
-//! The API load against an in-process Bosun API server: every request succeeds, the mix
-//! alternates creates and updates, and the load cleans up after itself.
+//! The API load against an in-process Bosun API server on plain HTTP/2 (h2c, as `bosun
+//! bench api --insecure-http` runs it): every request succeeds, the mix alternates
+//! creates and updates, and the load cleans up after itself.
 
 use std::time::Duration;
 
@@ -27,9 +28,12 @@ async fn paced_load_creates_and_updates_then_cleans_up() {
         duration: Duration::from_secs(1),
         namespace: "load-test".into(),
     };
-    let report = run(bosun_client::Config::new(&url).unwrap(), &cfg)
-        .await
-        .unwrap();
+    let config = bosun_client::Config::new(&url)
+        .unwrap()
+        .with_http2_prior_knowledge();
+    let report = run(config, &cfg).await.unwrap();
+    // A server that did not take HTTP/2 with prior knowledge would fail every request.
+    assert_eq!(report.transport, "h2c");
     assert_eq!(report.errors, 0, "{:?}", report.error_samples);
     assert!(
         report.requests >= 40,

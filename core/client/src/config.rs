@@ -52,6 +52,10 @@ pub struct Config {
     pub max_watch_line_bytes: usize,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Speak HTTP/2 from the first byte on `http://` URLs (h2c with prior knowledge),
+    /// as a server started with plain HTTP for benchmarks accepts. Plain HTTP is
+    /// HTTP/1.1 otherwise; https negotiates the protocol by ALPN either way.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Config {
@@ -73,6 +77,7 @@ impl Config {
             max_list_bytes: DEFAULT_MAX_LIST_BYTES,
             max_watch_line_bytes: DEFAULT_MAX_WATCH_LINE_BYTES,
             user_agent: concat!("bosun-client/", env!("CARGO_PKG_VERSION")).to_string(),
+            http2_prior_knowledge: false,
         })
     }
 
@@ -85,6 +90,12 @@ impl Config {
     /// Sets the CA bundle (PEM) that is the only trust root for https.
     pub fn with_root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Config {
         self.root_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Speaks HTTP/2 without TLS on `http://` URLs (see [`Config::http2_prior_knowledge`]).
+    pub fn with_http2_prior_knowledge(mut self) -> Config {
+        self.http2_prior_knowledge = true;
         self
     }
 

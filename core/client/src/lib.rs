@@ -9,7 +9,7 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`] from a kubeconfig, in-cluster, or [`Config::new`].
-//! - `transport` (private): the tokio-rustls connector under hyper-util's pool; https trusts only the configured CA; ALPN `h2`, `http/1.1`.
+//! - `transport` (private): the tokio-rustls connector under hyper-util's pool; https trusts only the configured CA; ALPN `h2`, `http/1.1`; plain HTTP is HTTP/1.1, or HTTP/2 with prior knowledge when asked.
 //! - [`client`]: [`Client`], cheap to clone; timeouts and bounded body reads.
 //! - [`api`]: [`Api<K>`], typed verbs on any k8s-openapi kind; URL building.
 //! - [`params`]: [`ListParams`], [`WatchParams`], [`DeleteParams`], [`Patch`].

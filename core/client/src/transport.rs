@@ -1,6 +1,8 @@
 //! The connection layer: a small tokio-rustls connector for hyper-util's pooled
 //! client. https trusts only the configured CA, and offers ALPN `h2` then
 //! `http/1.1`, so a server that speaks HTTP/2 gets one multiplexed connection.
+//! Plain HTTP is HTTP/1.1 unless the configuration asks for HTTP/2 with prior
+//! knowledge (h2c), which a Bosun server on plain HTTP accepts.
 
 use crate::config::Config;
 use crate::error::ConfigError;
@@ -76,6 +78,8 @@ pub(crate) struct Connector {
     tls: Option<TlsConnector>,
     server_name: Option<String>,
     connect_timeout: Duration,
+    /// Plain connections speak HTTP/2 from the start (h2c with prior knowledge).
+    h2c: bool,
 }
 
 impl Connector {
@@ -89,6 +93,7 @@ impl Connector {
             tls,
             server_name: config.tls_server_name.clone(),
             connect_timeout: config.connect_timeout,
+            h2c: config.http2_prior_knowledge,
         })
     }
 }
@@ -128,7 +133,11 @@ impl Connector {
         let tcp = TcpStream::connect((host.as_str(), port)).await?;
         tcp.set_nodelay(true)?;
         if !https {
-            return Ok(Stream::Plain(tcp));
+            return Ok(if self.h2c {
+                Stream::PlainH2(tcp)
+            } else {
+                Stream::Plain(tcp)
+            });
         }
         let tls = self
             .tls
@@ -143,6 +152,8 @@ impl Connector {
 /// A plain or TLS connection.
 pub(crate) enum Stream {
     Plain(TcpStream),
+    /// Plain TCP that speaks HTTP/2 with prior knowledge.
+    PlainH2(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
 
@@ -150,6 +161,7 @@ impl Connection for Stream {
     fn connected(&self) -> Connected {
         match self {
             Stream::Plain(s) => s.connected(),
+            Stream::PlainH2(s) => s.connected().negotiated_h2(),
             Stream::Tls(s) => {
                 let (tcp, session) = s.get_ref();
                 let connected = tcp.connected();
@@ -170,7 +182,7 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Plain(s) | Stream::PlainH2(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
@@ -183,21 +195,21 @@ impl AsyncWrite for Stream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Plain(s) | Stream::PlainH2(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Plain(s) | Stream::PlainH2(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Plain(s) | Stream::PlainH2(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
@@ -208,14 +220,14 @@ impl AsyncWrite for Stream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Plain(s) | Stream::PlainH2(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Plain(s) | Stream::PlainH2(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
         }
     }

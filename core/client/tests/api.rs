@@ -354,3 +354,30 @@ async fn https_trusts_the_given_ca_and_negotiates_h2() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn plain_http_is_http1_unless_prior_knowledge_asks_for_h2() {
+    let server = TestServer::start(handler()).await;
+    let http1 = Config::new(&server.http_url()).unwrap();
+    Api::<Pod>::namespaced(Client::new(http1).unwrap(), "ns")
+        .get("p")
+        .await
+        .unwrap();
+    let h2c = Config::new(&server.http_url())
+        .unwrap()
+        .with_http2_prior_knowledge();
+    let pods = Api::<Pod>::namespaced(Client::new(h2c).unwrap(), "ns");
+    pods.get("p").await.unwrap();
+    pods.create_bytes(bytes::Bytes::from_static(br#"{"metadata":{"name":"p"}}"#))
+        .await
+        .unwrap();
+    let versions: Vec<http::Version> = server.seen().iter().map(|s| s.version).collect();
+    assert_eq!(
+        versions,
+        [
+            http::Version::HTTP_11,
+            http::Version::HTTP_2,
+            http::Version::HTTP_2
+        ]
+    );
+}
