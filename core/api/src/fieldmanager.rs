@@ -540,16 +540,22 @@ pub struct WriteInfo<'a> {
     pub now: &'a str,
 }
 
+/// What a write changed (added or modified) and removed, less the fields its path resets.
+fn changes(c: typed::Comparison, reset: &Set) -> (Set, Set) {
+    let mut removed = c.removed;
+    removed.remove_recursive(reset);
+    let mut changed = c.modified;
+    changed.absorb(c.added);
+    changed.remove_recursive(reset);
+    (changed, removed)
+}
+
 /// Records an update (create, PUT, non-apply PATCH) from `live` to `new` in `managed`
 /// (upstream `Updater.Update` under `managedFieldsUpdater`): the writer's entry gains every
 /// field it added or changed, and every manager loses those and the removed ones. `live`
 /// is `{}` for a create. Neither object's `metadata.managedFields` is looked at.
 pub fn update(live: &Value, new: &Value, managed: &mut Managed, w: &WriteInfo<'_>) {
-    let c = typed::compare(live, new, Ty::Root(w.schema));
-    let removed = c.removed.recursive_difference(w.reset);
-    let mut changed = c.modified;
-    changed.union_with(&c.added);
-    let changed = changed.recursive_difference(w.reset);
+    let (changed, removed) = changes(typed::compare(live, new, Ty::Root(w.schema)), w.reset);
     let id = ManagerId::new(w.manager, Operation::Update, w.api_version, w.subresource);
     for e in &mut managed.entries {
         // The writer takes back what it changed, less what nobody owns, and `strip`
@@ -669,7 +675,8 @@ fn apply_once(
     force: bool,
 ) -> Result<(Value, Managed), ApplyError> {
     let root = Ty::Root(w.schema);
-    let applied = typed::to_field_set(config, root, true)?.recursive_difference(w.reset);
+    let mut applied = typed::to_field_set(config, root, true)?;
+    applied.remove_recursive(w.reset);
     let merged = typed::merge(live, config, root);
     let id = ManagerId::new(w.manager, Operation::Apply, w.api_version, w.subresource);
     let mut managed = managed.clone();
@@ -696,11 +703,7 @@ fn apply_once(
         }
         None => merged,
     };
-    let c = typed::compare(live, &new, root);
-    let removed = c.removed.recursive_difference(w.reset);
-    let mut changed = c.modified;
-    changed.union_with(&c.added);
-    let changed = changed.recursive_difference(w.reset);
+    let (changed, removed) = changes(typed::compare(live, &new, root), w.reset);
     let mut conflicts = Vec::new();
     for e in managed.entries.iter().filter(|e| e.id != id) {
         let clash = e.fields.intersection(&changed);

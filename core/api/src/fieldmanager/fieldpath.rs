@@ -39,7 +39,12 @@ impl PathElement {
     /// The `FieldsV1` key of this element.
     pub fn to_fields_key(&self) -> String {
         match self {
-            PathElement::Field(name) => format!("f:{name}"),
+            PathElement::Field(name) => {
+                let mut key = String::with_capacity(2 + name.len());
+                key.push_str("f:");
+                key.push_str(name);
+                key
+            }
             PathElement::Key(fields) => {
                 let map: Map<String, Value> = fields.iter().cloned().collect();
                 format!("k:{}", Value::Object(map))
@@ -203,7 +208,38 @@ impl Set {
             [last] => {
                 self.members.insert(last.clone());
             }
-            [first, rest @ ..] => self.children.entry(first.clone()).or_default().insert(rest),
+            [first, rest @ ..] => self.child_mut(first).insert(rest),
+        }
+    }
+
+    /// The set under `pe`, made empty if missing; the element is cloned only then.
+    pub fn child_mut(&mut self, pe: &PathElement) -> &mut Set {
+        if !self.children.contains_key(pe) {
+            self.children.insert(pe.clone(), Set::new());
+        }
+        self.children.get_mut(pe).expect("inserted above")
+    }
+
+    /// The set under `path`, made (empty) where missing.
+    pub fn node_mut(&mut self, path: &[PathElement]) -> &mut Set {
+        path.iter().fold(self, |node, pe| node.child_mut(pe))
+    }
+
+    /// Adds `pe` as a member, taking it.
+    pub fn insert_member(&mut self, pe: PathElement) {
+        self.members.insert(pe);
+    }
+
+    /// Puts `child` under `pe`, merging with what is there; an empty `child` adds nothing.
+    pub fn insert_child(&mut self, pe: PathElement, child: Set) {
+        if child.members.is_empty() && child.children.is_empty() {
+            return;
+        }
+        match self.children.entry(pe) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(child);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().absorb(child),
         }
     }
 
@@ -290,6 +326,36 @@ impl Set {
                 .entry(pe.clone())
                 .or_default()
                 .union_with(child);
+        }
+    }
+
+    /// Adds every path of `other`, taking them: [`Set::union_with`] without copying, and
+    /// a plain move when this set is empty.
+    pub fn absorb(&mut self, other: Set) {
+        if self.members.is_empty() && self.children.is_empty() {
+            *self = other;
+            return;
+        }
+        self.members.extend(other.members);
+        for (pe, child) in other.children {
+            self.insert_child(pe, child);
+        }
+    }
+
+    /// Removes what [`Set::recursive_difference`] removes, in place and in time
+    /// proportional to `other`: its members with everything under them, and its paths.
+    pub fn remove_recursive(&mut self, other: &Set) {
+        for pe in &other.members {
+            self.members.remove(pe);
+            self.children.remove(pe);
+        }
+        for (pe, o) in &other.children {
+            if let Some(child) = self.children.get_mut(pe) {
+                child.remove_recursive(o);
+                if child.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
         }
     }
 
@@ -588,6 +654,21 @@ mod tests {
         assert_eq!(in_place, d);
         // A member of `b` removes everything under it recursively.
         assert!(a.recursive_difference(&b).is_empty());
+        // The in-place and taking forms agree with the copying ones.
+        let mut c = Set::new();
+        c.insert(&[f("spec"), f("template"), f("image")]);
+        c.insert(&[f("status")]);
+        for (x, y) in [(&a, &b), (&a, &c), (&c, &a), (&b, &c), (&c, &Set::new())] {
+            let mut removed = x.clone();
+            removed.remove_recursive(y);
+            assert_eq!(removed, x.recursive_difference(y), "{x:?} - {y:?}");
+            let mut absorbed = x.clone();
+            absorbed.absorb(y.clone());
+            assert_eq!(absorbed, x.union(y), "{x:?} + {y:?}");
+        }
+        let mut empty = Set::new();
+        empty.absorb(a.clone());
+        assert_eq!(empty, a);
         let named = a.with_named_fields_as_members();
         assert!(named.has(&[f("spec")]));
         assert!(named.has(&[f("spec"), f("template")]));

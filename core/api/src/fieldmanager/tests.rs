@@ -552,3 +552,60 @@ fn stored_entries_decode_lazily_with_the_same_outcome() {
         );
     }
 }
+
+/// A create owns every field it sets, in upstream's `fieldsV1` shape, whatever the shape
+/// of the values: keyed lists (a defaulted key, a duplicate item whose first copy wins),
+/// sets, atomic lists, empty maps and nulls; reset fields (`status`), the stripped
+/// metadata and any `managedFields` sent along stay out.
+#[test]
+fn a_create_owns_every_field_it_sets() {
+    let r = reset();
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "a"},
+            "finalizers": ["x/y", "x/z"],
+            "managedFields": [{"manager": "m", "operation": "Update", "fieldsV1": {}}]},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "i", "args": ["-v", "-q"],
+                 "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}],
+                 "resources": {}},
+                {"name": "c", "image": "duplicate"}
+            ],
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "nodeSelector": null
+        },
+        "status": {"phase": "Pending"}
+    });
+    let mut managed = Managed::default();
+    let w = WriteInfo {
+        schema: schema_for("v1", "Pod"),
+        api_version: "v1",
+        ..info("creator", &r, NOW)
+    };
+    update(&json!({}), &pod, &mut managed, &w);
+    let port = |key: &str, fields: Value| (format!("k:{key}"), fields);
+    let (udp, udp_fields) = port(
+        r#"{"containerPort":53,"protocol":"UDP"}"#,
+        json!({".": {}, "f:containerPort": {}, "f:protocol": {}}),
+    );
+    let (tcp, tcp_fields) = port(
+        r#"{"containerPort":80,"protocol":"TCP"}"#,
+        json!({".": {}, "f:containerPort": {}}),
+    );
+    let expected = json!({
+        "f:metadata": {
+            "f:finalizers": {".": {}, "v:\"x/y\"": {}, "v:\"x/z\"": {}},
+            "f:labels": {".": {}, "f:app": {}}
+        },
+        "f:spec": {".": {},
+            "f:containers": {".": {},
+                "k:{\"name\":\"c\"}": {".": {}, "f:args": {}, "f:image": {}, "f:name": {},
+                    "f:ports": {".": {}, udp: udp_fields, tcp: tcp_fields},
+                    "f:resources": {}}},
+            "f:nodeSelector": {},
+            "f:volumes": {".": {},
+                "k:{\"name\":\"v\"}": {".": {}, "f:emptyDir": {}, "f:name": {}}}}
+    });
+    assert_eq!(fields_of(&managed, "creator").to_fields_v1(), expected);
+}

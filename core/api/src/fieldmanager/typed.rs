@@ -233,6 +233,15 @@ fn compare_walk(
     {
         return;
     }
+    // A new subtree (all of a create) is built in place under its parent, rather than
+    // inserted path by path from the root.
+    if let (None, Some(v), [parent @ .., pe]) = (old, new, path.as_slice()) {
+        let at_metadata =
+            matches!(parent, [] if matches!(pe, PathElement::Field(m) if m == "metadata"));
+        let node = c.added.node_mut(parent);
+        add_subtree(v, ty, at_metadata, pe.clone(), node);
+        return;
+    }
     let sh = common_shape(ty, old, new);
     match sh {
         Shape::Leaf => {
@@ -313,6 +322,38 @@ fn compare_walk(
         (Some(_), None) => c.removed.insert(path),
         _ => {}
     }
+}
+
+/// Adds `v`, which sits at `pe` under `node`, with everything under it: what
+/// [`compare_walk`] records for a value only the new version has. `at_metadata` says that
+/// `v` is the object's `metadata`, whose `managedFields` is [`skipped`].
+fn add_subtree(v: &Value, ty: Ty, at_metadata: bool, pe: PathElement, node: &mut Set) {
+    let sh = shape(ty, v);
+    let mut child = Set::new();
+    match sh {
+        Shape::Leaf => {}
+        Shape::Map(schema) => {
+            for (key, fv) in v.as_object().into_iter().flatten() {
+                if at_metadata && key == "managedFields" {
+                    continue;
+                }
+                let fty = Ty::Field(schema.field(key));
+                add_subtree(fv, fty, false, PathElement::Field(key.clone()), &mut child);
+            }
+        }
+        Shape::Keyed(field) => {
+            for (item_pe, item) in index_items(sh, Some(v)) {
+                add_subtree(item, Ty::Element(field), false, item_pe, &mut child);
+            }
+        }
+        Shape::Set => {
+            for item_pe in index_items(sh, Some(v)).into_keys() {
+                child.insert_member(item_pe);
+            }
+        }
+    }
+    node.insert_child(pe.clone(), child);
+    node.insert_member(pe);
 }
 
 /// The items of a keyed list or set by path element (the first of duplicates wins).
