@@ -80,6 +80,10 @@ pub trait ApiKind:
         v::is_dns1123_subdomain(name)
     }
 
+    /// Whether [`ApiKind::default_fields`] writes metadata, so that an update changing
+    /// only metadata must still run it.
+    const DEFAULTS_METADATA: bool = false;
+
     /// Fills defaulted fields, as upstream's `SetDefaults_*` (idempotent).
     fn default_fields(&mut self) {}
 
@@ -112,19 +116,17 @@ pub fn validate_create<K: ApiKind>(obj: &K) -> Vec<FieldError> {
 
 /// Runs metadata and kind validation for an update of `old` into `new`.
 pub fn validate_update<K: ApiKind>(new: &K, old: &K) -> Vec<FieldError> {
-    let mut errs = v::validate_object_meta(
-        new.metadata(),
-        K::INFO.namespaced,
-        K::validate_name,
-        "metadata",
-    );
-    errs.extend(v::validate_object_meta_update(
-        new.metadata(),
-        old.metadata(),
-        "metadata",
-    ));
+    let mut errs = validate_metadata_update::<K>(new.metadata(), old.metadata());
     errs.extend(new.validate_spec());
     errs.extend(new.validate_spec_update(old));
+    errs
+}
+
+/// Runs the metadata validation of an update of a `K` (all of its validation when
+/// nothing but metadata changes).
+pub fn validate_metadata_update<K: ApiKind>(new: &ObjectMeta, old: &ObjectMeta) -> Vec<FieldError> {
+    let mut errs = v::validate_object_meta(new, K::INFO.namespaced, K::validate_name, "metadata");
+    errs.extend(v::validate_object_meta_update(new, old, "metadata"));
     errs
 }
 
@@ -1078,6 +1080,8 @@ impl ApiKind for Namespace {
     fn validate_name(name: &str) -> Vec<String> {
         v::is_dns1123_label(name)
     }
+
+    const DEFAULTS_METADATA: bool = true;
 
     fn default_fields(&mut self) {
         if let Some(name) = self.metadata.name.clone() {

@@ -19,6 +19,7 @@ use k8s_openapi::api::events::v1::Event as EventsV1Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, GroupResource};
@@ -96,6 +97,39 @@ impl<K: ApiKind + PrintKind> Typed<K> {
     fn name_of(obj: &K) -> String {
         obj.metadata().name.clone().unwrap_or_default()
     }
+
+    /// [`ResourceOps::admit_update`] of an update that changes nothing but metadata
+    /// (labels, annotations, finalizers, owners): everything else is the stored object,
+    /// defaulted and validated when it was written, so only the metadata is decoded,
+    /// validated and put back in its canonical form.
+    fn admit_metadata_update(&self, mut new: Value, old: &Value) -> Result<Value, ApiError> {
+        let meta = |obj: &Value| {
+            ObjectMeta::deserialize(obj.get("metadata").unwrap_or(&Value::Null)).map_err(|e| {
+                ApiError::bad_request(format!("unable to decode {} object: {e}", K::INFO.kind))
+            })
+        };
+        let new_meta = meta(&new)?;
+        let errs = kinds::validate_metadata_update::<K>(&new_meta, &meta(old)?);
+        if !errs.is_empty() {
+            let name = new_meta.name.as_deref().unwrap_or_default();
+            return Err(ApiError::invalid(K::KIND, K::GROUP, name, &errs));
+        }
+        new["metadata"] = serde_json::to_value(&new_meta).map_err(ApiError::internal)?;
+        new["apiVersion"] = Value::String(K::API_VERSION.to_string());
+        new["kind"] = Value::String(K::KIND.to_string());
+        Ok(new)
+    }
+}
+
+/// Whether two objects differ in nothing but `metadata`.
+fn same_but_metadata(a: &Value, b: &Value) -> bool {
+    fn rest(m: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        m.iter().filter(|(k, _)| k.as_str() != "metadata")
+    }
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => rest(a).eq(rest(b)),
+        _ => false,
+    }
 }
 
 impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
@@ -134,6 +168,26 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
     }
 
     fn admit_update(&self, new: Value, old: &Value) -> Result<Value, ApiError> {
+        if !K::DEFAULTS_METADATA && same_but_metadata(&new, old) {
+            return self.admit_metadata_update(new, old);
+        }
+        self.admit_update_typed(new, old)
+    }
+
+    fn columns(&self) -> &'static [Column] {
+        K::COLUMNS
+    }
+
+    fn row(&self, obj: &Value, now: Timestamp) -> Result<Vec<Value>, ApiError> {
+        let typed = self.typed_ref(obj)?;
+        Ok(typed.row(now))
+    }
+}
+
+impl<K: ApiKind + PrintKind> Typed<K> {
+    /// [`ResourceOps::admit_update`] through the typed object: decode, default, validate
+    /// and encode the whole of it.
+    fn admit_update_typed(&self, new: Value, old: &Value) -> Result<Value, ApiError> {
         let mut typed = self.typed(new)?;
         let old = self.typed_ref(old)?;
         typed.default_fields();
@@ -147,15 +201,6 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
             ));
         }
         self.encode(&typed)
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        K::COLUMNS
-    }
-
-    fn row(&self, obj: &Value, now: Timestamp) -> Result<Vec<Value>, ApiError> {
-        let typed = self.typed_ref(obj)?;
-        Ok(typed.row(now))
     }
 }
 
@@ -276,5 +321,100 @@ impl Registry {
         self.resources
             .iter()
             .filter(move |r| r.info().group == group && r.info().version == version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `obj` admitted and stored (at revision 5), as an update reads it back.
+    fn created<K: ApiKind + PrintKind>(ops: &Typed<K>, obj: Value) -> Value {
+        let mut stored = ops
+            .admit_create(obj, &mut |m| {
+                m.uid = Some("u".into());
+                m.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    Timestamp::UNIX_EPOCH,
+                ));
+                Ok(())
+            })
+            .unwrap();
+        stored["metadata"]["resourceVersion"] = json!("5");
+        stored
+    }
+
+    /// An update that changes only metadata takes the short path, with the same outcome
+    /// as the whole typed round trip: the same object, or the same refusal.
+    #[test]
+    fn metadata_only_updates_admit_as_the_typed_path_does() {
+        let pods = Typed::<Pod>::default();
+        let old = created(
+            &pods,
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "namespace": "d", "labels": {"a": "1"}},
+                   "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+        );
+        let changed = |f: &dyn Fn(&mut Value)| {
+            let mut new = old.clone();
+            f(&mut new);
+            new
+        };
+        let accepted = [
+            changed(&|v| v["metadata"]["labels"]["b"] = json!("2")),
+            changed(&|v| v["metadata"]["annotations"] = json!({"note": "n", "empty": ""})),
+            changed(&|v| v["metadata"]["finalizers"] = json!(["x.io/y"])),
+            changed(&|v| {
+                v["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1",
+                    "kind": "ReplicaSet", "name": "r", "uid": "ru", "controller": true}])
+            }),
+            // Metadata in a non-canonical form (an empty map the typed form drops).
+            changed(&|v| v["metadata"]["labels"] = json!({})),
+            old.clone(),
+        ];
+        for new in accepted {
+            assert!(same_but_metadata(&new, &old));
+            let short = pods.admit_update(new.clone(), &old).unwrap();
+            assert_eq!(short, pods.admit_update_typed(new, &old).unwrap());
+        }
+        let refused = [
+            changed(&|v| v["metadata"]["labels"]["b"] = json!("not valid!")),
+            changed(&|v| v["metadata"]["name"] = json!("q")),
+            changed(&|v| v["metadata"]["uid"] = json!("other")),
+        ];
+        for new in refused {
+            let short = pods.admit_update(new.clone(), &old).unwrap_err();
+            let typed = pods.admit_update_typed(new, &old).unwrap_err();
+            assert_eq!(
+                (short.code, short.to_string()),
+                (typed.code, typed.to_string())
+            );
+            assert_eq!(short.code, 422);
+        }
+        // A spec change is no metadata-only update.
+        let new = changed(&|v| v["spec"]["containers"][0]["image"] = json!("j"));
+        assert!(!same_but_metadata(&new, &old));
+    }
+
+    /// A namespace defaults a label from its name, so its metadata-only updates still run
+    /// the kind's defaulting.
+    #[test]
+    fn kinds_that_default_metadata_take_the_typed_path() {
+        let namespaces = Typed::<Namespace>::default();
+        let old = created(
+            &namespaces,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}),
+        );
+        assert_eq!(
+            old["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "n"
+        );
+        let mut new = old.clone();
+        new["metadata"]["labels"] = json!({"team": "t"});
+        let admitted = namespaces.admit_update(new, &old).unwrap();
+        assert_eq!(
+            admitted["metadata"]["labels"],
+            json!({"kubernetes.io/metadata.name": "n", "team": "t"})
+        );
     }
 }
