@@ -19,7 +19,6 @@ use k8s_openapi::api::events::v1::Event as EventsV1Event;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, GroupResource};
@@ -46,6 +45,21 @@ pub trait ResourceOps: Send + Sync {
 
     /// Defaults and validates `new` as an update of `old` (both canonical JSON).
     fn admit_update(&self, new: Value, old: &Value) -> Result<Value, ApiError>;
+
+    /// Whether the kind's defaulting writes metadata ([`ApiKind::DEFAULTS_METADATA`]).
+    fn defaults_metadata(&self) -> bool;
+
+    /// Admits an update that changes nothing but metadata (labels, annotations,
+    /// finalizers, owners; see [`same_but_metadata`]) from `old_meta` to `new_meta`,
+    /// which `new` holds in its canonical form. Everything else is the stored object,
+    /// defaulted and validated when it was written, so only the metadata is validated,
+    /// with the outcome of [`ResourceOps::admit_update`] and without decoding the rest.
+    fn admit_metadata_update(
+        &self,
+        new: Value,
+        new_meta: &ObjectMeta,
+        old_meta: &ObjectMeta,
+    ) -> Result<Value, ApiError>;
 
     /// Table columns, as upstream's printers.
     fn columns(&self) -> &'static [Column];
@@ -97,32 +111,10 @@ impl<K: ApiKind + PrintKind> Typed<K> {
     fn name_of(obj: &K) -> String {
         obj.metadata().name.clone().unwrap_or_default()
     }
-
-    /// [`ResourceOps::admit_update`] of an update that changes nothing but metadata
-    /// (labels, annotations, finalizers, owners): everything else is the stored object,
-    /// defaulted and validated when it was written, so only the metadata is decoded,
-    /// validated and put back in its canonical form.
-    fn admit_metadata_update(&self, mut new: Value, old: &Value) -> Result<Value, ApiError> {
-        let meta = |obj: &Value| {
-            ObjectMeta::deserialize(obj.get("metadata").unwrap_or(&Value::Null)).map_err(|e| {
-                ApiError::bad_request(format!("unable to decode {} object: {e}", K::INFO.kind))
-            })
-        };
-        let new_meta = meta(&new)?;
-        let errs = kinds::validate_metadata_update::<K>(&new_meta, &meta(old)?);
-        if !errs.is_empty() {
-            let name = new_meta.name.as_deref().unwrap_or_default();
-            return Err(ApiError::invalid(K::KIND, K::GROUP, name, &errs));
-        }
-        new["metadata"] = serde_json::to_value(&new_meta).map_err(ApiError::internal)?;
-        new["apiVersion"] = Value::String(K::API_VERSION.to_string());
-        new["kind"] = Value::String(K::KIND.to_string());
-        Ok(new)
-    }
 }
 
 /// Whether two objects differ in nothing but `metadata`.
-fn same_but_metadata(a: &Value, b: &Value) -> bool {
+pub fn same_but_metadata(a: &Value, b: &Value) -> bool {
     fn rest(m: &serde_json::Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
         m.iter().filter(|(k, _)| k.as_str() != "metadata")
     }
@@ -168,10 +160,27 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
     }
 
     fn admit_update(&self, new: Value, old: &Value) -> Result<Value, ApiError> {
-        if !K::DEFAULTS_METADATA && same_but_metadata(&new, old) {
-            return self.admit_metadata_update(new, old);
-        }
         self.admit_update_typed(new, old)
+    }
+
+    fn defaults_metadata(&self) -> bool {
+        K::DEFAULTS_METADATA
+    }
+
+    fn admit_metadata_update(
+        &self,
+        mut new: Value,
+        new_meta: &ObjectMeta,
+        old_meta: &ObjectMeta,
+    ) -> Result<Value, ApiError> {
+        let errs = kinds::validate_metadata_update::<K>(new_meta, old_meta);
+        if !errs.is_empty() {
+            let name = new_meta.name.as_deref().unwrap_or_default();
+            return Err(ApiError::invalid(K::KIND, K::GROUP, name, &errs));
+        }
+        new["apiVersion"] = Value::String(K::API_VERSION.to_string());
+        new["kind"] = Value::String(K::KIND.to_string());
+        Ok(new)
     }
 
     fn columns(&self) -> &'static [Column] {
@@ -344,8 +353,23 @@ mod tests {
         stored
     }
 
-    /// An update that changes only metadata takes the short path, with the same outcome
-    /// as the whole typed round trip: the same object, or the same refusal.
+    /// The metadata-only admission as the REST layer runs it: both metadata decoded and
+    /// the new one written back in canonical form first.
+    fn metadata_path<K: ApiKind + PrintKind>(
+        ops: &Typed<K>,
+        new: &Value,
+        old: &Value,
+    ) -> Result<Value, ApiError> {
+        use serde::Deserialize;
+        let meta = |v: &Value| ObjectMeta::deserialize(&v["metadata"]).unwrap();
+        let (new_meta, old_meta) = (meta(new), meta(old));
+        let mut new = new.clone();
+        new["metadata"] = serde_json::to_value(&new_meta).unwrap();
+        ops.admit_metadata_update(new, &new_meta, &old_meta)
+    }
+
+    /// An update that changes only metadata, admitted by its metadata alone, has the
+    /// outcome of the whole typed round trip: the same object, or the same refusal.
     #[test]
     fn metadata_only_updates_admit_as_the_typed_path_does() {
         let pods = Typed::<Pod>::default();
@@ -374,8 +398,8 @@ mod tests {
         ];
         for new in accepted {
             assert!(same_but_metadata(&new, &old));
-            let short = pods.admit_update(new.clone(), &old).unwrap();
-            assert_eq!(short, pods.admit_update_typed(new, &old).unwrap());
+            let short = metadata_path(&pods, &new, &old).unwrap();
+            assert_eq!(short, pods.admit_update(new, &old).unwrap());
         }
         let refused = [
             changed(&|v| v["metadata"]["labels"]["b"] = json!("not valid!")),
@@ -383,8 +407,8 @@ mod tests {
             changed(&|v| v["metadata"]["uid"] = json!("other")),
         ];
         for new in refused {
-            let short = pods.admit_update(new.clone(), &old).unwrap_err();
-            let typed = pods.admit_update_typed(new, &old).unwrap_err();
+            let short = metadata_path(&pods, &new, &old).unwrap_err();
+            let typed = pods.admit_update(new, &old).unwrap_err();
             assert_eq!(
                 (short.code, short.to_string()),
                 (typed.code, typed.to_string())
@@ -396,11 +420,13 @@ mod tests {
         assert!(!same_but_metadata(&new, &old));
     }
 
-    /// A namespace defaults a label from its name, so its metadata-only updates still run
-    /// the kind's defaulting.
+    /// A namespace defaults a label from its name: its metadata-only updates must run the
+    /// kind's defaulting, which the typed path does.
     #[test]
-    fn kinds_that_default_metadata_take_the_typed_path() {
+    fn kinds_that_default_metadata_say_so() {
         let namespaces = Typed::<Namespace>::default();
+        assert!(namespaces.defaults_metadata());
+        assert!(!Typed::<Pod>::default().defaults_metadata());
         let old = created(
             &namespaces,
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}),

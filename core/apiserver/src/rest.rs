@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use crate::alloc::Allocators;
 use crate::cache::{CachedObject, DEFAULT_CACHE_BYTES, ObjectCache};
 use crate::error::{ApiError, GroupResource};
-use crate::resources::{Registry, Resource};
+use crate::resources::{Registry, Resource, same_but_metadata};
 use crate::storage::{KeyValue, ListOptions, Revision, Storage, StorageError, WatchEvent};
 
 /// How many times a write retries after losing an optimistic-concurrency race before
@@ -1483,6 +1483,11 @@ impl Rest {
         set_meta(&mut new, &meta)?;
         let mut new = match part {
             Part::System => res.ops.decode(new)?,
+            Part::Main | Part::Status
+                if !res.ops.defaults_metadata() && same_but_metadata(&new, current) =>
+            {
+                res.ops.admit_metadata_update(new, &meta, &old_meta)?
+            }
             Part::Main | Part::Status => res.ops.admit_update(new, current)?,
         };
         if info.plural == "services" {

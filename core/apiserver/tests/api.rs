@@ -433,6 +433,22 @@ async fn bad_input_gets_the_right_status_and_changes_nothing() {
         "{status}"
     );
     assert_eq!(api.revision().await, before);
+    // A patch of metadata alone is validated as any update: a bad label, or a changed
+    // uid, is Invalid and writes nothing.
+    for patch in [
+        json!({"metadata": {"labels": {"x": "not valid!"}}}),
+        json!({"metadata": {"uid": "another"}}),
+    ] {
+        let (code, status) = api
+            .req("PATCH", "/api/v1/namespaces/default/pods/a", Some(patch))
+            .await;
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{status}"
+        );
+        assert_eq!(api.revision().await, before);
+    }
     let (code, status) = api.req("POST", pods, Some(pod("a", json!({})))).await;
     assert_eq!(
         (code, status["reason"].as_str()),
