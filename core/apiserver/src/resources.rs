@@ -160,7 +160,19 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
     }
 
     fn admit_update(&self, new: Value, old: &Value) -> Result<Value, ApiError> {
-        self.admit_update_typed(new, old)
+        let mut typed = self.typed(new)?;
+        let old = self.typed_ref(old)?;
+        typed.default_fields();
+        let errs = kinds::validate_update(&typed, &old);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(
+                K::KIND,
+                K::GROUP,
+                &Self::name_of(&typed),
+                &errs,
+            ));
+        }
+        self.encode(&typed)
     }
 
     fn defaults_metadata(&self) -> bool {
@@ -190,26 +202,6 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
     fn row(&self, obj: &Value, now: Timestamp) -> Result<Vec<Value>, ApiError> {
         let typed = self.typed_ref(obj)?;
         Ok(typed.row(now))
-    }
-}
-
-impl<K: ApiKind + PrintKind> Typed<K> {
-    /// [`ResourceOps::admit_update`] through the typed object: decode, default, validate
-    /// and encode the whole of it.
-    fn admit_update_typed(&self, new: Value, old: &Value) -> Result<Value, ApiError> {
-        let mut typed = self.typed(new)?;
-        let old = self.typed_ref(old)?;
-        typed.default_fields();
-        let errs = kinds::validate_update(&typed, &old);
-        if !errs.is_empty() {
-            return Err(ApiError::invalid(
-                K::KIND,
-                K::GROUP,
-                &Self::name_of(&typed),
-                &errs,
-            ));
-        }
-        self.encode(&typed)
     }
 }
 
