@@ -443,6 +443,24 @@ fn meta_of(obj: &Value) -> Result<ObjectMeta, ApiError> {
     }
 }
 
+/// [`meta_of`] without `managedFields`, which are left undecoded (they are a large part
+/// of a stored object's metadata, and an update keeps them apart anyway).
+fn meta_without_managers(obj: &Value) -> Result<ObjectMeta, ApiError> {
+    match obj.get("metadata") {
+        Some(Value::Object(m)) => {
+            let fields = m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "managedFields")
+                .map(|(k, v)| (k.as_str(), v));
+            ObjectMeta::deserialize(
+                serde::de::value::MapDeserializer::<_, serde_json::Error>::new(fields),
+            )
+            .map_err(|e| ApiError::bad_request(format!("invalid metadata: {e}")))
+        }
+        _ => meta_of(obj),
+    }
+}
+
 fn set_meta(obj: &mut Value, meta: &ObjectMeta) -> Result<(), ApiError> {
     obj["metadata"] = serde_json::to_value(meta).map_err(ApiError::internal)?;
     Ok(())
@@ -1452,7 +1470,12 @@ impl Rest {
         part: Part,
     ) -> Result<Value, ApiError> {
         let info = res.info();
-        let old_meta = meta_of(current)?;
+        // The status subresource writes the stored metadata back whole, managers included.
+        let old_meta = if part == Part::Status {
+            meta_of(current)?
+        } else {
+            meta_without_managers(current)?
+        };
         if part == Part::Status {
             // Only status changes through the status subresource.
             let mut merged = current.clone();
@@ -2081,6 +2104,30 @@ mod tests {
             assert!(!values_equal_ignoring_rv(&different, &a), "{different}");
         }
         assert!(values_equal_ignoring_rv(&json!(1), &json!(1)));
+    }
+
+    #[test]
+    fn metadata_decodes_with_or_without_its_managers() {
+        let obj = json!({"metadata": {"name": "p", "uid": "u", "labels": {"a": "1"},
+            "managedFields": [{"manager": "m", "operation": "Update", "fieldsV1": {"f:x": {}}}]}});
+        let full = meta_of(&obj).unwrap();
+        assert_eq!(full.managed_fields.as_ref().map(Vec::len), Some(1));
+        let without = meta_without_managers(&obj).unwrap();
+        assert_eq!(
+            without,
+            ObjectMeta {
+                managed_fields: None,
+                ..full
+            }
+        );
+        for plain in [json!({}), json!({"metadata": null})] {
+            assert_eq!(
+                meta_without_managers(&plain).unwrap(),
+                ObjectMeta::default()
+            );
+        }
+        let bad = json!({"metadata": {"name": 5}});
+        assert_eq!(meta_without_managers(&bad).unwrap_err().code, 400);
     }
 
     #[test]
