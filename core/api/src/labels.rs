@@ -28,6 +28,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 
 use crate::validation::{self, FieldError};
 
+/// Labels a selector can be matched against: a map, or any other form that can look a
+/// key up.
+pub trait LabelSource {
+    /// The value of label `key`, if set.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelSource for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 /// How a requirement relates a label's value to its values (upstream's
 /// `selection.Operator`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,9 +135,9 @@ impl Requirement {
     }
 
     /// Whether `labels` satisfies this requirement (upstream's `Requirement.Matches`).
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let value = labels.get(&self.key);
-        let has = |v: &String| self.values.iter().any(|x| x == v);
+    pub fn matches<L: LabelSource + ?Sized>(&self, labels: &L) -> bool {
+        let value = labels.label(&self.key);
+        let has = |v: &str| self.values.iter().any(|x| x == v);
         match self.operator {
             Operator::In | Operator::Equals | Operator::DoubleEquals => value.is_some_and(has),
             Operator::NotIn | Operator::NotEquals => !value.is_some_and(has),
@@ -358,7 +371,7 @@ impl LabelSelector {
     }
 
     /// Whether `labels` satisfies every requirement (never, for nothing).
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches<L: LabelSource + ?Sized>(&self, labels: &L) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
     }
 

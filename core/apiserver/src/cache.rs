@@ -9,11 +9,12 @@
 //! bounded by bytes: when a shard's share is exceeded the shard is cleared, which costs
 //! only re-decoding.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bosun_api::labels::LabelSource;
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -25,13 +26,59 @@ use crate::storage::{KeyValue, Revision};
 pub const DEFAULT_CACHE_BYTES: usize = 512 * 1024 * 1024;
 const SHARDS: usize = 16;
 
+/// An object's labels, sorted by key, in one allocation of pairs: a cache entry keeps
+/// them for selectors, and a map would cost a whole tree node for the usual few.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// The string labels of a `metadata.labels` map (others are not labels).
+    pub fn of(labels: Option<&Value>) -> Labels {
+        let Some(Value::Object(m)) = labels else {
+            return Labels::default();
+        };
+        let mut pairs: Box<[(Box<str>, Box<str>)]> = m
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (Box::from(k.as_str()), Box::from(v))))
+            .collect();
+        // Already sorted unless serde_json keeps insertion order; then this sorts.
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Labels(pairs)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_ref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl LabelSource for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
+}
+
 /// One object version, decoded once.
 #[derive(Debug)]
 pub struct CachedObject {
     pub mod_revision: Revision,
     /// The object's JSON with `metadata.resourceVersion` set: what clients receive.
     pub json: Bytes,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// `metadata.deletionTimestamp` is set.
     pub deleting: bool,
     /// `metadata.name`, `metadata.namespace` and the resource's selectable fields.
@@ -130,13 +177,7 @@ impl CachedObject {
     }
 
     fn with_json(res: &Resource, mod_revision: Revision, obj: &Value, json: Bytes) -> CachedObject {
-        let labels = match obj.pointer("/metadata/labels") {
-            Some(Value::Object(m)) => m
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
+        let labels = Labels::of(obj.pointer("/metadata/labels"));
         let selectable = res.ops.selectable_fields().iter().copied();
         let fields = ["metadata.name", "metadata.namespace"]
             .into_iter()
@@ -310,7 +351,7 @@ mod tests {
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again), "same revision: one decode");
         assert_eq!(first.value().unwrap()["metadata"]["resourceVersion"], "5");
-        assert_eq!(first.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(first.labels.get("a"), Some("b"));
         assert_eq!(first.field("spec.nodeName").as_deref(), Some("n1"));
         assert_eq!(first.field("metadata.namespace").as_deref(), Some("d"));
         let newer = cache
@@ -371,5 +412,28 @@ mod tests {
             .sum();
         assert!(total <= SHARDS * 4096, "{total}");
         assert!(cache.len() < 1000);
+    }
+
+    #[test]
+    fn labels_look_up_by_key_and_match_selectors() {
+        let labels = Labels::of(Some(&json!({"tier": "web", "app": "a", "n": 5, "z": ""})));
+        assert_eq!(labels.len(), 3, "only string values are labels");
+        assert_eq!(labels.get("app"), Some("a"));
+        assert_eq!(labels.get("z"), Some(""));
+        assert_eq!(labels.get("n"), None);
+        assert_eq!(labels.get("missing"), None);
+        let keys: Vec<&str> = labels.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["app", "tier", "z"]);
+        for (selector, expected) in [
+            ("app=a,tier in (web,db)", true),
+            ("app=a,tier notin (web)", false),
+            ("!n,z", true),
+            ("missing", false),
+        ] {
+            let sel: bosun_api::labels::LabelSelector = selector.parse().unwrap();
+            assert_eq!(sel.matches(&labels), expected, "{selector}");
+        }
+        assert!(Labels::of(None).is_empty());
+        assert!(Labels::of(Some(&json!("not a map"))).is_empty());
     }
 }
