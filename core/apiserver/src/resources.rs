@@ -103,9 +103,14 @@ impl<K: ApiKind + PrintKind> Typed<K> {
     fn encode(&self, obj: &K) -> Result<Value, ApiError> {
         let mut v = serde_json::to_value(obj).map_err(ApiError::internal)?;
         // k8s-openapi writes apiVersion and kind itself; keep them explicit anyway.
-        v["apiVersion"] = Value::String(K::API_VERSION.to_string());
-        v["kind"] = Value::String(K::KIND.to_string());
+        Self::set_type(&mut v);
         Ok(v)
+    }
+
+    /// Sets the kind's `apiVersion` and `kind` on an object's JSON.
+    fn set_type(obj: &mut Value) {
+        obj["apiVersion"] = Value::String(K::API_VERSION.to_string());
+        obj["kind"] = Value::String(K::KIND.to_string());
     }
 
     fn name_of(obj: &K) -> String {
@@ -190,8 +195,7 @@ impl<K: ApiKind + PrintKind> ResourceOps for Typed<K> {
             let name = new_meta.name.as_deref().unwrap_or_default();
             return Err(ApiError::invalid(K::KIND, K::GROUP, name, &errs));
         }
-        new["apiVersion"] = Value::String(K::API_VERSION.to_string());
-        new["kind"] = Value::String(K::KIND.to_string());
+        Self::set_type(&mut new);
         Ok(new)
     }
 
