@@ -132,7 +132,10 @@ async fn load_one(mut peer: Peer, cfg: &StoreLoadConfig) -> anyhow::Result<Side>
     eprintln!("loading {} at {}", peer.name, peer.url);
     let report = storeload::run(std::slice::from_ref(&peer.url), cfg)
         .await
-        .with_context(|| format!("loading {}", peer.name))?;
+        .with_context(|| match peer.exited() {
+            Some(exited) => format!("loading {}: {exited}", peer.name),
+            None => format!("loading {}", peer.name),
+        })?;
     let memory = peer.memory();
     let disk_bytes = peer.disk_bytes();
     Ok(Side {

@@ -17,11 +17,38 @@ use crate::stats::{Latency, LatencySummary};
 /// How long a server may take to start answering.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
+/// How much of a server's log an early exit quotes (a Go panic's first frames fit).
+const LOG_EXCERPT: usize = 2000;
+
+/// What to quote from the log of a server that exited: from its first fatal line or
+/// panic on (etcd logs the cause there, then a long stack), else its end.
+fn log_excerpt(log: &str) -> &str {
+    let fatal = ["\"level\":\"panic\"", "\"level\":\"fatal\"", "panic: "]
+        .iter()
+        .filter_map(|m| log.find(m))
+        .min()
+        .map(|at| log[..at].rfind('\n').map_or(0, |nl| nl + 1));
+    let (mut start, mut end) = match fatal {
+        Some(start) => (start, (start + LOG_EXCERPT).min(log.len())),
+        None => (log.len().saturating_sub(LOG_EXCERPT), log.len()),
+    };
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    while !log.is_char_boundary(end) {
+        end -= 1;
+    }
+    &log[start..end]
+}
+
 /// A server process in its own data directory; killed and removed on drop.
 pub struct Peer {
     pub name: String,
     pub url: String,
     pub data_dir: PathBuf,
+    /// The server's log (its stderr) when it goes to a file beside the data directory:
+    /// quoted if the server exits early.
+    log: Option<PathBuf>,
     child: Child,
 }
 
@@ -78,6 +105,7 @@ impl Peer {
             name: "bosun".into(),
             url: String::new(),
             data_dir,
+            log: None,
             child,
         };
         let first = rx
@@ -99,6 +127,9 @@ impl Peer {
         let (client_port, peer_port) = (free_port().map_err(io)?, free_port().map_err(io)?);
         let url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let log = data_dir.with_extension("log");
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| PeerError::Start(format!("creating {}: {e}", log.display())))?;
         let child = Command::new(etcd_bin)
             .args(["--name", "bench", "--data-dir"])
             .arg(&data_dir)
@@ -113,7 +144,7 @@ impl Peer {
             .args(["--initial-cluster", &format!("bench={peer_url}")])
             .args(["--logger", "zap", "--log-level", "error"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .map_err(|e| PeerError::Spawn {
                 what: etcd_bin.display().to_string(),
@@ -123,6 +154,7 @@ impl Peer {
             name: "etcd".into(),
             url,
             data_dir,
+            log: Some(log),
             child,
         })
     }
@@ -131,8 +163,8 @@ impl Peer {
     pub async fn wait_ready(&mut self) -> Result<(), PeerError> {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(PeerError::Start(format!("{} exited: {status}", self.name)));
+            if let Some(exited) = self.exited() {
+                return Err(PeerError::Start(exited));
             }
             if let Ok(mut c) = etcd_client::Client::connect([&self.url], None).await
                 && c.status().await.is_ok()
@@ -144,6 +176,20 @@ impl Peer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// If the server has exited: how, and the end of its log.
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.child.try_wait().ok()??;
+        let mut said = format!("{} exited: {status}", self.name);
+        if let Some(log) = &self.log {
+            let text = std::fs::read(log).unwrap_or_default();
+            said.push_str(&format!(
+                "; its log says:\n{}",
+                log_excerpt(&String::from_utf8_lossy(&text))
+            ));
+        }
+        Some(said)
     }
 
     pub fn pid(&self) -> u32 {
@@ -166,6 +212,9 @@ impl Drop for Peer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(log) = &self.log {
+            let _ = std::fs::remove_file(log);
+        }
     }
 }
 
@@ -224,4 +273,59 @@ pub fn fdatasync_probe(dir: &Path, n: usize, bytes: usize) -> std::io::Result<La
     })();
     let _ = std::fs::remove_file(&path);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start of what etcd 3.4 printed when its data directory's disk was full.
+    const ETCD_PANIC: &str = concat!(
+        r#"{"level":"panic","ts":"2026-11-22T12:27:49.998Z","caller":"etcdserver/raft.go:513","#,
+        r#""msg":"failed to create WAL","error":"no space left on device"}"#,
+        "\npanic: failed to create WAL\n\ngoroutine 1 [running]:\n",
+    );
+
+    #[test]
+    fn an_exit_quotes_the_log_from_its_first_fatal_line() {
+        let noise = "{\"level\":\"warn\",\"msg\":\"slow fdatasync\"}\n".repeat(200);
+        let stack = "\tgo.etcd.io/etcd/etcdserver/raft.go:513 +0x24d\n".repeat(200);
+        let log = format!("{noise}{ETCD_PANIC}{stack}");
+        let excerpt = log_excerpt(&log);
+        assert!(excerpt.starts_with(r#"{"level":"panic""#), "{excerpt}");
+        assert!(excerpt.contains("no space left on device"));
+        assert_eq!(excerpt.len(), LOG_EXCERPT);
+
+        // Without a fatal line, the end; cut on a character boundary.
+        let log = "é".repeat(LOG_EXCERPT);
+        let excerpt = log_excerpt(&log);
+        assert!(excerpt.len() <= LOG_EXCERPT && excerpt.chars().all(|c| c == 'é'));
+        assert!(log.ends_with(excerpt));
+        assert_eq!(log_excerpt("short"), "short");
+    }
+
+    #[tokio::test]
+    async fn an_etcd_that_dies_at_start_is_reported_with_its_log() {
+        let dir = temp_dir("fake-etcd");
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("etcd");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\ncat >&2 <<'END'\n{ETCD_PANIC}END\nexit 2\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut peer = Peer::etcd(&fake).unwrap();
+        let log = peer.log.clone().unwrap();
+        let err = peer.wait_ready().await.unwrap_err().to_string();
+        assert!(err.starts_with("etcd exited: exit status: 2"), "{err}");
+        assert!(
+            err.contains("failed to create WAL") && err.contains("no space left"),
+            "{err}"
+        );
+        drop(peer);
+        assert!(!log.exists(), "the log goes with the peer");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

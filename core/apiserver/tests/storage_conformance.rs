@@ -206,6 +206,27 @@ impl EtcdProcess {
 
 impl Drop for EtcdProcess {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed check against a dead etcd says only "unavailable": its log says why.
+            let status = self.child.try_wait().ok().flatten();
+            let log = std::fs::read(self.dir.0.join("etcd.log")).unwrap_or_default();
+            let log = String::from_utf8_lossy(&log);
+            let errors = log.lines().filter(|l| {
+                [
+                    "\"level\":\"error\"",
+                    "\"level\":\"panic\"",
+                    "\"level\":\"fatal\"",
+                ]
+                .iter()
+                .any(|level| l.contains(level))
+            });
+            let errors: Vec<&str> = errors.take(20).collect();
+            eprintln!(
+                "etcd (exited: {status:?}) logged these errors:\n{}\nand its log ends:\n{}",
+                errors.join("\n"),
+                self.log_tail()
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
