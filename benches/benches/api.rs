@@ -8,6 +8,9 @@ use bosun_api::kinds::{ApiKind, validate_create};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 
+#[global_allocator]
+static ALLOC: bosun_benches::Allocator = bosun_benches::ALLOCATOR;
+
 /// A Pod shaped like a typical Deployment-managed one: two containers with resources,
 /// ports, env, probes' worth of fields, labels and an owner reference.
 pub const TYPICAL_POD: &str = r#"{

@@ -14,6 +14,9 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
+#[global_allocator]
+static ALLOC: bosun_benches::Allocator = bosun_benches::ALLOCATOR;
+
 const N_PODS: usize = 100_000;
 const N_WATCHERS: usize = 1_000;
 

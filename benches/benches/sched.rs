@@ -19,6 +19,9 @@ use bosun_sched_algos::{
 };
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+#[global_allocator]
+static ALLOC: bosun_benches::Allocator = bosun_benches::ALLOCATOR;
+
 fn cluster(n_nodes: usize) -> Cache {
     let mut cache = Cache::new();
     for i in 0..n_nodes {

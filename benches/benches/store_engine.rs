@@ -9,6 +9,9 @@ use std::sync::Arc;
 use bosun_store_engine::*;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
+#[global_allocator]
+static ALLOC: bosun_benches::Allocator = bosun_benches::ALLOCATOR;
+
 const N_KEYS: usize = 10_000;
 const N_PUTS_PER_WRITER: usize = 64;
 
