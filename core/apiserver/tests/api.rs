@@ -1235,3 +1235,71 @@ async fn writes_record_managers_and_managed_fields_can_be_cleared() {
             .is_none()
     );
 }
+
+/// A collection delete and a namespace's cleanup walk the collection page by page (500
+/// objects at a time); with more objects than one page, both still reach every one, and
+/// the collection delete answers with every object it deleted.
+#[tokio::test]
+async fn collection_and_namespace_deletes_reach_past_one_page() {
+    let api = TestApi::start().await;
+    api.ok(
+        "POST",
+        "/api/v1/namespaces",
+        Some(json!({"metadata": {"name": "bulk"}})),
+    )
+    .await;
+    let configmaps = "/api/v1/namespaces/bulk/configmaps";
+    for i in 0..1_100 {
+        let half = if i < 600 { "a" } else { "b" };
+        let cm = json!({
+            "metadata": {"name": format!("cm-{i:04}"), "labels": {"half": half}},
+            "data": {"i": i.to_string()},
+        });
+        api.ok("POST", configmaps, Some(cm)).await;
+    }
+
+    let deleted = api
+        .ok(
+            "DELETE",
+            &format!("{configmaps}?labelSelector=half%3Da"),
+            None,
+        )
+        .await;
+    let items = deleted["items"].as_array().unwrap();
+    assert_eq!(
+        items.len(),
+        600,
+        "every matching object, past the first page"
+    );
+    assert!(items.iter().all(|o| o["metadata"]["labels"]["half"] == "a"));
+    assert!(
+        deleted["metadata"]["resourceVersion"].is_string(),
+        "{}",
+        deleted["metadata"]
+    );
+    let left = api.ok("GET", configmaps, None).await;
+    let left = left["items"].as_array().unwrap();
+    assert_eq!(left.len(), 500);
+    assert!(left.iter().all(|o| o["metadata"]["labels"]["half"] == "b"));
+
+    api.ok("DELETE", "/api/v1/namespaces/bulk", None).await;
+    let mut gone = false;
+    for _ in 0..200 {
+        if api.req("GET", "/api/v1/namespaces/bulk", None).await.0 == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the namespace is removed once its 500 objects are");
+    let left = api
+        .storage
+        .list("/registry/configmaps/bulk/", Default::default())
+        .await
+        .unwrap();
+    assert!(
+        left.items.is_empty(),
+        "{} configmaps left",
+        left.items.len()
+    );
+}
