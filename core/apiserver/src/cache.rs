@@ -89,13 +89,35 @@ pub struct CachedObject {
 /// so the wire form is the stored form with `resourceVersion` spliced in right here.
 const STORED_PREFIX: &[u8] = b"{\"metadata\":{";
 
+/// What a thread keeps of its encoding buffer between objects; a larger one (a
+/// multi-megabyte object) is given back.
+const SCRATCH_KEPT_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Encodes an object for storage: `metadata` first, without `resourceVersion` (the
 /// revision is the key's `mod_revision`, known only after the write commits).
+///
+/// The result is exactly as long as the encoding: it is kept in the store for as long
+/// as its revision is, so it is encoded into a per-thread buffer and then copied out,
+/// rather than grown by doubling (which left up to half of every stored value unused).
 pub fn encode_stored(obj: &Value) -> Result<Vec<u8>, ApiError> {
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        let encoded = encode_stored_into(obj, out).map(|()| out.as_slice().to_vec());
+        if out.capacity() > SCRATCH_KEPT_BYTES {
+            *out = Vec::new();
+        }
+        encoded
+    })
+}
+
+fn encode_stored_into(obj: &Value, out: &mut Vec<u8>) -> Result<(), ApiError> {
     let Some(map) = obj.as_object() else {
         return Err(ApiError::internal("object is not a JSON object"));
     };
-    let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"metadata\":");
     match map.get("metadata") {
         // Written field by field, skipping the revision, rather than copied and trimmed.
@@ -107,23 +129,23 @@ pub fn encode_stored(obj: &Value) -> Result<Vec<u8>, ApiError> {
                     out.push(b',');
                 }
                 first = false;
-                serde_json::to_writer(&mut out, k).map_err(ApiError::internal)?;
+                serde_json::to_writer(&mut *out, k).map_err(ApiError::internal)?;
                 out.push(b':');
-                serde_json::to_writer(&mut out, v).map_err(ApiError::internal)?;
+                serde_json::to_writer(&mut *out, v).map_err(ApiError::internal)?;
             }
             out.push(b'}');
         }
-        Some(other) => serde_json::to_writer(&mut out, other).map_err(ApiError::internal)?,
+        Some(other) => serde_json::to_writer(&mut *out, other).map_err(ApiError::internal)?,
         None => out.extend_from_slice(b"{}"),
     }
     for (k, v) in map.iter().filter(|(k, _)| k.as_str() != "metadata") {
         out.push(b',');
-        serde_json::to_writer(&mut out, k).map_err(ApiError::internal)?;
+        serde_json::to_writer(&mut *out, k).map_err(ApiError::internal)?;
         out.push(b':');
-        serde_json::to_writer(&mut out, v).map_err(ApiError::internal)?;
+        serde_json::to_writer(&mut *out, v).map_err(ApiError::internal)?;
     }
     out.push(b'}');
-    Ok(out)
+    Ok(())
 }
 
 /// The wire JSON of a stored object at `rev`, when it is in [`encode_stored`]'s form.
@@ -379,6 +401,7 @@ mod tests {
         ] {
             let stored = encode_stored(&obj).unwrap();
             assert!(stored.starts_with(STORED_PREFIX));
+            assert_eq!(stored.capacity(), stored.len(), "kept at its exact size");
             let back: Value = serde_json::from_slice(&stored).unwrap();
             assert!(
                 back["metadata"].get("resourceVersion").is_none(),
@@ -392,6 +415,23 @@ mod tests {
             want["metadata"]["resourceVersion"] = json!("42");
             assert_eq!(cached.value().unwrap(), want);
         }
+    }
+
+    #[test]
+    fn the_encoding_buffer_starts_clean_and_stays_small() {
+        assert!(encode_stored(&json!([1, 2])).is_err());
+        let big = json!({"metadata": {"name": "big"}, "data": {"x": "y".repeat(200_000)}});
+        let stored = encode_stored(&big).unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&stored).unwrap(), big);
+        assert_eq!(
+            SCRATCH.with_borrow(Vec::capacity),
+            0,
+            "a large buffer is given back"
+        );
+        let small = json!({"metadata": {"name": "small"}});
+        let stored = encode_stored(&small).unwrap();
+        assert_eq!(stored, br#"{"metadata":{"name":"small"}}"#);
+        assert!(SCRATCH.with_borrow(Vec::capacity) <= SCRATCH_KEPT_BYTES);
     }
 
     #[test]
