@@ -110,7 +110,7 @@ async fn side_by_side(args: &BenchStoreArgs, cfg: &StoreLoadConfig) -> anyhow::R
     let exe = std::env::current_exe()?;
     let bosun_args = vec!["--log-backend".to_string(), args.log_backend.clone()];
     let ours = load_one(Peer::bosun(&exe, &bosun_args)?, cfg).await?;
-    let etcd = load_one(Peer::etcd(&args.etcd)?, cfg).await?;
+    let etcd = load_one(Peer::etcd_ready(&args.etcd).await?, cfg).await?;
     print_table(&[("bosun", &ours.report), ("etcd", &etcd.report)]);
     let ratio_ours_to_etcd = ratios(&ours, &etcd);
     println!("ours/etcd:");

@@ -17,6 +17,9 @@ use crate::stats::{Latency, LatencySummary};
 /// How long a server may take to start answering.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
+/// Starts of a peer, each on freshly picked ports, before a port clash is an error.
+const PORT_ATTEMPTS: usize = 3;
+
 /// How much of a server's log an early exit quotes (a Go panic's first frames fit).
 const LOG_EXCERPT: usize = 2000;
 
@@ -42,6 +45,7 @@ fn log_excerpt(log: &str) -> &str {
 }
 
 /// A server process in its own data directory; killed and removed on drop.
+#[derive(Debug)]
 pub struct Peer {
     pub name: String,
     pub url: String,
@@ -157,6 +161,27 @@ impl Peer {
             log: Some(log),
             child,
         })
+    }
+
+    /// Starts etcd as [`Peer::etcd`] does and waits until it answers. If it exits
+    /// because a port picked for it was taken meanwhile (the free ports are picked by
+    /// binding and releasing them, so another process can get there first), it is
+    /// started again on other ports, up to [`PORT_ATTEMPTS`] times in all.
+    pub async fn etcd_ready(etcd_bin: &Path) -> Result<Peer, PeerError> {
+        let mut attempts = 1;
+        loop {
+            let mut peer = Peer::etcd(etcd_bin)?;
+            match peer.wait_ready().await {
+                Ok(()) => return Ok(peer),
+                Err(PeerError::Start(why))
+                    if why.contains("address already in use") && attempts < PORT_ATTEMPTS =>
+                {
+                    tracing::warn!("etcd could not bind its ports; starting it on others");
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Waits until the server answers a Status call.
@@ -326,6 +351,23 @@ mod tests {
         );
         drop(peer);
         assert!(!log.exists(), "the log goes with the peer");
+
+        // A panic is not retried; a port taken meanwhile is, on other ports each time.
+        let err = Peer::etcd_ready(&fake).await.unwrap_err().to_string();
+        assert!(err.contains("failed to create WAL"), "{err}");
+        let starts = dir.join("starts");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\necho 'listen tcp 127.0.0.1:1: bind: address already in use' >&2\nexit 1\n",
+                starts.display()
+            ),
+        )
+        .unwrap();
+        let err = Peer::etcd_ready(&fake).await.unwrap_err().to_string();
+        assert!(err.contains("address already in use"), "{err}");
+        let starts = std::fs::read_to_string(&starts).unwrap();
+        assert_eq!(starts.lines().count(), PORT_ATTEMPTS, "{starts}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -104,14 +104,36 @@ async fn etcd_bosun() -> Backend {
     }
 }
 
-/// `EtcdStorage` against a real etcd, started for this test and killed after it.
+/// `EtcdStorage` against a real etcd, started for this test and killed after it. An
+/// etcd that could not bind the ports picked for it (taken meanwhile by another
+/// process) is started again on others, up to three times in all.
 async fn etcd_real() -> Backend {
-    let etcd = EtcdProcess::start();
+    let mut attempts = 1;
+    loop {
+        let mut etcd = EtcdProcess::start();
+        match connect_when_ready(&mut etcd).await {
+            Ok(storage) => {
+                return Backend {
+                    storage,
+                    _guard: Box::new(etcd),
+                };
+            }
+            Err(why) if why.contains("address already in use") && attempts < 3 => attempts += 1,
+            Err(why) => panic!("etcd did not become ready: {why}"),
+        }
+    }
+}
+
+/// Connects to `etcd` once it answers; the reason (with its log) if it exits or hangs.
+async fn connect_when_ready(etcd: &mut EtcdProcess) -> Result<Arc<EtcdStorage>, String> {
     let endpoint = etcd.client_url.clone();
-    let storage = tokio::time::timeout(HANG_GUARD, async {
+    tokio::time::timeout(HANG_GUARD, async {
         loop {
+            if let Ok(Some(status)) = etcd.child.try_wait() {
+                return Err(format!("etcd exited ({status}): {}", etcd.log_tail()));
+            }
             match EtcdStorage::connect_with(std::slice::from_ref(&endpoint), etcd_config()).await {
-                Ok(storage) => return storage,
+                Ok(storage) => return Ok(storage),
                 Err(StorageError::Unavailable(_)) => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -120,11 +142,12 @@ async fn etcd_real() -> Backend {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("etcd did not become ready: {}", etcd.log_tail()));
-    Backend {
-        storage,
-        _guard: Box::new(etcd),
-    }
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "no answer within {HANG_GUARD:?}: {}",
+            etcd.log_tail()
+        ))
+    })
 }
 
 /// A directory under the system's temporary directory, removed on drop.
