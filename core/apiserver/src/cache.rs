@@ -184,6 +184,21 @@ impl CachedObject {
         Ok(Self::with_json(res, mod_revision, &obj, json))
     }
 
+    /// An entry for `obj` exactly as given, its `resourceVersion` included: for answers
+    /// that are assembled like a LIST's from objects that are not (or no longer) stored,
+    /// such as what a collection delete removed.
+    pub fn of_object(res: &Resource, obj: &Value) -> Result<CachedObject, ApiError> {
+        let mod_revision = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|rv| rv.parse().ok())
+            .unwrap_or(0);
+        let json = serde_json::to_vec(obj)
+            .map(Bytes::from)
+            .map_err(ApiError::internal)?;
+        Ok(Self::with_json(res, mod_revision, obj, json))
+    }
+
     /// Builds the entry from the object and its stored bytes without re-encoding it:
     /// the wire JSON is the stored JSON with `resourceVersion` spliced in.
     pub fn from_value_and_stored(

@@ -1750,14 +1750,16 @@ impl Rest {
     }
 
     /// DELETE of a collection: deletes every object the selectors match, returning the
-    /// list of what was deleted or marked for deletion.
+    /// list of what was deleted or marked for deletion. The list keeps each object as
+    /// its JSON (as a LIST's items are), not as a decoded value, which would take
+    /// about 15 times the memory for a large collection.
     pub async fn delete_collection(
         &self,
         res: &Resource,
         ns: Option<&str>,
         opts: &Value,
         p: &Params,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<ListOut, ApiError> {
         let mut pages = Pages::new(p);
         let mut deleted = Vec::new();
         let mut list_revision = None;
@@ -1770,19 +1772,19 @@ impl Rest {
                     .delete(res, item_ns.as_deref().or(ns), &name, opts, p)
                     .await
                 {
-                    Ok(out) => deleted.push(out.object),
+                    Ok(out) => deleted.push(Arc::new(CachedObject::of_object(res, &out.object)?)),
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
             }
         }
         let info = res.info();
-        Ok(json!({
-            "kind": info.list_kind,
-            "apiVersion": info.api_version(),
-            "metadata": {"resourceVersion": list_revision.unwrap_or(Value::Null)},
-            "items": deleted,
-        }))
+        Ok(ListOut {
+            kind: info.list_kind,
+            api_version: info.api_version(),
+            metadata: json!({"resourceVersion": list_revision.unwrap_or(Value::Null)}),
+            items: deleted,
+        })
     }
 
     /// Deletes every object in a terminating namespace, then the namespace itself once it

@@ -447,7 +447,10 @@ impl ApiServer {
             ("DELETE", None, None) => {
                 let opts = read_optional_object(parts, body, self.config.max_body_bytes).await?;
                 let list = rest.delete_collection(&res, ns, &opts, &params).await?;
-                respond_obj(200, &list)
+                match encoding {
+                    Encoding::Json => Ok(respond(200, "application/json", list.to_json())),
+                    _ => respond_obj(200, &list.to_value()?),
+                }
             }
             (_, Some(name), Some("scale")) if info.has_scale => {
                 self.serve_scale(parts, &res, ns, name, &params, body).await
