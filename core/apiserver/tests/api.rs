@@ -1272,7 +1272,11 @@ async fn collection_and_namespace_deletes_reach_past_one_page() {
         "every matching object, past the first page"
     );
     assert!(items.iter().all(|o| o["metadata"]["labels"]["half"] == "a"));
-    assert!(items.iter().all(|o| o["metadata"]["resourceVersion"].is_string()));
+    assert!(
+        items
+            .iter()
+            .all(|o| o["metadata"]["resourceVersion"].is_string())
+    );
     assert_eq!(deleted["kind"], "ConfigMapList");
     assert!(
         deleted["metadata"]["resourceVersion"].is_string(),
