@@ -230,6 +230,14 @@ fn print_table(rows: &[(&str, &StoreLoadReport)]) {
         if r.txn_conflicts > 0 {
             println!("{name:<8} txn compare failures: {}", r.txn_conflicts);
         }
+        if !r.timeline.is_empty() {
+            let p99s = r.timeline.iter().map(|t| t.latency_us_p99);
+            let (lo, hi) = (p99s.clone().min().unwrap_or(0), p99s.max().unwrap_or(0));
+            let steal = r
+                .machine_steal_ms
+                .map_or("n/a".to_string(), |s| format!("{s:.0} ms"));
+            println!("{name:<8} p99 by second {lo}-{hi} us; machine steal {steal} over the run");
+        }
         for e in &r.error_samples {
             println!("{name:<8} error: {e}");
         }

@@ -64,6 +64,16 @@ fn side_by_side_mixed_reports_both_servers_and_ratios() {
             );
         }
         assert!(report["all"]["latency_us_p99"].as_u64().unwrap() > 0);
+        // The run second by second, every operation in it, each second with its steal.
+        let timeline = report["timeline"].as_array().unwrap();
+        assert!(!timeline.is_empty(), "{side}");
+        let in_timeline: u64 = timeline
+            .iter()
+            .map(|t| t["requests"].as_u64().unwrap())
+            .sum();
+        assert_eq!(in_timeline, report["ops"].as_u64().unwrap(), "{side}");
+        assert!(report["machine_steal_ms"].as_f64().is_some(), "{side}");
+        assert!(timeline[0]["machine_steal_ms"].as_f64().is_some(), "{side}");
         assert!(s["memory"]["rss_bytes"].as_u64().unwrap() > 0, "{side}");
         assert!(s["disk_bytes"].as_u64().unwrap() > 0, "{side}");
     }

@@ -48,3 +48,4 @@ pub mod storeload;
 #[cfg(feature = "etcd")]
 pub mod storepeers;
 pub mod synth;
+pub mod timeline;

@@ -29,9 +29,13 @@ use tokio::time::Instant;
 
 use crate::rng::SimRng as Rng;
 use crate::stats::{Latency, LatencySummary};
+use crate::timeline::{TimelineSecond, steal_by_second, timeline, with_steal};
 
 /// Upper bound on the operations of one run, whatever its duration.
 pub const OPS_MAX: u64 = 50_000_000;
+/// Operations whose latency the second-by-second timeline keeps (16 bytes each); later
+/// ones count in the percentiles but not in the timeline.
+pub const TIMELINE_OPS_MAX: u64 = 4_000_000;
 /// Upper bound on concurrent clients, and on watchers.
 pub const CLIENTS_MAX: usize = 10_000;
 pub const WATCHERS_MAX: usize = 100_000;
@@ -145,6 +149,12 @@ pub struct StoreLoadReport {
     /// Keys in the store after the run.
     pub n_keys: u64,
     pub error_samples: Vec<String>,
+    /// CPU time the hypervisor took from this machine during the run (`/proc/stat`'s
+    /// steal, all CPUs); `None` where the kernel does not report it.
+    pub machine_steal_ms: Option<f64>,
+    /// Latency second by second (by when each operation started), with each second's
+    /// steal, for the first [`TIMELINE_OPS_MAX`] operations; empty for `watch`.
+    pub timeline: Vec<TimelineSecond>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -288,6 +298,8 @@ struct Tally {
     errors: u64,
     conflicts: u64,
     error_samples: Vec<String>,
+    /// `(ms since the run started when the operation started, latency)`.
+    samples: Vec<(u32, Duration)>,
 }
 
 impl Tally {
@@ -306,6 +318,7 @@ impl Tally {
         }
         self.errors += other.errors;
         self.conflicts += other.conflicts;
+        self.samples.extend_from_slice(&other.samples);
         for s in other.error_samples {
             if self.error_samples.len() < 5 {
                 self.error_samples.push(s);
@@ -321,6 +334,8 @@ async fn run_clients(
     let issued = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + cfg.duration;
+    let (workers_done, done) = tokio::sync::oneshot::channel();
+    let steal = tokio::spawn(steal_by_second(start, deadline, done));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..cfg.clients {
         let client = conns[c % conns.len()].clone();
@@ -330,6 +345,7 @@ async fn run_clients(
             id: c,
             rng: Rng::new(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             issued: issued.clone(),
+            start,
             deadline,
             revisions: BTreeMap::new(),
             value: vec![b'v'; cfg.value_bytes],
@@ -341,6 +357,8 @@ async fn run_clients(
         total.merge(r.map_err(|e| StoreLoadError::Run(format!("client task: {e}")))?);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let _ = workers_done.send(());
+    let steal = steal.await.unwrap_or_default();
     let mut all = Latency::default();
     for l in total.per_op.values() {
         all.merge(l);
@@ -358,6 +376,8 @@ async fn run_clients(
             .collect(),
         txn_conflicts: total.conflicts,
         error_samples: total.error_samples,
+        machine_steal_ms: (!steal.is_empty()).then(|| steal.iter().sum()),
+        timeline: with_steal(timeline(&total.samples, 1000), &steal),
         ..StoreLoadReport::default()
     })
 }
@@ -368,6 +388,7 @@ struct Worker {
     id: usize,
     rng: Rng,
     issued: Arc<AtomicU64>,
+    start: Instant,
     deadline: Instant,
     /// Compare-and-swap: the mod revision this client last saw of each of its keys.
     revisions: BTreeMap<u64, i64>,
@@ -378,8 +399,11 @@ impl Worker {
     async fn run(mut self) -> Tally {
         let mut tally = Tally::default();
         let bound = self.cfg.ops_bound();
-        while Instant::now() < self.deadline && self.issued.fetch_add(1, Ordering::Relaxed) < bound
-        {
+        loop {
+            let n = self.issued.fetch_add(1, Ordering::Relaxed);
+            if n >= bound || Instant::now() >= self.deadline {
+                break;
+            }
             let op = match self.cfg.workload {
                 Workload::Put => "put",
                 Workload::Range if self.cfg.prefix_ranges => "range",
@@ -395,8 +419,13 @@ impl Worker {
             let t0 = Instant::now();
             match self.one(op).await {
                 Ok(conflict) => {
-                    tally.record(op, t0.elapsed());
+                    let took = t0.elapsed();
+                    tally.record(op, took);
                     tally.conflicts += u64::from(conflict);
+                    if n < TIMELINE_OPS_MAX {
+                        let at = t0.duration_since(self.start).as_millis() as u32;
+                        tally.samples.push((at, took));
+                    }
                 }
                 Err(e) => tally.error(e),
             }
