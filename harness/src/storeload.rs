@@ -250,6 +250,7 @@ pub async fn run(
 ) -> Result<StoreLoadReport, StoreLoadError> {
     cfg.check()?;
     let conns = connect_all(endpoints, cfg.connections).await?;
+    warm_up(&conns).await?;
     let mut report = match cfg.workload {
         Workload::Watch => run_watch(&conns, cfg).await?,
         _ => {
@@ -265,6 +266,21 @@ pub async fn run(
         .with_serializable();
     report.n_keys = conns[0].kv_client().get(vec![0], Some(all)).await?.count() as u64;
     Ok(report)
+}
+
+/// One cheap request on every connection before the clock starts: the run measures
+/// operations, not each connection's first use (a put run has no preload to do this).
+async fn warm_up(conns: &[Client]) -> Result<(), StoreLoadError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in conns {
+        let mut kv = conn.kv_client();
+        let opts = GetOptions::new().with_count_only().with_serializable();
+        tasks.spawn(async move { kv.get(vec![0], Some(opts)).await.map(drop) });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| StoreLoadError::Run(format!("warm-up task: {e}")))??;
+    }
+    Ok(())
 }
 
 /// Puts every key of the key space once (not measured), `clients` at a time.
