@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::stats::{Latency, LatencySummary};
 pub use crate::timeline::TimelineSecond;
-use crate::timeline::{steal_by_second, timeline, with_steal};
+use crate::timeline::{run_by_second, steal_by_second};
 
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
@@ -238,6 +238,7 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
     let mut all = total.create.clone();
     all.merge(&total.update);
     let requests = all.count() + total.errors;
+    let (machine_steal_ms, timeline) = run_by_second(&total.samples, &steal);
     Ok(ApiLoadReport {
         transport: transport(&config),
         clients: cfg.clients,
@@ -252,8 +253,8 @@ pub async fn run(config: Config, cfg: &ApiLoadConfig) -> Result<ApiLoadReport, L
         update: total.update.summary(),
         all: all.summary(),
         error_samples: total.error_samples,
-        machine_steal_ms: (!steal.is_empty()).then(|| steal.iter().sum()),
-        timeline: with_steal(timeline(&total.samples, 1000), &steal),
+        machine_steal_ms,
+        timeline,
     })
 }
 

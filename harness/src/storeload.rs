@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use crate::rng::SimRng as Rng;
 use crate::stats::{Latency, LatencySummary};
-use crate::timeline::{TimelineSecond, steal_by_second, timeline, with_steal};
+use crate::timeline::{TimelineSecond, run_by_second, steal_by_second};
 
 /// Upper bound on the operations of one run, whatever its duration.
 pub const OPS_MAX: u64 = 50_000_000;
@@ -379,6 +379,7 @@ async fn run_clients(
     for l in total.per_op.values() {
         all.merge(l);
     }
+    let (machine_steal_ms, timeline) = run_by_second(&total.samples, &steal);
     Ok(StoreLoadReport {
         duration_s: elapsed,
         ops: all.count(),
@@ -392,8 +393,8 @@ async fn run_clients(
             .collect(),
         txn_conflicts: total.conflicts,
         error_samples: total.error_samples,
-        machine_steal_ms: (!steal.is_empty()).then(|| steal.iter().sum()),
-        timeline: with_steal(timeline(&total.samples, 1000), &steal),
+        machine_steal_ms,
+        timeline,
         ..StoreLoadReport::default()
     })
 }

@@ -83,6 +83,16 @@ pub(crate) fn with_steal(mut timeline: Vec<TimelineSecond>, steal: &[f64]) -> Ve
     timeline
 }
 
+/// What a load report carries from a run's samples and steal readings: the run's total
+/// steal (`None` where the kernel does not report it) and its one-second timeline.
+pub(crate) fn run_by_second(
+    samples: &[(u32, Duration)],
+    steal: &[f64],
+) -> (Option<f64>, Vec<TimelineSecond>) {
+    let total = (!steal.is_empty()).then(|| steal.iter().sum());
+    (total, with_steal(timeline(samples, 1000), steal))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
