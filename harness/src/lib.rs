@@ -5,6 +5,8 @@
 //! - [`apiload`]: an API server load of N concurrent clients creating and updating pods
 //!   over HTTP/2, open-loop at a target rate.
 //! - [`stats`]: latency histograms and their JSON summary.
+//! - [`timeline`]: a load run second by second, beside the machine's steal (shared by
+//!   `apiload` and `storeload`).
 //! - `storeload` (feature `etcd`): the etcd v3 load generator of `bosun bench store`,
 //!   through the `etcd-client` crate (which needs protoc to build, hence the feature).
 //! - `storepeers` (feature `etcd`): `bosun store` and a real etcd started side by side
