@@ -7,8 +7,11 @@
 //! - [`stats`]: latency histograms and their JSON summary.
 //! - [`timeline`]: a load run second by second, beside the machine's steal (shared by
 //!   `apiload` and `storeload`).
-//! - `storeload` (feature `etcd`): the etcd v3 load generator of `bosun bench store`,
-//!   through the `etcd-client` crate (which needs protoc to build, hence the feature).
+//! - `storeload` (feature `etcd`): the etcd v3 load generator of `bosun bench store`;
+//!   its watch streams go through the `etcd-client` crate (which needs protoc to
+//!   build, hence the feature).
+//! - [`etcdrpc`]: the lean unary KV client the generator's clients use (HTTP/2
+//!   streams straight on a shared connection).
 //! - `storepeers` (feature `etcd`): `bosun store` and a real etcd started side by side
 //!   in temporary directories, their RSS and bytes on disk, an fdatasync probe.
 //! - [`model`]: nodes and pods as plain data, and their conversion to Kubernetes objects.
@@ -36,6 +39,7 @@ pub mod check;
 pub mod datasets;
 pub mod e2e;
 pub mod error;
+pub mod etcdrpc;
 pub mod metrics;
 pub mod model;
 pub mod plots;

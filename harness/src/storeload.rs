@@ -1,5 +1,7 @@
-//! etcd v3 load generator (`bosun bench store`): the same workloads, through the
-//! `etcd-client` crate, against any etcd v3 endpoint: `bosun store` or a real etcd.
+//! etcd v3 load generator (`bosun bench store`): the same workloads against any etcd
+//! v3 endpoint, `bosun store` or a real etcd. Unary requests go through the lean
+//! [`crate::etcdrpc`] client (the generator shares the cores with the server it
+//! measures); watch streams through the `etcd-client` crate.
 //!
 //! Workloads, on etcd's benchmark shapes (8-byte keys, 256-byte values by default):
 //! - `put`: each client puts keys, sequential or random, one request in flight.
@@ -21,12 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, GetOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
-};
+use etcd_client::{Client, WatchOptions};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::etcdrpc::{KvConn, RpcError, pb, prefix_end};
 use crate::rng::SimRng as Rng;
 use crate::stats::{Latency, LatencySummary};
 use crate::timeline::{TimelineSecond, run_by_second, steal_by_second};
@@ -196,6 +197,8 @@ pub enum StoreLoadError {
     Config(String),
     #[error("etcd client: {0}")]
     Client(#[from] etcd_client::Error),
+    #[error("etcd client: {0}")]
+    Rpc(#[from] RpcError),
     #[error("{0}")]
     Run(String),
 }
@@ -261,16 +264,31 @@ async fn connect_all(endpoints: &[String], n: usize) -> Result<Vec<Client>, Stor
     Ok(clients)
 }
 
+/// `n` connections for unary requests, spread over the endpoints in turn.
+async fn connect_kv(endpoints: &[String], n: usize) -> Result<Vec<KvConn>, StoreLoadError> {
+    if endpoints.is_empty() {
+        return Err(StoreLoadError::Config("no endpoints".into()));
+    }
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        conns.push(KvConn::connect(&endpoints[i % endpoints.len()]).await?);
+    }
+    Ok(conns)
+}
+
 /// Runs the load against `endpoints`.
 pub async fn run(
     endpoints: &[String],
     cfg: &StoreLoadConfig,
 ) -> Result<StoreLoadReport, StoreLoadError> {
     cfg.check()?;
-    let conns = connect_all(endpoints, cfg.connections).await?;
+    let conns = connect_kv(endpoints, cfg.connections).await?;
     warm_up(&conns).await?;
     let mut report = match cfg.workload {
-        Workload::Watch => run_watch(&conns, cfg).await?,
+        Workload::Watch => {
+            let watch_conns = connect_all(endpoints, cfg.connections).await?;
+            run_watch(&watch_conns, &conns[0], cfg).await?
+        }
         _ => {
             if cfg.workload != Workload::Put {
                 preload(&conns, cfg).await?;
@@ -278,22 +296,28 @@ pub async fn run(
             run_clients(&conns, cfg).await?
         }
     };
-    let all = GetOptions::new()
-        .with_from_key()
-        .with_count_only()
-        .with_serializable();
-    report.n_keys = conns[0].kv_client().get(vec![0], Some(all)).await?.count() as u64;
+    report.n_keys = conns[0].range(&count_all()).await?.count as u64;
     Ok(report)
+}
+
+/// Counts every key (serializable, count only).
+fn count_all() -> pb::RangeRequest {
+    pb::RangeRequest {
+        key: vec![0],
+        range_end: vec![0],
+        count_only: true,
+        serializable: true,
+        ..Default::default()
+    }
 }
 
 /// One cheap request on every connection before the clock starts: the run measures
 /// operations, not each connection's first use (a put run has no preload to do this).
-async fn warm_up(conns: &[Client]) -> Result<(), StoreLoadError> {
+async fn warm_up(conns: &[KvConn]) -> Result<(), StoreLoadError> {
     let mut tasks = tokio::task::JoinSet::new();
     for conn in conns {
-        let mut kv = conn.kv_client();
-        let opts = GetOptions::new().with_count_only().with_serializable();
-        tasks.spawn(async move { kv.get(vec![0], Some(opts)).await.map(drop) });
+        let conn = conn.clone();
+        tasks.spawn(async move { conn.range(&count_all()).await.map(drop) });
     }
     while let Some(r) = tasks.join_next().await {
         r.map_err(|e| StoreLoadError::Run(format!("warm-up task: {e}")))??;
@@ -302,20 +326,20 @@ async fn warm_up(conns: &[Client]) -> Result<(), StoreLoadError> {
 }
 
 /// Puts every key of the key space once (not measured), `clients` at a time.
-async fn preload(conns: &[Client], cfg: &StoreLoadConfig) -> Result<(), StoreLoadError> {
+async fn preload(conns: &[KvConn], cfg: &StoreLoadConfig) -> Result<(), StoreLoadError> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..cfg.clients.min(256) {
-        let mut kv = conns[c % conns.len()].kv_client();
+        let conn = conns[c % conns.len()].clone();
         let (next, cfg) = (next.clone(), cfg.clone());
         tasks.spawn(async move {
             let value = vec![b'v'; cfg.value_bytes];
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= cfg.key_space {
-                    return Ok::<(), etcd_client::Error>(());
+                    return Ok::<(), RpcError>(());
                 }
-                kv.put(cfg.key(n), value.clone(), None).await?;
+                conn.put(&put_request(cfg.key(n), value.clone())).await?;
             }
         });
     }
@@ -323,6 +347,14 @@ async fn preload(conns: &[Client], cfg: &StoreLoadConfig) -> Result<(), StoreLoa
         r.map_err(|e| StoreLoadError::Run(format!("preload task: {e}")))??;
     }
     Ok(())
+}
+
+fn put_request(key: String, value: Vec<u8>) -> pb::PutRequest {
+    pb::PutRequest {
+        key: key.into_bytes(),
+        value,
+        ..Default::default()
+    }
 }
 
 /// The latency histograms of a run's clients, shared in a few locked shards and made
@@ -396,7 +428,7 @@ impl Tally {
 }
 
 async fn run_clients(
-    conns: &[Client],
+    conns: &[KvConn],
     cfg: &StoreLoadConfig,
 ) -> Result<StoreLoadReport, StoreLoadError> {
     let issued = Arc::new(AtomicU64::new(0));
@@ -410,9 +442,9 @@ async fn run_clients(
     let steal = tokio::spawn(steal_by_second(start, deadline, done));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..cfg.clients {
-        let client = conns[c % conns.len()].clone();
+        let conn = conns[c % conns.len()].clone();
         let worker = Worker {
-            client,
+            conn,
             cfg: cfg.clone(),
             id: c,
             rng: Rng::new(cfg.seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -458,7 +490,7 @@ async fn run_clients(
 }
 
 struct Worker {
-    client: Client,
+    conn: KvConn,
     cfg: StoreLoadConfig,
     id: usize,
     rng: Rng,
@@ -519,28 +551,32 @@ impl Worker {
     }
 
     /// One operation; returns whether a compare-and-swap lost its compare.
-    async fn one(&mut self, op: &str) -> Result<bool, etcd_client::Error> {
-        let mut kv = self.client.kv_client();
+    async fn one(&mut self, op: &str) -> Result<bool, RpcError> {
         match op {
             "put" => {
                 let key = self.put_key();
-                kv.put(key, self.value.clone(), None).await?;
+                self.conn.put(&put_request(key, self.value.clone())).await?;
                 Ok(false)
             }
             "get" | "range" => {
                 let n = self.rng.next_u64() % self.cfg.key_space;
-                let mut opts = GetOptions::new();
-                if self.cfg.serializable {
-                    opts = opts.with_serializable();
-                }
-                let key = if op == "range" {
-                    let key = self.cfg.key(n);
-                    opts = opts.with_prefix();
-                    key[..key.len() - 2].to_string()
+                let key = self.cfg.key(n).into_bytes();
+                let req = if op == "range" {
+                    let prefix = key[..key.len() - 2].to_vec();
+                    pb::RangeRequest {
+                        range_end: prefix_end(&prefix),
+                        key: prefix,
+                        serializable: self.cfg.serializable,
+                        ..Default::default()
+                    }
                 } else {
-                    self.cfg.key(n)
+                    pb::RangeRequest {
+                        key,
+                        serializable: self.cfg.serializable,
+                        ..Default::default()
+                    }
                 };
-                kv.get(key, Some(opts)).await?;
+                self.conn.range(&req).await?;
                 Ok(false)
             }
             _ => self.compare_and_swap().await,
@@ -548,25 +584,43 @@ impl Worker {
     }
 
     /// Writes one of this client's keys if its mod revision is the one last seen.
-    async fn compare_and_swap(&mut self) -> Result<bool, etcd_client::Error> {
+    async fn compare_and_swap(&mut self) -> Result<bool, RpcError> {
         let n_clients = self.cfg.clients as u64;
         let mine = (self.cfg.key_space / n_clients).max(1);
         let n = (self.rng.next_u64() % mine) * n_clients + self.id as u64;
-        let key = self.cfg.key(n % self.cfg.key_space);
+        let key = self.cfg.key(n % self.cfg.key_space).into_bytes();
         let known = self.revisions.get(&n).copied().unwrap_or(0);
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, known)])
-            .and_then([TxnOp::put(key.clone(), self.value.clone(), None)])
-            .or_else([TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
-        if resp.succeeded() {
-            let rev = resp.header().map_or(0, |h| h.revision());
+        let req = pb::TxnRequest {
+            compare: vec![pb::Compare {
+                result: pb::compare::CompareResult::Equal as i32,
+                target: pb::compare::CompareTarget::Mod as i32,
+                key: key.clone(),
+                range_end: Vec::new(),
+                target_union: Some(pb::compare::TargetUnion::ModRevision(known)),
+            }],
+            success: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(pb::PutRequest {
+                    key: key.clone(),
+                    value: self.value.clone(),
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestRange(pb::RangeRequest {
+                    key,
+                    ..Default::default()
+                })),
+            }],
+        };
+        let resp = self.conn.txn(&req).await?;
+        if resp.succeeded {
+            let rev = resp.header.map_or(0, |h| h.revision);
             self.revisions.insert(n, rev);
             return Ok(false);
         }
-        for r in resp.op_responses() {
-            if let TxnOpResponse::Get(g) = r {
-                let rev = g.kvs().first().map_or(0, |kv| kv.mod_revision());
+        for r in resp.responses {
+            if let Some(pb::response_op::Response::ResponseRange(g)) = r.response {
+                let rev = g.kvs.first().map_or(0, |kv| kv.mod_revision);
                 self.revisions.insert(n, rev);
             }
         }
@@ -583,6 +637,7 @@ struct StreamTally {
 
 async fn run_watch(
     conns: &[Client],
+    writer: &KvConn,
     cfg: &StoreLoadConfig,
 ) -> Result<StoreLoadReport, StoreLoadError> {
     let epoch = Instant::now();
@@ -638,7 +693,7 @@ async fn run_watch(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (events_put, put_latency, writer_errors) = watch_writer(&conns[0], cfg, epoch).await;
+    let (events_put, put_latency, writer_errors) = watch_writer(writer, cfg, epoch).await;
     let write_end = Instant::now();
     // Wait (bounded) for the last events to arrive, then stop the streams.
     let expected = events_put * cfg.watchers as u64;
@@ -685,12 +740,7 @@ async fn run_watch(
 
 /// The watch workload's writer: puts at the configured rate for the duration, each
 /// value starting with the time it was sent (microseconds since `epoch`).
-async fn watch_writer(
-    client: &Client,
-    cfg: &StoreLoadConfig,
-    epoch: Instant,
-) -> (u64, Latency, u64) {
-    let mut kv = client.kv_client();
+async fn watch_writer(conn: &KvConn, cfg: &StoreLoadConfig, epoch: Instant) -> (u64, Latency, u64) {
     let interval = Duration::from_secs_f64(1.0 / cfg.watch_rate_per_s as f64);
     let n_puts = (cfg.duration.as_secs_f64() * cfg.watch_rate_per_s as f64) as u64;
     let n_puts = n_puts.min(cfg.ops_bound()).max(1);
@@ -704,7 +754,7 @@ async fn watch_writer(
         value[..8].copy_from_slice(&sent_us.to_le_bytes());
         let key = format!("{WATCH_PREFIX}{}", cfg.key(i));
         let t0 = Instant::now();
-        match kv.put(key, value, None).await {
+        match conn.put(&put_request(key, value)).await {
             Ok(_) => {
                 latency.record(t0.elapsed());
                 n_ok += 1;
