@@ -8,8 +8,9 @@
 //! - `range`: point gets or prefix ranges (256 keys) over a preloaded key space,
 //!   linearizable or serializable.
 //! - `txn`: compare-and-swap on `mod_revision` (the Kubernetes update pattern): each
-//!   client owns a slice of the keys, remembers each one's revision and writes only if
-//!   it is unchanged; a failed compare reads the current revision back.
+//!   client owns a slice of the keys, knows each one's revision (from the preload's
+//!   answers, then from its own writes, as an informer's cache would) and writes only
+//!   if it is unchanged; a failed compare reads the current revision back.
 //! - `watch`: W watchers on one prefix (spread over streams and connections) while one
 //!   writer puts at a fixed rate; reports delivery latency (from the put being sent to
 //!   the event being received) and the fan-out throughput.
@@ -19,7 +20,7 @@
 //! gRPC connections. Every run is bounded by a duration and an operation count.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -290,10 +291,12 @@ pub async fn run(
             run_watch(&watch_conns, &conns[0], cfg).await?
         }
         _ => {
-            if cfg.workload != Workload::Put {
-                preload(&conns, cfg).await?;
-            }
-            run_clients(&conns, cfg).await?
+            let preloaded = if cfg.workload == Workload::Put {
+                Vec::new()
+            } else {
+                preload(&conns, cfg).await?
+            };
+            run_clients(&conns, cfg, Arc::new(preloaded)).await?
         }
     };
     report.n_keys = conns[0].range(&count_all()).await?.count as u64;
@@ -325,13 +328,16 @@ async fn warm_up(conns: &[KvConn]) -> Result<(), StoreLoadError> {
     Ok(())
 }
 
-/// Puts every key of the key space once (not measured), `clients` at a time.
-async fn preload(conns: &[KvConn], cfg: &StoreLoadConfig) -> Result<(), StoreLoadError> {
+/// Puts every key of the key space once (not measured), `clients` at a time; returns
+/// each key's revision, by key number.
+async fn preload(conns: &[KvConn], cfg: &StoreLoadConfig) -> Result<Vec<i64>, StoreLoadError> {
     let next = Arc::new(AtomicU64::new(0));
+    let revisions: Arc<Vec<AtomicI64>> =
+        Arc::new((0..cfg.key_space).map(|_| AtomicI64::new(0)).collect());
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..cfg.clients.min(256) {
         let conn = conns[c % conns.len()].clone();
-        let (next, cfg) = (next.clone(), cfg.clone());
+        let (next, cfg, revisions) = (next.clone(), cfg.clone(), revisions.clone());
         tasks.spawn(async move {
             let value = vec![b'v'; cfg.value_bytes];
             loop {
@@ -339,14 +345,17 @@ async fn preload(conns: &[KvConn], cfg: &StoreLoadConfig) -> Result<(), StoreLoa
                 if n >= cfg.key_space {
                     return Ok::<(), RpcError>(());
                 }
-                conn.put(&put_request(cfg.key(n), value.clone())).await?;
+                let resp = conn.put(&put_request(cfg.key(n), value.clone())).await?;
+                let rev = resp.header.map_or(0, |h| h.revision);
+                revisions[n as usize].store(rev, Ordering::Relaxed);
             }
         });
     }
     while let Some(r) = tasks.join_next().await {
         r.map_err(|e| StoreLoadError::Run(format!("preload task: {e}")))??;
     }
-    Ok(())
+    let revisions = Arc::into_inner(revisions).expect("every preload task has finished");
+    Ok(revisions.into_iter().map(AtomicI64::into_inner).collect())
 }
 
 fn put_request(key: String, value: Vec<u8>) -> pb::PutRequest {
@@ -430,6 +439,7 @@ impl Tally {
 async fn run_clients(
     conns: &[KvConn],
     cfg: &StoreLoadConfig,
+    preloaded: Arc<Vec<i64>>,
 ) -> Result<StoreLoadReport, StoreLoadError> {
     let issued = Arc::new(AtomicU64::new(0));
     let recorder = Arc::new(Recorder::new(
@@ -452,6 +462,7 @@ async fn run_clients(
             recorder: recorder.clone(),
             start,
             deadline,
+            preloaded: preloaded.clone(),
             revisions: BTreeMap::new(),
             value: vec![b'v'; cfg.value_bytes],
         };
@@ -500,6 +511,8 @@ struct Worker {
     deadline: Instant,
     /// Compare-and-swap: the mod revision this client last saw of each of its keys.
     revisions: BTreeMap<u64, i64>,
+    /// Each key's revision after the preload, by key number (empty for `put`).
+    preloaded: Arc<Vec<i64>>,
     value: Vec<u8>,
 }
 
@@ -588,8 +601,12 @@ impl Worker {
         let n_clients = self.cfg.clients as u64;
         let mine = (self.cfg.key_space / n_clients).max(1);
         let n = (self.rng.next_u64() % mine) * n_clients + self.id as u64;
-        let key = self.cfg.key(n % self.cfg.key_space).into_bytes();
-        let known = self.revisions.get(&n).copied().unwrap_or(0);
+        let key_n = n % self.cfg.key_space;
+        let key = self.cfg.key(key_n).into_bytes();
+        let known = match self.revisions.get(&n) {
+            Some(&rev) => rev,
+            None => self.preloaded.get(key_n as usize).copied().unwrap_or(0),
+        };
         let req = pb::TxnRequest {
             compare: vec![pb::Compare {
                 result: pb::compare::CompareResult::Equal as i32,

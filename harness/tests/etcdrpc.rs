@@ -1,6 +1,6 @@
-//! The load generator's unary client against the store's gRPC service in-process:
-//! every request kind the workloads send, and a server error as its gRPC status.
-//! Every wait is bounded; no timing is asserted.
+//! The load generator against the store's gRPC service in-process: its unary client
+//! with every request kind the workloads send and a server error as its gRPC status,
+//! and whole (short) workload runs. Every wait is bounded; no timing is asserted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,5 +139,67 @@ async fn a_bad_endpoint_is_refused_before_connecting() {
     for bad in ["127.0.0.1:2379", "https://127.0.0.1:2379", "http://no-port"] {
         let err = KvConn::connect(bad).await.err().expect(bad);
         assert!(matches!(err, RpcError::Endpoint(_)), "{bad}: {err}");
+    }
+}
+
+#[cfg(feature = "etcd")]
+mod workloads {
+    use super::*;
+    use bosun_harness::storeload::{self, StoreLoadConfig, Workload};
+
+    fn config(workload: Workload) -> StoreLoadConfig {
+        StoreLoadConfig {
+            workload,
+            clients: 8,
+            connections: 2,
+            duration: Duration::from_secs(20),
+            ops_max: 400,
+            key_space: 64,
+            ..StoreLoadConfig::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compare_and_swap_clients_start_from_the_preloaded_revisions() {
+        let (url, _stop) = start().await;
+        let cfg = config(Workload::Txn);
+        let report = tokio::time::timeout(WAIT, storeload::run(&[url], &cfg))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((report.ops, report.errors), (400, 0), "{report:?}");
+        // Each client owns its keys and knows their revisions from the preload: no
+        // compare can fail.
+        assert_eq!(report.txn_conflicts, 0, "{report:?}");
+        assert_eq!(report.per_op.keys().collect::<Vec<_>>(), ["txn"]);
+        assert_eq!(report.per_op["txn"].count, 400);
+        assert_eq!(report.n_keys, 64);
+        let in_timeline: u64 = report.timeline.iter().map(|s| s.requests).sum();
+        assert_eq!(in_timeline, 400);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn prefix_ranges_and_puts_run_without_errors() {
+        let (url, _stop) = start().await;
+        let mut cfg = config(Workload::Range);
+        cfg.prefix_ranges = true;
+        cfg.key_space = 1024;
+        let report = tokio::time::timeout(WAIT, storeload::run(std::slice::from_ref(&url), &cfg))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((report.ops, report.errors), (400, 0), "{report:?}");
+        assert_eq!(report.per_op["range"].count, 400);
+
+        let mut cfg = config(Workload::Put);
+        cfg.random_keys = true;
+        cfg.key_space = 50;
+        let report = tokio::time::timeout(WAIT, storeload::run(&[url], &cfg))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((report.ops, report.errors), (400, 0), "{report:?}");
+        // The put keys (numbers below 50) are among the range run's 1,024.
+        assert_eq!(report.n_keys, 1024, "{report:?}");
     }
 }
