@@ -28,6 +28,16 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
     (format!("http://{addr}"), stop_tx)
 }
 
+/// A store and one connection to it.
+async fn start_connected() -> (KvConn, tokio::sync::oneshot::Sender<()>) {
+    let (url, stop) = start().await;
+    let conn = tokio::time::timeout(WAIT, KvConn::connect(&url))
+        .await
+        .unwrap()
+        .unwrap();
+    (conn, stop)
+}
+
 fn put(key: &str, value: &[u8]) -> pb::PutRequest {
     pb::PutRequest {
         key: key.into(),
@@ -38,11 +48,7 @@ fn put(key: &str, value: &[u8]) -> pb::PutRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_range_and_compare_and_swap_round_trip() {
-    let (url, _stop) = start().await;
-    let conn = tokio::time::timeout(WAIT, KvConn::connect(&url))
-        .await
-        .unwrap()
-        .unwrap();
+    let (conn, _stop) = start_connected().await;
     let test = async {
         let mut last = 0;
         for k in ["p/00", "p/01", "p/02", "q/00"] {
@@ -111,11 +117,7 @@ async fn put_range_and_compare_and_swap_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_is_its_grpc_status_and_the_connection_goes_on() {
-    let (url, _stop) = start().await;
-    let conn = tokio::time::timeout(WAIT, KvConn::connect(&url))
-        .await
-        .unwrap()
-        .unwrap();
+    let (conn, _stop) = start_connected().await;
     let test = async {
         // Over etcd's 1.5 MiB request limit (and under the transport's 2 MiB).
         let big = vec![b'v'; 1600 * 1024];
