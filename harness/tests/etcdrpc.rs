@@ -147,7 +147,15 @@ async fn a_bad_endpoint_is_refused_before_connecting() {
 #[cfg(feature = "etcd")]
 mod workloads {
     use super::*;
-    use bosun_harness::storeload::{self, StoreLoadConfig, Workload};
+    use bosun_harness::storeload::{self, StoreLoadConfig, StoreLoadReport, Workload};
+
+    /// One bounded run of the load against `url`.
+    async fn run(url: &str, cfg: &StoreLoadConfig) -> StoreLoadReport {
+        tokio::time::timeout(WAIT, storeload::run(&[url.to_string()], cfg))
+            .await
+            .unwrap()
+            .unwrap()
+    }
 
     fn config(workload: Workload) -> StoreLoadConfig {
         StoreLoadConfig {
@@ -165,10 +173,7 @@ mod workloads {
     async fn compare_and_swap_clients_start_from_the_preloaded_revisions() {
         let (url, _stop) = start().await;
         let cfg = config(Workload::Txn);
-        let report = tokio::time::timeout(WAIT, storeload::run(&[url], &cfg))
-            .await
-            .unwrap()
-            .unwrap();
+        let report = run(&url, &cfg).await;
         assert_eq!((report.ops, report.errors), (400, 0), "{report:?}");
         // Each client owns its keys and knows their revisions from the preload: no
         // compare can fail.
@@ -186,20 +191,14 @@ mod workloads {
         let mut cfg = config(Workload::Range);
         cfg.prefix_ranges = true;
         cfg.key_space = 1024;
-        let report = tokio::time::timeout(WAIT, storeload::run(std::slice::from_ref(&url), &cfg))
-            .await
-            .unwrap()
-            .unwrap();
+        let report = run(&url, &cfg).await;
         assert_eq!((report.ops, report.errors), (400, 0), "{report:?}");
         assert_eq!(report.per_op["range"].count, 400);
 
         let mut cfg = config(Workload::Put);
         cfg.random_keys = true;
         cfg.key_space = 50;
-        let report = tokio::time::timeout(WAIT, storeload::run(&[url], &cfg))
-            .await
-            .unwrap()
-            .unwrap();
+        let report = run(&url, &cfg).await;
         assert_eq!((report.ops, report.errors), (400, 0), "{report:?}");
         // The put keys (numbers below 50) are among the range run's 1,024.
         assert_eq!(report.n_keys, 1024, "{report:?}");
