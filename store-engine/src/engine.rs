@@ -47,6 +47,8 @@ pub const MAX_COMMIT_HOOKS: usize = 16;
 /// The writer keeps its group buffer between groups (a fresh one per group cost a
 /// realloc and fresh pages each time); beyond this capacity it gives the excess back.
 pub const WRITER_BUFFER_RETAINED_BYTES_MAX: usize = 4 << 20;
+/// Keys a history read ([`Engine::history`]) visits per hold of the index's read lock.
+pub const HISTORY_KEYS_PER_STEP: usize = 1024;
 
 /// Whether a write waits for fdatasync.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,9 +407,19 @@ impl<D: LogDir + Clone> Engine<D> {
         to: i64,
         max_events: usize,
     ) -> Result<HistoryChunk, Error> {
-        let mvcc = self.shared.mvcc.read().unwrap();
-        let visible = self.current_revision();
-        Ok(mvcc.history(key, range_end, from, to, visible, max_events)?)
+        let mut scan = {
+            let mvcc = self.shared.mvcc.read().unwrap();
+            let visible = self.current_revision();
+            mvcc.history_scan(key, range_end, from, to, visible, max_events)?
+        };
+        // The read lock is released between steps, so a long scan delays the writer
+        // by one step at most.
+        loop {
+            let mvcc = self.shared.mvcc.read().unwrap();
+            if mvcc.history_step(&mut scan, HISTORY_KEYS_PER_STEP)? {
+                return Ok(scan.finish());
+            }
+        }
     }
 
     /// Compacts history before `revision` (durably); returns the revision at the time.

@@ -85,6 +85,36 @@ pub fn entry_bytes(key: &[u8], e: &Entry) -> u64 {
     (ENTRY_BYTES_BASE + key.len() + put) as u64
 }
 
+/// One retained change of one key, as [`Index::scan_changes`] visits it: its revision
+/// is cheap, its event (with the value just before it, if retained) is built on demand.
+pub struct Change<'a> {
+    key: &'a Bytes,
+    history: &'a [Entry],
+    i: usize,
+}
+
+impl Change<'_> {
+    pub fn revision(&self) -> Revision {
+        self.history[self.i].rev
+    }
+
+    pub fn event(&self) -> Event {
+        let (k, history, i) = (self.key, self.history, self.i);
+        let entry = &history[i];
+        let prev_kv = i.checked_sub(1).and_then(|p| {
+            history[p]
+                .put
+                .as_ref()
+                .map(|put| to_kv(k, history[p].rev, put))
+        });
+        let (kind, kv) = match &entry.put {
+            Some(put) => (EventKind::Put, to_kv(k, entry.rev, put)),
+            None => (EventKind::Delete, tombstone_kv(k.clone(), entry.rev.main)),
+        };
+        Event { kind, kv, prev_kv }
+    }
+}
+
 /// Key -> history. Cloning is a deep copy of the tree but shares every key and value.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
@@ -238,35 +268,46 @@ impl Index {
         self.retained_bytes -= dropped_bytes;
     }
 
-    /// Every change in `span` with main revision in `[from, to]`, key by key (each key's
-    /// in revision order), with the key's value just before it if that is retained.
-    pub fn for_each_change(
+    /// One step of a history scan: hands `f` the changes with main revision `from` or
+    /// later of up to `max_keys` keys of `span`, key by key (each key's in revision
+    /// order; `f` returns false to skip the rest of that key's), starting after the key
+    /// `after` (at the span's start when `None`). Returns the last key visited when keys
+    /// of `span` may remain, `None` when the span is done.
+    pub fn scan_changes(
         &self,
         span: &KeySpan<'_>,
+        after: Option<&[u8]>,
+        max_keys: usize,
         from: i64,
-        to: i64,
-        mut f: impl FnMut(Revision, Event),
-    ) {
-        for (k, history) in self.keys.range::<[u8], _>(span.bounds()) {
+        mut f: impl FnMut(Change<'_>) -> bool,
+    ) -> Option<Bytes> {
+        assert!(max_keys > 0, "max_keys must be positive");
+        let (mut lo, hi) = span.bounds();
+        if let Some(a) = after {
+            let past_end = match hi {
+                Bound::Included(t) => a >= t,
+                Bound::Excluded(t) => a >= t,
+                Bound::Unbounded => false,
+            };
+            if past_end {
+                return None;
+            }
+            lo = Bound::Excluded(a);
+        }
+        let mut last: Option<&Bytes> = None;
+        for (n, (key, history)) in self.keys.range::<[u8], _>((lo, hi)).enumerate() {
+            if n == max_keys {
+                return last.cloned();
+            }
+            last = Some(key);
             let first = history.partition_point(|e| e.rev.main < from);
             for i in first..history.len() {
-                let entry = &history[i];
-                if entry.rev.main > to {
+                if !f(Change { key, history, i }) {
                     break;
                 }
-                let prev_kv = i.checked_sub(1).and_then(|p| {
-                    history[p]
-                        .put
-                        .as_ref()
-                        .map(|put| to_kv(k, history[p].rev, put))
-                });
-                let (kind, kv) = match &entry.put {
-                    Some(put) => (EventKind::Put, to_kv(k, entry.rev, put)),
-                    None => (EventKind::Delete, tombstone_kv(k.clone(), entry.rev.main)),
-                };
-                f(entry.rev, Event { kind, kv, prev_kv });
             }
         }
+        None
     }
 
     /// Every key with its history, in key order (for checkpoints).

@@ -118,7 +118,7 @@ pub use error::{Corruption, Error, RequestError};
 pub use grpc::{ServeError, ServerConfig, serve};
 pub use lease::{Clock, FakeClock, LeaseError, LeaseInfo, Lessor, SystemClock};
 pub use logfile::{HostDir, HostFile, LogBackend, LogDir, LogFile, MemDir, StdDir};
-pub use mvcc::{Applied, HistoryChunk, Mvcc, TxnLimits};
+pub use mvcc::{Applied, HistoryChunk, HistoryScan, Mvcc, TxnLimits};
 pub use store::{Store, StoreConfig};
 pub use types::*;
 pub use uring::UringDir;

@@ -3,10 +3,10 @@
 //! no threads: the [`crate::engine`] drives it and the log replays into it.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::error::RequestError;
-use crate::index::{Entry, Index, KeySpan, PutEntry, tombstone_kv};
+use crate::index::{Change, Entry, Index, KeySpan, PutEntry, tombstone_kv};
 use crate::types::*;
 
 /// The store's state: the index plus its current and compacted revisions.
@@ -27,6 +27,72 @@ pub struct HistoryChunk {
     pub events: Vec<Event>,
     /// Every change up to this revision is in `events` (or matched nothing).
     pub last_revision: i64,
+}
+
+/// A [`Mvcc::history`] read in progress ([`Mvcc::history_scan`]).
+#[derive(Debug)]
+pub struct HistoryScan {
+    key: Vec<u8>,
+    range_end: Vec<u8>,
+    from: i64,
+    /// Every change seen so far with main revision up to `bound` is in `events`; the
+    /// rest were dropped. Starts at the scan's `to` and only falls.
+    bound: i64,
+    max_events: usize,
+    events: BTreeMap<Revision, Event>,
+    /// The last key read, where the next step resumes.
+    after: Option<Bytes>,
+}
+
+/// The part of a [`HistoryScan`] that the index's visitor updates.
+struct Selection<'a> {
+    bound: &'a mut i64,
+    max_events: usize,
+    events: &'a mut BTreeMap<Revision, Event>,
+}
+
+impl HistoryScan {
+    /// The chunk read: every change up to its `last_revision`.
+    pub fn finish(self) -> HistoryChunk {
+        HistoryChunk {
+            events: self.events.into_values().collect(),
+            last_revision: self.bound,
+        }
+    }
+}
+
+impl Selection<'_> {
+    /// Keeps `c` if it is at or below the bound, then lowers the bound past whole
+    /// revisions until at most `max_events` remain (or one revision does). False once
+    /// `c` is past the bound: so are the key's later changes.
+    fn offer(&mut self, c: Change<'_>) -> bool {
+        let rev = c.revision();
+        if rev.main > *self.bound {
+            return false;
+        }
+        self.events.insert(rev, c.event());
+        while self.events.len() > self.max_events {
+            let first = self.events.first_key_value().map(|(r, _)| r.main);
+            let last = self.events.last_key_value().map(|(r, _)| r.main);
+            let (Some(first), Some(last)) = (first, last) else {
+                break;
+            };
+            if first == last {
+                // One revision over the limit: a chunk always ends on a whole one.
+                *self.bound = last;
+                break;
+            }
+            while self
+                .events
+                .last_key_value()
+                .is_some_and(|(r, _)| r.main == last)
+            {
+                self.events.pop_last();
+            }
+            *self.bound = last - 1;
+        }
+        true
+    }
 }
 
 /// The outcome of one applied transaction.
@@ -301,8 +367,9 @@ impl Mvcc {
     }
 
     /// The changes in `key..range_end` with revisions in `[from, to]`, in revision
-    /// order, cut after the first whole revision that reaches `max_events` (so one chunk
-    /// may exceed it by at most one revision's changes). `to` is clamped to `visible`.
+    /// order, cut at a whole revision so that at most `max_events` are returned (more
+    /// only when the first revision alone has more changes). `to` is clamped to
+    /// `visible`. Memory is bounded by the chunk, not by the history scanned.
     ///
     /// Errors: `from` below the compacted revision is `Compacted` (its changes are gone).
     pub fn history(
@@ -314,6 +381,23 @@ impl Mvcc {
         visible: i64,
         max_events: usize,
     ) -> Result<HistoryChunk, RequestError> {
+        let mut scan = self.history_scan(key, range_end, from, to, visible, max_events)?;
+        while !self.history_step(&mut scan, usize::MAX)? {}
+        Ok(scan.finish())
+    }
+
+    /// Starts a [`Mvcc::history`] read that [`Mvcc::history_step`] advances a bounded
+    /// number of keys at a time, so that a caller sharing this `Mvcc` behind a lock can
+    /// release it between steps.
+    pub fn history_scan(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        from: i64,
+        to: i64,
+        visible: i64,
+        max_events: usize,
+    ) -> Result<HistoryScan, RequestError> {
         assert!(max_events > 0, "max_events must be positive");
         assert!(
             visible <= self.current,
@@ -321,28 +405,57 @@ impl Mvcc {
             self.current
         );
         check_span(key, range_end)?;
+        self.check_history_from(from)?;
+        Ok(HistoryScan {
+            key: key.to_vec(),
+            range_end: range_end.to_vec(),
+            from: from.max(1),
+            bound: to.min(visible),
+            max_events,
+            events: BTreeMap::new(),
+            after: None,
+        })
+    }
+
+    /// Reads the next `max_keys` keys of `scan`; true once the span is done. The
+    /// revisions read are durable and immutable, so steps may interleave with writes;
+    /// a compaction past the scan's start in between fails it with `Compacted`.
+    pub fn history_step(
+        &self,
+        scan: &mut HistoryScan,
+        max_keys: usize,
+    ) -> Result<bool, RequestError> {
+        self.check_history_from(scan.from)?;
+        let HistoryScan {
+            key,
+            range_end,
+            from,
+            bound,
+            max_events,
+            events,
+            after,
+        } = scan;
+        let span = KeySpan::new(key, range_end);
+        let mut sel = Selection {
+            bound,
+            max_events: *max_events,
+            events,
+        };
+        let resume = after.take();
+        *after = self
+            .index
+            .scan_changes(&span, resume.as_deref(), max_keys, *from, |c| sel.offer(c));
+        Ok(after.is_none())
+    }
+
+    fn check_history_from(&self, from: i64) -> Result<(), RequestError> {
         if from < self.compacted {
             return Err(RequestError::Compacted {
                 requested: from,
                 compacted: self.compacted,
             });
         }
-        let to = to.min(visible);
-        let mut changes = Vec::new();
-        let span = KeySpan::new(key, range_end);
-        self.index
-            .for_each_change(&span, from.max(1), to, |rev, ev| changes.push((rev, ev)));
-        changes.sort_unstable_by_key(|(rev, _)| *rev);
-        let mut last_revision = to;
-        if changes.len() > max_events {
-            let cut_main = changes[max_events - 1].0.main;
-            changes.retain(|(rev, _)| rev.main <= cut_main);
-            last_revision = cut_main;
-        }
-        Ok(HistoryChunk {
-            events: changes.into_iter().map(|(_, ev)| ev).collect(),
-            last_revision,
-        })
+        Ok(())
     }
 
     /// Discards history before `at`: reads below it fail afterwards. etcd's errors: at
@@ -819,5 +932,126 @@ mod tests {
         // Exactly the bound fits.
         let applied = m.apply(&ops(vec![del(b"m", b"n")])).unwrap();
         assert_eq!(applied.batch.map(|b| b.events.len()), Some(limit));
+    }
+
+    /// A store with interleaved single puts, multi-key txns and range deletes over 20
+    /// keys (a fixed pseudo-random sequence), compacted at `compact_at` if positive.
+    fn busy_store() -> Mvcc {
+        let mut m = Mvcc::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let key = |i: u64| format!("k{i:02}").into_bytes();
+        for _ in 0..300 {
+            let op = match next(10) {
+                0..=5 => vec![put(&key(next(20)), b"v")],
+                6..=8 => {
+                    let mut keys: Vec<u64> = (0..1 + next(5)).map(|_| next(20)).collect();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    keys.iter().map(|&k| put(&key(k), b"t")).collect()
+                }
+                _ => {
+                    let a = next(20);
+                    vec![del(&key(a), &key(a + 1 + next(4)))]
+                }
+            };
+            m.apply(&ops(op)).unwrap();
+        }
+        m
+    }
+
+    /// What a history read from `from` with `max_events` must return, from the index's
+    /// full listing: every change sorted by revision, cut after the last whole revision
+    /// that fits (or after the first revision if it alone does not).
+    fn expected_chunk(m: &Mvcc, from: i64, max_events: usize) -> (Vec<(Revision, Bytes)>, i64) {
+        let mut all: Vec<(Revision, Bytes)> = m
+            .index()
+            .iter()
+            .flat_map(|(k, h)| h.iter().map(move |e| (e.rev, k.clone())))
+            .filter(|(rev, _)| rev.main >= from)
+            .collect();
+        all.sort();
+        if all.len() <= max_events {
+            return (all, m.current_revision());
+        }
+        let mut cut = all[max_events].0.main - 1;
+        if all.iter().take_while(|(r, _)| r.main <= cut).count() == 0 {
+            cut = all[0].0.main;
+        }
+        all.retain(|(r, _)| r.main <= cut);
+        (all, cut)
+    }
+
+    /// History chunks hold whole revisions in order, as many as fit, and reading a
+    /// step of a few keys at a time returns the same chunk as one pass.
+    #[test]
+    fn history_chunks_are_whole_revisions_in_order_however_they_are_stepped() {
+        let m = busy_store();
+        let now = m.current_revision();
+        for from in [1, 2, 50, 150, now] {
+            for max_events in [1, 2, 7, 64, 10_000] {
+                let chunk = m.history(b"k", b"l", from, now, now, max_events).unwrap();
+                let got_keys: Vec<_> = chunk
+                    .events
+                    .iter()
+                    .map(|e| (e.kv.mod_revision, e.kv.key.clone()))
+                    .collect();
+                let (want, last) = expected_chunk(&m, from, max_events);
+                let want_keys: Vec<_> = want.iter().map(|(r, k)| (r.main, k.clone())).collect();
+                assert_eq!(got_keys, want_keys, "from {from}, max {max_events}");
+                assert_eq!(chunk.last_revision, last, "from {from}, max {max_events}");
+                for max_keys in [1, 3, 7] {
+                    let mut scan = m
+                        .history_scan(b"k", b"l", from, now, now, max_events)
+                        .unwrap();
+                    let mut steps = 0;
+                    while !m.history_step(&mut scan, max_keys).unwrap() {
+                        steps += 1;
+                    }
+                    let n_keys = m.index().n_keys();
+                    assert_eq!(
+                        steps,
+                        n_keys.div_ceil(max_keys) - 1,
+                        "{max_keys} keys a step"
+                    );
+                    assert_eq!(scan.finish(), chunk, "from {from}, {max_keys} keys a step");
+                }
+            }
+        }
+    }
+
+    /// A single revision larger than the chunk is returned whole.
+    #[test]
+    fn a_revision_larger_than_the_chunk_comes_whole() {
+        let mut m = Mvcc::new();
+        m.apply(&ops((0..10).map(|i| put(&[b'a', i], b"v")).collect()))
+            .unwrap();
+        m.apply(&ops(vec![put(b"b", b"v")])).unwrap();
+        let chunk = m.history(b"a", b"\0", 1, 3, 3, 4).unwrap();
+        assert_eq!((chunk.events.len(), chunk.last_revision), (10, 2));
+        let rest = m.history(b"a", b"\0", 3, 3, 3, 4).unwrap();
+        assert_eq!((rest.events.len(), rest.last_revision), (1, 3));
+    }
+
+    /// A compaction between two steps past the scan's start fails the scan.
+    #[test]
+    fn a_compaction_between_steps_fails_the_scan() {
+        let mut m = busy_store();
+        let now = m.current_revision();
+        let mut scan = m.history_scan(b"k", b"l", 10, now, now, 10_000).unwrap();
+        assert!(!m.history_step(&mut scan, 2).unwrap());
+        m.compact(20).unwrap();
+        assert_eq!(
+            m.history_step(&mut scan, 2),
+            Err(RequestError::Compacted {
+                requested: 10,
+                compacted: 20
+            })
+        );
     }
 }

@@ -10,8 +10,9 @@
 //!   is not waited for: it is moved to catch-up at that revision (or cancelled, per
 //!   [`SlowWatcherPolicy`]).
 //! - A watcher in **catch-up** reads its missed revisions back from the store's history
-//!   ([`History`]) itself, in chunks of about [`CATCHUP_EVENTS_MAX`] events, each time
-//!   its queue runs dry, so a slow consumer pays for its own catch-up. Once it has read
+//!   ([`History`]) itself, in chunks of at most [`CATCHUP_EVENTS_MAX`] events (whole
+//!   revisions; a single larger revision comes whole), each time its queue runs dry,
+//!   so a slow consumer pays for its own catch-up. Once it has read
 //!   up to the newest published revision it rejoins the synced group under the hub lock,
 //!   so no revision is missed or delivered twice. History that was compacted away
 //!   cancels the watcher with the compacted revision (etcd's `ErrCompacted`).
@@ -42,7 +43,9 @@ use crate::types::{CommittedBatch, Event, EventKind, KeyValue};
 /// Bound on the messages (one per revision, or one catch-up chunk, or one progress
 /// notification) queued for one watcher. Events are shared, so a queue costs pointers.
 pub const WATCHER_QUEUE_MESSAGES_MAX: usize = 1024;
-/// Events read from history per catch-up step (a step ends on a whole revision).
+/// Events read from history per catch-up step (a step ends on a whole revision). The
+/// read keeps at most this many events (plus one revision's) in memory, however much
+/// history it scans.
 pub const CATCHUP_EVENTS_MAX: usize = 1024;
 /// Bound on the watchers of one hub.
 pub const MAX_WATCHERS: usize = 1 << 16;
@@ -54,7 +57,7 @@ const _: () = assert!(CATCHUP_EVENTS_MAX >= 1);
 /// history. [`Engine`] implements it.
 pub trait History: Send + Sync {
     /// The changes in `key..range_end` with revisions in `[from, to]`, in revision
-    /// order, ending on a whole revision once about `max_events` are read (see
+    /// order, as many whole revisions as fit in `max_events` (see
     /// [`crate::Mvcc::history`]). Errors: [`RequestError::Compacted`] when `from` is
     /// below the compacted revision.
     fn history(
