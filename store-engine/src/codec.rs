@@ -8,8 +8,9 @@ use crate::types::*;
 
 /// Bytes of a record frame before its payload.
 pub const RECORD_HEADER_BYTES: usize = 9;
-/// Largest payload a record may carry: one revision of [`MAX_CHANGES_PER_REVISION`]
-/// changes whose keys fit in a request. Checked on write and on read.
+/// Largest payload a record may carry; one revision is one record, so it also bounds
+/// the bytes one revision may change ([`revision_payload_bytes`], checked when a
+/// transaction is applied). Checked on write and on read.
 pub const MAX_RECORD_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
 const _: () = assert!(MAX_REQUEST_BYTES * 4 < MAX_RECORD_PAYLOAD_BYTES);
 const _: () = assert!(MAX_RECORD_PAYLOAD_BYTES < u32::MAX as usize);
@@ -114,7 +115,30 @@ pub fn persisted_form(record: &Record) -> Record {
     }
 }
 
+/// Bytes a revision record's payload takes before its events.
+pub const REVISION_HEADER_BYTES: usize = 8 + 4;
+
+/// Bytes one change takes in a revision record's payload: the key, a kind byte, and for
+/// a put its create revision, version, lease and value.
+pub fn change_payload_bytes(kind: EventKind, key_len: usize, value_len: usize) -> usize {
+    let put = match kind {
+        EventKind::Put => 8 + 8 + 8 + 4 + value_len,
+        EventKind::Delete => 0,
+    };
+    4 + key_len + 1 + put
+}
+
+/// Bytes the payload of `b`'s record takes.
+pub fn revision_payload_bytes(b: &CommittedBatch) -> usize {
+    REVISION_HEADER_BYTES
+        + b.events
+            .iter()
+            .map(|e| change_payload_bytes(e.kind, e.kv.key.len(), e.kv.value.len()))
+            .sum::<usize>()
+}
+
 fn encode_batch(b: &CommittedBatch, out: &mut Vec<u8>) {
+    let start = out.len();
     put_i64(out, b.revision);
     put_u32(out, b.events.len() as u32);
     for ev in &b.events {
@@ -130,6 +154,7 @@ fn encode_batch(b: &CommittedBatch, out: &mut Vec<u8>) {
             }
         }
     }
+    debug_assert_eq!(out.len() - start, revision_payload_bytes(b));
 }
 
 /// Why bytes failed to decode as a record.

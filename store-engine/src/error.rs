@@ -26,6 +26,13 @@ pub enum RequestError {
     /// One revision would change more keys than [`crate::MAX_CHANGES_PER_REVISION`].
     #[error("one revision would change {n_changes} keys (limit {limit})")]
     TooManyChanges { n_changes: usize, limit: usize },
+    /// One revision's changes would not fit one log record
+    /// ([`crate::codec::MAX_RECORD_PAYLOAD_BYTES`]): a delete of many large keys.
+    #[error("one revision's changes would take {size_bytes} bytes (limit {limit_bytes})")]
+    RevisionTooLarge {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
     /// etcd: "mvcc: required revision has been compacted".
     #[error("required revision {requested} has been compacted (compacted at {compacted})")]
     Compacted { requested: i64, compacted: i64 },

@@ -186,6 +186,12 @@ fn request_status(e: &RequestError) -> Status {
         RequestError::TooManyChanges { n_changes, limit } => Status::invalid_argument(format!(
             "etcdserver: one revision would change {n_changes} keys (limit {limit})"
         )),
+        RequestError::RevisionTooLarge {
+            size_bytes,
+            limit_bytes,
+        } => Status::invalid_argument(format!(
+            "etcdserver: one revision's changes would take {size_bytes} bytes (limit {limit_bytes})"
+        )),
         RequestError::Compacted { .. } => {
             Status::out_of_range("etcdserver: mvcc: required revision has been compacted")
         }

@@ -1,7 +1,10 @@
 //! Leases on etcd's model: grant (TTL, optional id), keep-alive, revoke, time-to-live
 //! with the attached keys, list. A key put with a lease id is attached to it; when the
 //! lease is revoked or expires, every attached key is deleted in one revision (one txn),
-//! which the watch hub sees as ordinary delete events.
+//! which the watch hub sees as ordinary delete events. A lease whose keys would not fit
+//! one revision ([`MAX_CHANGES_PER_REVISION`] keys, or more key bytes than a log record
+//! holds) has them deleted over consecutive revisions, each as large as fits, so that
+//! every lease can be revoked; etcd has no such bound, and deletes them all at once.
 //!
 //! # Persistence
 //!
@@ -38,6 +41,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
+use crate::codec::{MAX_RECORD_PAYLOAD_BYTES, REVISION_HEADER_BYTES, change_payload_bytes};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::Error;
 use crate::logfile::LogDir;
@@ -343,8 +347,9 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
         Ok((id, ttl_s))
     }
 
-    /// Revokes a lease: deletes its keys in one revision, then forgets it. Returns the
-    /// revision of the deletes, if there were keys.
+    /// Revokes a lease: deletes its keys in one revision (see the module docs for
+    /// leases too large for one), then forgets it. Returns the revision of the (last)
+    /// deletes, if there were keys.
     pub fn revoke(&self, id: i64) -> Result<Option<i64>, LeaseError> {
         block_on(self.revoke_async(id))
     }
@@ -372,8 +377,8 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
             lease.keys.iter().cloned().collect()
         };
         let mut revision = None;
-        if !keys.is_empty() {
-            let success = keys
+        for chunk in revocation_chunks(&keys) {
+            let success = chunk
                 .iter()
                 .map(|k| {
                     RequestOp::DeleteRange(DeleteRangeRequest {
@@ -443,7 +448,9 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
     }
 
     /// Revokes up to [`MAX_EXPIRES_PER_CALL`] leases that are due by the clock; returns
-    /// their ids. The server calls this on a timer; tests call it after moving a
+    /// their ids. A revocation that fails (the store refusing writes) leaves that lease
+    /// to the next call; the others are revoked regardless, and the first failure is
+    /// returned. The server calls this on a timer; tests call it after moving a
     /// [`FakeClock`].
     pub fn expire_due(&self) -> Result<Vec<i64>, LeaseError> {
         block_on(self.expire_due_async())
@@ -462,17 +469,44 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
                 .collect()
         };
         let mut expired = Vec::with_capacity(due.len());
+        let mut first_error = None;
         for id in due {
             let now = self.clock.now_ms();
             match self.revoke_if(id, |l| l.expiry_ms <= now).await {
                 Ok(_) => expired.push(id),
                 // Revoked by a client, or kept alive, meanwhile.
                 Err(LeaseError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                // One lease failing does not hold the others back.
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(expired)
+        match first_error {
+            None => Ok(expired),
+            Some(e) => Err(e),
+        }
     }
+}
+
+/// `keys` cut into runs that each fit one revision: at most
+/// [`MAX_CHANGES_PER_REVISION`] deletes whose tombstones fit one log record.
+fn revocation_chunks(keys: &[Bytes]) -> Vec<&[Bytes]> {
+    let room = MAX_RECORD_PAYLOAD_BYTES - REVISION_HEADER_BYTES;
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, k) in keys.iter().enumerate() {
+        let b = change_payload_bytes(EventKind::Delete, k.len(), 0);
+        if i > start && (i - start == MAX_CHANGES_PER_REVISION || bytes + b > room) {
+            chunks.push(&keys[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += b;
+    }
+    if start < keys.len() {
+        chunks.push(&keys[start..]);
+    }
+    chunks
 }
 
 fn ttl_ms(ttl_s: i64) -> u64 {
@@ -554,6 +588,74 @@ mod tests {
         kvs.iter()
             .map(|kv| String::from_utf8(kv.key.to_vec()).unwrap())
             .collect()
+    }
+
+    /// A lease with more keys than one revision may change still expires: its keys
+    /// go in consecutive full revisions, and the lease is gone afterwards.
+    #[test]
+    fn a_lease_larger_than_a_revision_expires_over_several() {
+        let (kv_dir, lease_dir, clock) =
+            (MemDir::new(), MemDir::new(), Arc::new(FakeClock::default()));
+        let store = open(&kv_dir, &lease_dir, &clock);
+        let (id, _) = store.lessor.grant(0, 10).unwrap();
+        let n = MAX_CHANGES_PER_REVISION + 1;
+        for batch in (0..n).collect::<Vec<_>>().chunks(MAX_TXN_OPS) {
+            let kv = store.kv.clone();
+            store
+                .lessor
+                .write([id], || {
+                    let success = batch
+                        .iter()
+                        .map(|i| {
+                            RequestOp::Put(PutRequest {
+                                key: format!("k{i:06}").into_bytes(),
+                                lease: id,
+                                ..Default::default()
+                            })
+                        })
+                        .collect();
+                    kv.txn(TxnRequest {
+                        success,
+                        ..Default::default()
+                    })
+                    .unwrap()
+                })
+                .unwrap();
+        }
+        put_with(&store, "plain", 0).unwrap();
+        clock.advance_ms(10_000);
+        let before = store.kv.current_revision();
+        assert_eq!(store.lessor.expire_due().unwrap(), vec![id]);
+        assert_eq!(store.kv.current_revision(), before + 2, "two revisions");
+        assert_eq!(live_keys(&store), ["plain"]);
+        assert!(store.lessor.leases().is_empty());
+    }
+
+    /// Revocation runs: as many keys as one revision may change, and no more key bytes
+    /// than one log record holds.
+    #[test]
+    fn revocation_chunks_fit_one_revision_each() {
+        let small: Vec<Bytes> = (0..2 * MAX_CHANGES_PER_REVISION + 5)
+            .map(|i| Bytes::from(format!("k{i:06}").as_bytes()))
+            .collect();
+        let sizes: Vec<usize> = revocation_chunks(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(
+            sizes,
+            [MAX_CHANGES_PER_REVISION, MAX_CHANGES_PER_REVISION, 5]
+        );
+        let big = Bytes::from(vec![b'k'; MAX_REQUEST_BYTES - 100]);
+        let large: Vec<Bytes> = (0..100).map(|_| big.clone()).collect();
+        let chunks = revocation_chunks(&large);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 100);
+        assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+        for c in &chunks {
+            let bytes: usize = c
+                .iter()
+                .map(|k| change_payload_bytes(EventKind::Delete, k.len(), 0))
+                .sum();
+            assert!(REVISION_HEADER_BYTES + bytes <= MAX_RECORD_PAYLOAD_BYTES);
+        }
+        assert!(revocation_chunks(&[]).is_empty());
     }
 
     /// etcd lessor: expiry revokes the lease, and its keys go in one revision, which

@@ -45,7 +45,8 @@
 //! - The writer never waits for a watcher: a full watcher queue moves it to catch-up.
 //! - A watcher sees every revision in its range from its start revision, once and in
 //!   order, or a cancellation naming the compacted revision it needed.
-//! - Keys attached to a lease go in one revision when it is revoked or expires.
+//! - Keys attached to a lease go in one revision when it is revoked or expires (in
+//!   consecutive full revisions if they do not fit one: see [`lease`]).
 //!
 //! # Example: the main loop
 //!

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
+use crate::codec::{MAX_RECORD_PAYLOAD_BYTES, REVISION_HEADER_BYTES, change_payload_bytes};
 use crate::error::RequestError;
 use crate::index::{Change, Entry, Index, KeySpan, PutEntry, tombstone_kv};
 use crate::types::*;
@@ -230,6 +231,7 @@ impl Mvcc {
             main,
             events: Vec::new(),
             touched: Vec::new(),
+            payload_bytes: REVISION_HEADER_BYTES,
         };
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
@@ -269,7 +271,10 @@ impl Mvcc {
                 Ok(ResponseOp::Range(self.range_at(r, at, 0)))
             }
             RequestOp::Put(p) => {
-                run.check_room(1)?;
+                run.take_room(
+                    1,
+                    change_payload_bytes(EventKind::Put, p.key.len(), p.value.len()),
+                )?;
                 let prev = self.index.get(&p.key, run.main);
                 let rev = Revision {
                     main: run.main,
@@ -297,7 +302,11 @@ impl Mvcc {
                     live.push(kv);
                     live.len() <= MAX_CHANGES_PER_REVISION
                 });
-                run.check_room(live.len())?;
+                let bytes = live
+                    .iter()
+                    .map(|kv| change_payload_bytes(EventKind::Delete, kv.key.len(), 0))
+                    .sum();
+                run.take_room(live.len(), bytes)?;
                 let deleted = live.len() as i64;
                 for prev in &live {
                     let rev = Revision {
@@ -520,10 +529,14 @@ struct TxnRun {
     main: i64,
     events: Vec<Event>,
     touched: Vec<Bytes>,
+    /// Bytes the revision's log record payload takes so far.
+    payload_bytes: usize,
 }
 
 impl TxnRun {
-    fn check_room(&self, n_more: usize) -> Result<(), RequestError> {
+    /// Checks that `n_more` changes taking `bytes_more` of log record still fit one
+    /// revision, and counts them.
+    fn take_room(&mut self, n_more: usize, bytes_more: usize) -> Result<(), RequestError> {
         let n_changes = self.events.len() + n_more;
         if n_changes > MAX_CHANGES_PER_REVISION {
             return Err(RequestError::TooManyChanges {
@@ -531,6 +544,14 @@ impl TxnRun {
                 limit: MAX_CHANGES_PER_REVISION,
             });
         }
+        let size_bytes = self.payload_bytes + bytes_more;
+        if size_bytes > MAX_RECORD_PAYLOAD_BYTES {
+            return Err(RequestError::RevisionTooLarge {
+                size_bytes,
+                limit_bytes: MAX_RECORD_PAYLOAD_BYTES,
+            });
+        }
+        self.payload_bytes = size_bytes;
         Ok(())
     }
 }
@@ -934,8 +955,55 @@ mod tests {
         assert_eq!(applied.batch.map(|b| b.events.len()), Some(limit));
     }
 
+    /// A delete whose tombstones would not fit one log record is refused, and nothing
+    /// changes; one that just fits is written as one revision.
+    #[test]
+    fn a_revision_over_a_log_record_is_refused() {
+        let mut m = Mvcc::new();
+        let key_len = MAX_REQUEST_BYTES - 1024;
+        let tombstone = change_payload_bytes(EventKind::Delete, key_len, 0);
+        let fit = (MAX_RECORD_PAYLOAD_BYTES - REVISION_HEADER_BYTES) / tombstone;
+        let key = |i: usize| {
+            let mut k = vec![b'k'; key_len];
+            k[key_len - 8..].copy_from_slice(format!("{i:08}").as_bytes());
+            k
+        };
+        for i in 0..=fit {
+            m.apply(&ops(vec![put(&key(i), b"")])).unwrap();
+        }
+        let current = m.current_revision();
+        let all = del(b"k", b"l");
+        assert_eq!(
+            m.apply(&ops(vec![all.clone()])).err(),
+            Some(RequestError::RevisionTooLarge {
+                size_bytes: REVISION_HEADER_BYTES + (fit + 1) * tombstone,
+                limit_bytes: MAX_RECORD_PAYLOAD_BYTES,
+            })
+        );
+        assert_eq!(m.current_revision(), current);
+        assert_eq!(
+            m.range_at(
+                &RangeRequest {
+                    key: b"k".to_vec(),
+                    range_end: b"l".to_vec(),
+                    count_only: true,
+                    ..Default::default()
+                },
+                current,
+                0
+            )
+            .count,
+            fit as i64 + 1
+        );
+        m.apply(&ops(vec![del(&key(fit), b"")])).unwrap();
+        let applied = m.apply(&ops(vec![all])).unwrap();
+        let batch = applied.batch.unwrap();
+        assert_eq!(batch.events.len(), fit);
+        assert!(crate::codec::revision_payload_bytes(&batch) <= MAX_RECORD_PAYLOAD_BYTES);
+    }
+
     /// A store with interleaved single puts, multi-key txns and range deletes over 20
-    /// keys (a fixed pseudo-random sequence), compacted at `compact_at` if positive.
+    /// keys (a fixed pseudo-random sequence).
     fn busy_store() -> Mvcc {
         let mut m = Mvcc::new();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
