@@ -930,9 +930,10 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::maintenance_server::Maintena
         Ok(Response::new(pb::StatusResponse {
             header: self.header(revision),
             version: ETCD_API_VERSION.into(),
-            // Log bytes written since open: the engine does not track file sizes.
-            db_size: stats.n_log_bytes as i64,
-            db_size_in_use: stats.n_log_bytes as i64,
+            // The key space's files (log segments and checkpoint), as etcd's bbolt
+            // file; in use, the bytes its retained entries take written out.
+            db_size: stats.n_disk_bytes as i64,
+            db_size_in_use: stats.n_retained_bytes as i64,
             leader: self.config.member_id,
             raft_index: revision as u64,
             raft_term: 1,

@@ -17,13 +17,28 @@ use tonic::Code;
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn start() -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
+    let (channel, stop, _served) = start_on(MemDir::new(), MemDir::new()).await;
+    (channel, stop)
+}
+
+type Served = tokio::task::JoinHandle<Result<(), ServeError>>;
+
+/// Serves a store in `kv` and `lease` (clones share their files, so a second call on
+/// clones is a restart once the first server has ended: awaiting the handle).
+async fn start_on(
+    kv: MemDir,
+    lease: MemDir,
+) -> (
+    tonic::transport::Channel,
+    tokio::sync::oneshot::Sender<()>,
+    Served,
+) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-    let store =
-        Store::with_dirs(MemDir::new(), MemDir::new(), StoreConfig::default(), clock).unwrap();
+    let store = Store::with_dirs(kv, lease, StoreConfig::default(), clock).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(
+    let served = tokio::spawn(serve(
         Arc::new(store),
         listener,
         ServerConfig::default(),
@@ -36,7 +51,7 @@ async fn start() -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>
         .connect()
         .await
         .unwrap();
-    (channel, stop_tx)
+    (channel, stop_tx, served)
 }
 
 fn put(key: &str, value: Vec<u8>) -> pb::PutRequest {
@@ -49,6 +64,50 @@ fn put(key: &str, value: Vec<u8>) -> pb::PutRequest {
 
 fn check(err: tonic::Status, code: Code, message: &str) {
     assert_eq!((err.code(), err.message()), (code, message));
+}
+
+/// Status reports the key space's bytes on disk, before and after a restart, and the
+/// bytes in use below them once history is compacted away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_the_bytes_on_disk_across_restarts() {
+    let (kv_dir, lease_dir) = (MemDir::new(), MemDir::new());
+    let status = |ch: tonic::transport::Channel| async move {
+        pb::maintenance_client::MaintenanceClient::new(ch)
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let (ch, stop, served) = start_on(kv_dir.clone(), lease_dir.clone()).await;
+    let mut kv = pb::kv_client::KvClient::new(ch.clone());
+    for i in 0..50u8 {
+        kv.put(put("k", vec![i; 1000])).await.unwrap();
+    }
+    let before = status(ch.clone()).await;
+    assert!(before.db_size > 50_000, "{before:?}");
+    assert_eq!(
+        before.db_size_in_use,
+        before.db_size_in_use.min(before.db_size)
+    );
+    kv.compact(pb::CompactionRequest {
+        revision: 51,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    let compacted = status(ch.clone()).await;
+    assert!(compacted.db_size_in_use < 2_000, "{compacted:?}");
+    let _ = stop.send(());
+    drop((kv, ch));
+    tokio::time::timeout(WAIT, served)
+        .await
+        .expect("the server ends")
+        .unwrap()
+        .unwrap();
+    let (ch, _stop, _served) = start_on(kv_dir, lease_dir).await;
+    let after = status(ch).await;
+    assert!(after.db_size >= before.db_size, "{before:?} then {after:?}");
+    assert_eq!(after.db_size_in_use, compacted.db_size_in_use);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
