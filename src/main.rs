@@ -385,6 +385,9 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     let st = Arc::new(
         opened.with_context(|| format!("opening the store in {}", args.data_dir.display()))?,
     );
+    for repair in st.repaired_tails() {
+        tracing::warn!("store log repaired on open: {repair}");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -36,7 +36,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::checkpoint;
 use crate::codec::{Record, encode_record};
-use crate::error::{Error, RequestError};
+use crate::error::{Error, RequestError, TailRepair};
 use crate::logfile::LogDir;
 use crate::mvcc::{HistoryChunk, Mvcc, TxnLimits};
 use crate::types::*;
@@ -114,6 +114,8 @@ pub struct EngineStats {
     /// Bytes the retained entries take written out: what garbage collection keeps.
     pub n_retained_bytes: u64,
     pub last_checkpoint_error: Option<String>,
+    /// The torn tail cut off when the log was opened, if any.
+    pub repaired_tail: Option<TailRepair>,
 }
 
 /// Where the writer sends one op's answer: a blocked thread or an awaiting task.
@@ -183,6 +185,8 @@ struct Shared {
     /// Serialises checkpoint writers (explicit and background).
     checkpoint_lock: Mutex<()>,
     last_checkpoint_error: Mutex<Option<String>>,
+    /// The torn tail cut off when the log was opened.
+    repaired_tail: Option<TailRepair>,
     /// A snapshot is queued for or being written by the checkpointer.
     checkpoint_pending: AtomicBool,
     disk: Mutex<DiskUsage>,
@@ -268,6 +272,7 @@ impl<D: LogDir + Clone> Engine<D> {
             poisoned: Mutex::new(None),
             checkpoint_lock: Mutex::new(()),
             last_checkpoint_error: Mutex::new(None),
+            repaired_tail: wal.repaired_tail().cloned(),
             queue_space: Notify::new(),
             counters: Counters::default(),
         });
@@ -467,6 +472,7 @@ impl<D: LogDir + Clone> Engine<D> {
             n_disk_bytes: self.shared.disk.lock().unwrap().total(),
             n_retained_bytes: self.shared.retained_bytes.load(Ordering::Relaxed),
             last_checkpoint_error: self.shared.last_checkpoint_error.lock().unwrap().clone(),
+            repaired_tail: self.shared.repaired_tail.clone(),
         }
     }
 

@@ -52,6 +52,20 @@ pub struct Corruption {
     pub reason: String,
 }
 
+/// A torn tail cut off when the log was opened: the last write that never completed
+/// (or damage to the last record, which a torn write cannot be told apart from).
+/// Nothing cut was acknowledged, since acknowledgement waits for the sync.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cut a torn tail of {bytes_dropped} bytes off {file} at offset {offset}: {reason}")]
+pub struct TailRepair {
+    pub file: String,
+    /// Where the file now ends: the end of its last valid record.
+    pub offset: u64,
+    pub bytes_dropped: u64,
+    /// Why the first dropped record failed to decode.
+    pub reason: String,
+}
+
 /// The crate's umbrella error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

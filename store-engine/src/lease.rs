@@ -42,7 +42,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
 use crate::codec::{MAX_RECORD_PAYLOAD_BYTES, REVISION_HEADER_BYTES, change_payload_bytes};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, EngineStats};
 use crate::error::Error;
 use crate::logfile::LogDir;
 use crate::types::*;
@@ -440,6 +440,11 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
                 Vec::new()
             },
         })
+    }
+
+    /// The lease log's engine statistics.
+    pub fn log_stats(&self) -> EngineStats {
+        self.log.stats()
     }
 
     /// Every lease id, in order.

@@ -115,7 +115,7 @@ pub mod wal;
 pub mod watch;
 
 pub use engine::{CommitHook, Engine, EngineConfig, EngineStats, MAX_COMMIT_HOOKS, SyncMode};
-pub use error::{Corruption, Error, RequestError};
+pub use error::{Corruption, Error, RequestError, TailRepair};
 pub use grpc::{ServeError, ServerConfig, serve};
 pub use lease::{Clock, FakeClock, LeaseError, LeaseInfo, Lessor, SystemClock};
 pub use logfile::{HostDir, HostFile, LogBackend, LogDir, LogFile, MemDir, StdDir};

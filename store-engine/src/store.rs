@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::{Engine, EngineConfig};
-use crate::error::Error;
+use crate::error::{Error, TailRepair};
 use crate::lease::{Clock, Lessor, SystemClock};
 use crate::logfile::{HostDir, LogBackend, LogDir};
 use crate::watch::{HubConfig, WatchHub};
@@ -50,6 +50,17 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Store<D> {
         let hub = WatchHub::attach(&kv, config.hub);
         let lessor = Lessor::open(kv.clone(), lease_dir, config.engine, clock)?;
         Ok(Store { kv, hub, lessor })
+    }
+
+    /// The torn tails cut off the two logs when they were opened (the lease log's file
+    /// named under [`LEASE_SUBDIR`]), for the caller to report.
+    pub fn repaired_tails(&self) -> Vec<TailRepair> {
+        let kv = self.kv.stats().repaired_tail;
+        let lease = self.lessor.log_stats().repaired_tail.map(|r| TailRepair {
+            file: format!("{LEASE_SUBDIR}/{}", r.file),
+            ..r
+        });
+        kv.into_iter().chain(lease).collect()
     }
 }
 

@@ -9,7 +9,7 @@
 use std::io;
 
 use crate::codec::{Record, SegmentHeader, decode_record, encode_record};
-use crate::error::{Corruption, Error};
+use crate::error::{Corruption, Error, TailRepair};
 use crate::logfile::{LogDir, LogFile};
 
 /// Default size at which the writer starts a new segment.
@@ -45,6 +45,7 @@ pub struct Wal<D: LogDir> {
     segment_bytes_max: u64,
     /// Each segment's size as found on open (after repair), by id.
     opened_sizes: Vec<(u64, u64)>,
+    repaired_tail: Option<TailRepair>,
 }
 
 impl<D: LogDir> Wal<D> {
@@ -83,6 +84,7 @@ impl<D: LogDir> Wal<D> {
             let active = create_segment(&dir, first_segment, target.revision())?;
             return Ok(Wal {
                 opened_sizes: vec![(first_segment, active.len())],
+                repaired_tail: None,
                 dir,
                 active,
                 active_id: first_segment,
@@ -90,9 +92,11 @@ impl<D: LogDir> Wal<D> {
             });
         };
         let mut opened_sizes = Vec::with_capacity(ids.len());
+        let mut repaired_tail = None;
         for &id in &ids {
-            let size = scan_segment(&dir, id, id == last_id, target)?;
+            let (size, repair) = scan_segment(&dir, id, id == last_id, target)?;
             opened_sizes.push((id, size));
+            repaired_tail = repaired_tail.or(repair);
         }
         let mut active = dir.open(&segment_name(last_id))?;
         if active.is_empty() {
@@ -113,7 +117,13 @@ impl<D: LogDir> Wal<D> {
             active_id: last_id,
             segment_bytes_max,
             opened_sizes,
+            repaired_tail,
         })
+    }
+
+    /// The torn tail cut off on open, if there was one.
+    pub fn repaired_tail(&self) -> Option<&TailRepair> {
+        self.repaired_tail.as_ref()
     }
 
     pub fn active_id(&self) -> u64 {
@@ -182,7 +192,7 @@ fn scan_segment<D: LogDir>(
     id: u64,
     is_last: bool,
     target: &mut dyn Replay,
-) -> Result<u64, Error> {
+) -> Result<(u64, Option<TailRepair>), Error> {
     let name = segment_name(id);
     let mut file = dir.open(&name)?;
     let corrupt = |offset: usize, reason: String| Corruption {
@@ -206,9 +216,14 @@ fn scan_segment<D: LogDir>(
             Err(e) if is_last && !any_valid_record_from(&buf, offset + 1) => {
                 // A torn tail: the last write never completed. Nothing after it was
                 // acknowledged, because acknowledgement waits for the sync.
-                let _ = e;
                 file.truncate(offset as u64)?;
-                return Ok(offset as u64);
+                let repair = TailRepair {
+                    file: name,
+                    offset: offset as u64,
+                    bytes_dropped: (buf.len() - offset) as u64,
+                    reason: format!("{e:?}"),
+                };
+                return Ok((offset as u64, Some(repair)));
             }
             Err(e) => return Err(corrupt(offset, format!("{e:?}")).into()),
         }
@@ -216,7 +231,7 @@ fn scan_segment<D: LogDir>(
     if buf.is_empty() && !is_last {
         return Err(corrupt(0, "empty sealed segment".into()).into());
     }
-    Ok(buf.len() as u64)
+    Ok((buf.len() as u64, None))
 }
 
 fn check_position(record: &Record, id: u64, offset: usize) -> Result<(), String> {

@@ -197,6 +197,18 @@ fn truncation_at_every_boundary_and_inside_every_record_keeps_the_complete_prefi
                 &expected(&writes, i.saturating_sub(1)),
                 &format!("cut at {cut}"),
             );
+            // A cut inside a record is reported; one on a boundary has nothing to cut.
+            let repair = engine.stats().repaired_tail;
+            if cut == start {
+                assert_eq!(repair, None, "cut at {cut}");
+            } else {
+                let repair = repair.unwrap_or_else(|| panic!("cut at {cut}: no repair reported"));
+                assert_eq!(
+                    (repair.file.as_str(), repair.offset, repair.bytes_dropped),
+                    (segment_name(0).as_str(), start as u64, (cut - start) as u64),
+                    "cut at {cut}"
+                );
+            }
             // The repaired log takes new writes, which survive a restart.
             engine.txn(put("after", "crash")).unwrap();
             n_cases += 1;
@@ -244,6 +256,11 @@ fn corruption_before_the_tail_is_an_error_naming_segment_and_offset(b: LogBacken
             if i == n_records - 1 {
                 // The last record: indistinguishable from a torn write, truncated.
                 let engine = result.unwrap_or_else(|e| panic!("byte {at}: {e}"));
+                let repair = engine.stats().repaired_tail.expect("the cut is reported");
+                assert_eq!(
+                    (repair.offset, repair.bytes_dropped),
+                    (start as u64, (end - start) as u64)
+                );
                 assert_state(
                     &engine,
                     &expected(&writes, writes.len() - 1),

@@ -123,6 +123,9 @@ impl EmbeddedStorage {
             "watch_backlog_events must be at least 1"
         );
         let store = Store::open(dir, config.store.clone()).map_err(engine_error)?;
+        for repair in store.repaired_tails() {
+            tracing::warn!("store log repaired on open: {repair}");
+        }
         let (shutdown, shutdown_rx) = watch::channel(());
         Ok(Arc::new(EmbeddedStorage {
             store,
@@ -330,7 +333,8 @@ fn request_error(e: RequestError) -> StorageError {
         }
         e @ (RequestError::TooLarge { .. }
         | RequestError::TooManyOps { .. }
-        | RequestError::TooManyChanges { .. }) => StorageError::TooLarge(e.to_string()),
+        | RequestError::TooManyChanges { .. }
+        | RequestError::RevisionTooLarge { .. }) => StorageError::TooLarge(e.to_string()),
         // The API server never builds these; reaching one is a bug in this module.
         e @ (RequestError::EmptyKey
         | RequestError::RangeEndBeforeKey
