@@ -109,6 +109,8 @@ pub struct EngineStats {
     pub n_gc_runs: u64,
     /// Async submissions that found the queue full and waited for space.
     pub n_queue_full_waits: u64,
+    /// Ops waiting in the queue for the writer now.
+    pub n_queued: u64,
     /// Bytes of the log segments and the checkpoint on disk.
     pub n_disk_bytes: u64,
     /// Bytes the retained entries take written out: what garbage collection keeps.
@@ -149,6 +151,8 @@ struct Counters {
     n_checkpoints: AtomicU64,
     n_gc_runs: AtomicU64,
     n_queue_full_waits: AtomicU64,
+    /// Ops in the queue: counted up before they are sent, down as the writer takes them.
+    n_queued: AtomicI64,
 }
 
 /// What the log occupies on disk, kept by the writer (appends, rolls) and the
@@ -469,6 +473,7 @@ impl<D: LogDir + Clone> Engine<D> {
             n_checkpoints: c.n_checkpoints.load(Ordering::Relaxed),
             n_gc_runs: c.n_gc_runs.load(Ordering::Relaxed),
             n_queue_full_waits: c.n_queue_full_waits.load(Ordering::Relaxed),
+            n_queued: c.n_queued.load(Ordering::Relaxed).max(0) as u64,
             n_disk_bytes: self.shared.disk.lock().unwrap().total(),
             n_retained_bytes: self.shared.retained_bytes.load(Ordering::Relaxed),
             last_checkpoint_error: self.shared.last_checkpoint_error.lock().unwrap().clone(),
@@ -487,8 +492,12 @@ impl<D: LogDir + Clone> Engine<D> {
         }
         let (reply_tx, reply_rx) = sync_channel(1);
         let tx = self.tx.as_ref().ok_or(Error::Shutdown)?;
-        tx.send(make(Responder::Blocking(reply_tx)))
-            .map_err(|_| Error::Shutdown)?;
+        let queued = &self.shared.counters.n_queued;
+        queued.fetch_add(1, Ordering::Relaxed);
+        tx.send(make(Responder::Blocking(reply_tx))).map_err(|_| {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            Error::Shutdown
+        })?;
         reply_rx
             .recv()
             .map_err(|_| Error::Poisoned("writer thread stopped".into()))?
@@ -510,7 +519,13 @@ impl<D: LogDir + Clone> Engine<D> {
             let space = self.shared.queue_space.notified();
             let mut space = std::pin::pin!(space);
             space.as_mut().enable();
-            match tx.try_send(op) {
+            let queued = &self.shared.counters.n_queued;
+            queued.fetch_add(1, Ordering::Relaxed);
+            let sent = tx.try_send(op);
+            if sent.is_err() {
+                queued.fetch_sub(1, Ordering::Relaxed);
+            }
+            match sent {
                 Ok(()) => break,
                 Err(TrySendError::Full(back)) => {
                     op = back;
@@ -597,6 +612,10 @@ impl<D: LogDir> Writer<D> {
                     Err(_) => break,
                 }
             }
+            self.shared
+                .counters
+                .n_queued
+                .fetch_sub(group.len() as i64, Ordering::Relaxed);
             self.shared.queue_space.notify_waiters();
             self.commit_group(group);
             self.maybe_checkpoint();

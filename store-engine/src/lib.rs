@@ -118,7 +118,7 @@ pub use engine::{CommitHook, Engine, EngineConfig, EngineStats, MAX_COMMIT_HOOKS
 pub use error::{Corruption, Error, RequestError, TailRepair};
 pub use grpc::{ServeError, ServerConfig, serve};
 pub use lease::{Clock, FakeClock, LeaseError, LeaseInfo, Lessor, SystemClock};
-pub use logfile::{HostDir, HostFile, LogBackend, LogDir, LogFile, MemDir, StdDir};
+pub use logfile::{HostDir, HostFile, LogBackend, LogDir, LogFile, MemDir, MemFile, StdDir};
 pub use mvcc::{Applied, HistoryChunk, HistoryScan, Mvcc, TxnLimits};
 pub use store::{Store, StoreConfig};
 pub use types::*;
