@@ -17,7 +17,8 @@ use tonic::Code;
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn start() -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
-    let (channel, stop, _served) = start_on(MemDir::new(), MemDir::new()).await;
+    let (channel, stop, _served) =
+        start_on(MemDir::new(), MemDir::new(), ServerConfig::default()).await;
     (channel, stop)
 }
 
@@ -28,6 +29,7 @@ type Served = tokio::task::JoinHandle<Result<(), ServeError>>;
 async fn start_on(
     kv: MemDir,
     lease: MemDir,
+    config: ServerConfig,
 ) -> (
     tonic::transport::Channel,
     tokio::sync::oneshot::Sender<()>,
@@ -38,14 +40,9 @@ async fn start_on(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(serve(
-        Arc::new(store),
-        listener,
-        ServerConfig::default(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let served = tokio::spawn(serve(Arc::new(store), listener, config, async move {
+        let _ = stop_rx.await;
+    }));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -78,7 +75,8 @@ async fn status_reports_the_bytes_on_disk_across_restarts() {
             .unwrap()
             .into_inner()
     };
-    let (ch, stop, served) = start_on(kv_dir.clone(), lease_dir.clone()).await;
+    let (ch, stop, served) =
+        start_on(kv_dir.clone(), lease_dir.clone(), ServerConfig::default()).await;
     let mut kv = pb::kv_client::KvClient::new(ch.clone());
     for i in 0..50u8 {
         kv.put(put("k", vec![i; 1000])).await.unwrap();
@@ -104,7 +102,7 @@ async fn status_reports_the_bytes_on_disk_across_restarts() {
         .expect("the server ends")
         .unwrap()
         .unwrap();
-    let (ch, _stop, _served) = start_on(kv_dir, lease_dir).await;
+    let (ch, _stop, _served) = start_on(kv_dir, lease_dir, ServerConfig::default()).await;
     let after = status(ch).await;
     assert!(after.db_size >= before.db_size, "{before:?} then {after:?}");
     assert_eq!(after.db_size_in_use, compacted.db_size_in_use);
@@ -293,4 +291,43 @@ async fn watch_stream_protocol() {
     tx.send(cancel).await.unwrap();
     let r = next(&mut stream).await;
     assert!(r.canceled && r.watch_id == 5);
+}
+
+/// Watchers created with `progress_notify` get periodic progress notifications (no
+/// events, the current revision, their own id); the others get none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_progress_reaches_only_the_watchers_that_asked() {
+    let config = ServerConfig {
+        progress_notify_interval_ms: 20,
+        ..ServerConfig::default()
+    };
+    let (ch, _stop, _served) = start_on(MemDir::new(), MemDir::new(), config).await;
+    let mut kv = pb::kv_client::KvClient::new(ch.clone());
+    let mut watch = pb::watch_client::WatchClient::new(ch);
+    kv.put(put("a", vec![1])).await.unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let mut stream = watch
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(create("a", "", 0, 1)).await.unwrap();
+    let mut notify = create("b", "", 0, 2);
+    if let Some(pb::watch_request::RequestUnion::CreateRequest(c)) = &mut notify.request_union {
+        c.progress_notify = true;
+    }
+    tx.send(notify).await.unwrap();
+    let mut created = Vec::new();
+    while created.len() < 2 {
+        let r = next(&mut stream).await;
+        assert!(r.created && r.events.is_empty(), "{r:?}");
+        created.push(r.watch_id);
+    }
+    created.sort();
+    assert_eq!(created, [1, 2]);
+    for _ in 0..3 {
+        let r = next(&mut stream).await;
+        assert!(!r.created && !r.canceled && r.events.is_empty(), "{r:?}");
+        assert_eq!((r.watch_id, r.header.unwrap().revision), (2, 2));
+    }
 }
