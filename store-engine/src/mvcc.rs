@@ -36,39 +36,38 @@ pub struct HistoryScan {
     key: Vec<u8>,
     range_end: Vec<u8>,
     from: i64,
-    /// Every change seen so far with main revision up to `bound` is in `events`; the
-    /// rest were dropped. Starts at the scan's `to` and only falls.
+    /// The last key read, where the next step resumes.
+    after: Option<Bytes>,
+    selected: Selection,
+}
+
+/// The changes a [`HistoryScan`] keeps: every change seen so far with main revision
+/// up to `bound` (the rest were dropped). `bound` starts at the scan's `to` and only
+/// falls.
+#[derive(Debug)]
+struct Selection {
     bound: i64,
     max_events: usize,
     events: BTreeMap<Revision, Event>,
-    /// The last key read, where the next step resumes.
-    after: Option<Bytes>,
-}
-
-/// The part of a [`HistoryScan`] that the index's visitor updates.
-struct Selection<'a> {
-    bound: &'a mut i64,
-    max_events: usize,
-    events: &'a mut BTreeMap<Revision, Event>,
 }
 
 impl HistoryScan {
     /// The chunk read: every change up to its `last_revision`.
     pub fn finish(self) -> HistoryChunk {
         HistoryChunk {
-            events: self.events.into_values().collect(),
-            last_revision: self.bound,
+            events: self.selected.events.into_values().collect(),
+            last_revision: self.selected.bound,
         }
     }
 }
 
-impl Selection<'_> {
+impl Selection {
     /// Keeps `c` if it is at or below the bound, then lowers the bound past whole
     /// revisions until at most `max_events` remain (or one revision does). False once
     /// `c` is past the bound: so are the key's later changes.
     fn offer(&mut self, c: Change<'_>) -> bool {
         let rev = c.revision();
-        if rev.main > *self.bound {
+        if rev.main > self.bound {
             return false;
         }
         self.events.insert(rev, c.event());
@@ -80,7 +79,7 @@ impl Selection<'_> {
             };
             if first == last {
                 // One revision over the limit: a chunk always ends on a whole one.
-                *self.bound = last;
+                self.bound = last;
                 break;
             }
             while self
@@ -90,7 +89,7 @@ impl Selection<'_> {
             {
                 self.events.pop_last();
             }
-            *self.bound = last - 1;
+            self.bound = last - 1;
         }
         true
     }
@@ -419,10 +418,12 @@ impl Mvcc {
             key: key.to_vec(),
             range_end: range_end.to_vec(),
             from: from.max(1),
-            bound: to.min(visible),
-            max_events,
-            events: BTreeMap::new(),
             after: None,
+            selected: Selection {
+                bound: to.min(visible),
+                max_events,
+                events: BTreeMap::new(),
+            },
         })
     }
 
@@ -435,26 +436,15 @@ impl Mvcc {
         max_keys: usize,
     ) -> Result<bool, RequestError> {
         self.check_history_from(scan.from)?;
-        let HistoryScan {
-            key,
-            range_end,
-            from,
-            bound,
-            max_events,
-            events,
-            after,
-        } = scan;
-        let span = KeySpan::new(key, range_end);
-        let mut sel = Selection {
-            bound,
-            max_events: *max_events,
-            events,
-        };
-        let resume = after.take();
-        *after = self
+        let span = KeySpan::new(&scan.key, &scan.range_end);
+        let resume = scan.after.take();
+        let selected = &mut scan.selected;
+        scan.after = self
             .index
-            .scan_changes(&span, resume.as_deref(), max_keys, *from, |c| sel.offer(c));
-        Ok(after.is_none())
+            .scan_changes(&span, resume.as_deref(), max_keys, scan.from, |c| {
+                selected.offer(c)
+            });
+        Ok(scan.after.is_none())
     }
 
     fn check_history_from(&self, from: i64) -> Result<(), RequestError> {

@@ -219,6 +219,22 @@ fn create(key: &str, range_end: &str, start_revision: i64, watch_id: i64) -> pb:
     }
 }
 
+/// A Watch stream on `ch`: where to send requests, and the responses.
+async fn open_watch(
+    ch: tonic::transport::Channel,
+) -> (
+    mpsc::Sender<pb::WatchRequest>,
+    tonic::Streaming<WatchResponse>,
+) {
+    let (tx, rx) = mpsc::channel(8);
+    let stream = pb::watch_client::WatchClient::new(ch)
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, stream)
+}
+
 fn progress() -> pb::WatchRequest {
     pb::WatchRequest {
         request_union: Some(pb::watch_request::RequestUnion::ProgressRequest(
@@ -231,7 +247,6 @@ fn progress() -> pb::WatchRequest {
 async fn watch_stream_protocol() {
     let (ch, _stop) = start().await;
     let mut kv = pb::kv_client::KvClient::new(ch.clone());
-    let mut watch = pb::watch_client::WatchClient::new(ch);
     for i in 0..3 {
         kv.put(put("k/old", vec![i])).await.unwrap();
     }
@@ -241,12 +256,7 @@ async fn watch_stream_protocol() {
     })
     .await
     .unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    let mut stream = watch
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut stream) = open_watch(ch).await;
 
     // No watcher yet: the stream answers progress itself (watch id -1).
     tx.send(progress()).await.unwrap();
@@ -303,14 +313,8 @@ async fn periodic_progress_reaches_only_the_watchers_that_asked() {
     };
     let (ch, _stop, _served) = start_on(MemDir::new(), MemDir::new(), config).await;
     let mut kv = pb::kv_client::KvClient::new(ch.clone());
-    let mut watch = pb::watch_client::WatchClient::new(ch);
     kv.put(put("a", vec![1])).await.unwrap();
-    let (tx, rx) = mpsc::channel(8);
-    let mut stream = watch
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
+    let (tx, mut stream) = open_watch(ch).await;
     tx.send(create("a", "", 0, 1)).await.unwrap();
     let mut notify = create("b", "", 0, 2);
     if let Some(pb::watch_request::RequestUnion::CreateRequest(c)) = &mut notify.request_union {
