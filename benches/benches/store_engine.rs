@@ -1,7 +1,8 @@
 //! Store engine: group-committed puts (fdatasync vs no-sync, std::fs vs io_uring log
 //! files, 1 vs 8 writers), ranges, single-key index lookups, the pure MVCC apply
 //! path without IO, and restart (recovery) of a store of 1M keys, from a fresh
-//! checkpoint and from the log alone.
+//! checkpoint and from the log alone; the snapshot of a 1M-key store that a checkpoint
+//! takes on the writer thread (the writers' only pause).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -217,6 +218,30 @@ fn bench_recovery(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&checkpointed);
 }
 
+/// The copy of the state a checkpoint (and so garbage collection) takes on the writer
+/// thread, with writes paused: of a store of [`N_RECOVERY_KEYS`] keys.
+fn bench_snapshot(c: &mut Criterion) {
+    let mut mvcc = Mvcc::new();
+    let keys: Vec<String> = (0..N_RECOVERY_KEYS)
+        .map(|i| format!("/registry/pods/ns{}/p{i:07}", i % 1000))
+        .collect();
+    for batch in keys.chunks(128) {
+        let txn = TxnRequest {
+            success: batch
+                .iter()
+                .map(|k| RequestOp::Put(put(k.clone())))
+                .collect(),
+            ..Default::default()
+        };
+        mvcc.apply(&txn).unwrap();
+    }
+    let mut g = c.benchmark_group("store_engine/mvcc");
+    g.bench_function("snapshot_1m_keys", |b| {
+        b.iter_with_large_drop(|| black_box(mvcc.clone()))
+    });
+    g.finish();
+}
+
 criterion_group!(benches, bench_put, bench_read, bench_apply);
-criterion_group!(recovery, bench_recovery);
+criterion_group!(recovery, bench_recovery, bench_snapshot);
 criterion_main!(benches, recovery);

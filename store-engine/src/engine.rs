@@ -23,8 +23,10 @@
 //! the total (typically right after a compaction), the writer rolls to a fresh segment
 //! and hands a copy of the index to the background checkpointer, which writes the live
 //! entries out once and then deletes every sealed segment, fully dead or mostly dead
-//! alike. Writers pause only for the copy; readers not at all. A crash at any point
-//! leaves either the old checkpoint with all its segments or the new one.
+//! alike. Writers pause only for the copy, which shares the index's chunks
+//! copy-on-write (one handle per 256 keys: about 0.2 ms for 1M keys); readers do not
+//! pause at all. A crash at any point leaves either the old checkpoint with all its
+//! segments or the new one.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
