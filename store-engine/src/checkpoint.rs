@@ -34,9 +34,20 @@ fn parse_checkpoint_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Encodes `mvcc` as the state after every segment below `first_segment`.
-pub fn encode(mvcc: &Mvcc, first_segment: u64) -> Vec<u8> {
-    let mut out = vec![0; HEADER_BYTES];
+/// Body bytes a checkpoint is encoded into before they are handed on (checksummed or
+/// written): a checkpoint is never held whole in memory, however large the store.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// Encodes the body of the checkpoint of `mvcc` covering the segments below
+/// `first_segment`, handing it to `sink` in pieces of about `piece_bytes` (a piece ends
+/// after the entry that reaches the size, so one large value makes a larger piece).
+fn encode_body<E>(
+    mvcc: &Mvcc,
+    first_segment: u64,
+    piece_bytes: usize,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut out = Vec::with_capacity(piece_bytes.min(PIECE_BYTES) * 2);
     put_u64(&mut out, first_segment);
     put_i64(&mut out, mvcc.current_revision());
     put_i64(&mut out, mvcc.compacted_revision());
@@ -60,14 +71,49 @@ pub fn encode(mvcc: &Mvcc, first_segment: u64) -> Vec<u8> {
                     put_bytes(&mut out, &p.value);
                 }
             }
+            if out.len() >= piece_bytes {
+                sink(&out)?;
+                out.clear();
+            }
         }
     }
-    let body_len = (out.len() - HEADER_BYTES) as u64;
-    let crc = crc32c::crc32c(&out[HEADER_BYTES..]);
-    out[0..8].copy_from_slice(&FORMAT_MAGIC.to_le_bytes());
-    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out[12..20].copy_from_slice(&body_len.to_le_bytes());
-    out[20..24].copy_from_slice(&crc.to_le_bytes());
+    if !out.is_empty() {
+        sink(&out)?;
+    }
+    Ok(())
+}
+
+fn header(body_len: u64, crc: u32) -> [u8; HEADER_BYTES] {
+    let mut h = [0; HEADER_BYTES];
+    h[0..8].copy_from_slice(&FORMAT_MAGIC.to_le_bytes());
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&body_len.to_le_bytes());
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The body's length and checksum, from a first pass that keeps no more than a piece.
+fn measure_body(mvcc: &Mvcc, first_segment: u64) -> (u64, u32) {
+    let (mut len, mut crc) = (0u64, 0u32);
+    let pass = encode_body(mvcc, first_segment, PIECE_BYTES, |piece| {
+        len += piece.len() as u64;
+        crc = crc32c::crc32c_append(crc, piece);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Ok(()) = pass;
+    (len, crc)
+}
+
+/// Encodes `mvcc` whole, as the state after every segment below `first_segment` (what
+/// [`write`] writes piece by piece).
+pub fn encode(mvcc: &Mvcc, first_segment: u64) -> Vec<u8> {
+    let (len, crc) = measure_body(mvcc, first_segment);
+    let mut out = header(len, crc).to_vec();
+    let pass = encode_body(mvcc, first_segment, PIECE_BYTES, |piece| {
+        out.extend_from_slice(piece);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Ok(()) = pass;
     out
 }
 
@@ -125,15 +171,25 @@ pub fn decode(buf: &[u8]) -> Result<(Mvcc, u64), String> {
 
 /// Writes a checkpoint durably, then removes older checkpoints and the segments it
 /// covers. Returns the checkpoint's size in bytes.
+///
+/// The body is encoded twice, a piece at a time: once for the header's length and
+/// checksum, once to write it. `mvcc` is a snapshot, so both passes see the same state,
+/// and no more than a piece of it is ever held encoded.
 pub fn write<D: LogDir>(dir: &D, mvcc: &Mvcc, first_segment: u64) -> Result<u64, Error> {
-    let buf = encode(mvcc, first_segment);
+    let (body_len, crc) = measure_body(mvcc, first_segment);
     let name = checkpoint_name(first_segment);
     let tmp = format!("{name}.tmp");
     if dir.list()?.contains(&tmp) {
         dir.remove(&tmp)?;
     }
     let mut file = dir.create(&tmp)?;
-    file.append(&buf)?;
+    file.append(&header(body_len, crc))?;
+    encode_body(mvcc, first_segment, PIECE_BYTES, |piece| file.append(piece))?;
+    assert_eq!(
+        file.len(),
+        HEADER_BYTES as u64 + body_len,
+        "both passes encode the same snapshot"
+    );
     file.sync_data()?;
     drop(file);
     dir.rename(&tmp, &name)?;
@@ -148,7 +204,7 @@ pub fn write<D: LogDir>(dir: &D, mvcc: &Mvcc, first_segment: u64) -> Result<u64,
     }
     dir.sync_dir()?;
     debug_assert!(dir.list()?.contains(&segment_name(first_segment)));
-    Ok(buf.len() as u64)
+    Ok(HEADER_BYTES as u64 + body_len)
 }
 
 /// A checkpoint read back: the state, the first segment it does not cover, its size.
@@ -189,4 +245,89 @@ pub fn load_latest<D: LogDir>(dir: &D) -> Result<Option<Loaded>, Error> {
         first_segment,
         bytes: buf.len() as u64,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logfile::MemDir;
+    use crate::types::{DeleteRangeRequest, PutRequest, RequestOp, TxnRequest};
+
+    /// Keys with several versions, tombstones, a lease and one value far larger than a
+    /// piece, compacted part of the way.
+    fn store() -> Mvcc {
+        let mut mvcc = Mvcc::new();
+        let txn = |op| TxnRequest {
+            success: vec![op],
+            ..Default::default()
+        };
+        for i in 0..60u32 {
+            let value = if i == 30 {
+                vec![b'x'; 5000]
+            } else {
+                i.to_le_bytes().to_vec()
+            };
+            let put = RequestOp::Put(PutRequest {
+                key: format!("k{:02}", i % 17).into_bytes(),
+                value,
+                lease: i64::from(i % 3),
+                ..Default::default()
+            });
+            mvcc.apply(&txn(put)).unwrap();
+            if i % 7 == 0 {
+                let del = RequestOp::DeleteRange(DeleteRangeRequest {
+                    key: format!("k{:02}", i % 5).into_bytes(),
+                    ..Default::default()
+                });
+                mvcc.apply(&txn(del)).unwrap();
+            }
+        }
+        mvcc.compact(20).unwrap();
+        mvcc
+    }
+
+    fn same(a: &Mvcc, b: &Mvcc) {
+        assert_eq!(a.current_revision(), b.current_revision());
+        assert_eq!(a.compacted_revision(), b.compacted_revision());
+        assert_eq!(a.index(), b.index());
+    }
+
+    #[test]
+    fn pieces_are_bounded_and_make_up_the_checkpoint() {
+        let mvcc = store();
+        let whole = encode(&mvcc, 9);
+        let (decoded, first_segment) = decode(&whole).unwrap();
+        assert_eq!(first_segment, 9);
+        same(&decoded, &mvcc);
+
+        let largest_entry = 8 + 8 + 1 + 24 + 4 + 5000;
+        let mut pieces = Vec::new();
+        let pass = encode_body(&mvcc, 9, 64, |p| {
+            pieces.push(p.to_vec());
+            Ok::<(), ()>(())
+        });
+        assert_eq!(pass, Ok(()));
+        assert!(pieces.len() > 10, "{} pieces", pieces.len());
+        for p in &pieces {
+            assert!(p.len() < 64 + largest_entry, "a piece of {} bytes", p.len());
+        }
+        assert!(
+            pieces.iter().any(|p| p.len() > 5000),
+            "the large value's piece"
+        );
+        assert_eq!(pieces.concat(), whole[HEADER_BYTES..]);
+    }
+
+    #[test]
+    fn written_in_pieces_loads_back() {
+        let mvcc = store();
+        let dir = MemDir::new();
+        // The segment a checkpoint covers up to exists when it is written.
+        dir.create(&segment_name(3)).unwrap();
+        let bytes = write(&dir, &mvcc, 3).unwrap();
+        assert_eq!(bytes, encode(&mvcc, 3).len() as u64);
+        let loaded = load_latest(&dir).unwrap().expect("a checkpoint");
+        assert_eq!((loaded.first_segment, loaded.bytes), (3, bytes));
+        same(&loaded.mvcc, &mvcc);
+    }
 }
