@@ -330,4 +330,20 @@ mod tests {
         assert_eq!((loaded.first_segment, loaded.bytes), (3, bytes));
         same(&loaded.mvcc, &mvcc);
     }
+
+    /// A snapshot taken while a compaction was still sweeping holds entries it drops;
+    /// loading drops them.
+    #[test]
+    fn a_checkpoint_taken_mid_sweep_loads_compacted() {
+        let mut mvcc = store();
+        let at = mvcc.current_revision() - 3;
+        let mut swept = mvcc.clone();
+        swept.compact(at).unwrap();
+        mvcc.begin_compaction(at).unwrap();
+        assert!(mvcc.sweep_step(1), "more than one chunk to sweep");
+        assert_ne!(mvcc.index(), swept.index());
+        let (loaded, _) = decode(&encode(&mvcc, 1)).unwrap();
+        assert!(!loaded.sweeping());
+        same(&loaded, &swept);
+    }
 }

@@ -14,13 +14,18 @@
 //! on a few tasks. Both are answered by the same group commit, after the same
 //! fdatasync.
 //!
+//! Compaction: applying one refuses reads below its revision at once; the entries it
+//! drops are dropped afterwards by the writer a few chunks of the index at a time
+//! ([`SWEEP_CHUNKS_PER_STEP`]), between groups of writes and whenever none wait. A
+//! physical compaction (etcd's `physical`) is answered when that sweep is done.
+//!
 //! Garbage collection: every value the store retains is in memory (the index), so the
 //! log is read only at startup, and a record is dead once compaction (or a later write)
 //! dropped its entry from the index. The engine counts the bytes on disk (segments and
 //! the checkpoint) against the bytes the retained entries take written out
 //! ([`Index::retained_bytes`](crate::index::Index::retained_bytes)); when the dead part
 //! reaches [`EngineConfig::gc_min_dead_bytes`] and [`EngineConfig::gc_dead_ratio`] of
-//! the total (typically right after a compaction), the writer rolls to a fresh segment
+//! the total (typically right after a compaction's sweep), the writer rolls to a fresh segment
 //! and hands a copy of the index to the background checkpointer, which writes the live
 //! entries out once and then deletes every sealed segment, fully dead or mostly dead
 //! alike. Writers pause only for the copy, which shares the index's chunks
@@ -30,7 +35,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -140,9 +145,17 @@ impl<T> Responder<T> {
 
 enum WriteOp {
     Txn(TxnRequest, TxnLimits, Responder<TxnResponse>),
-    Compact(i64, Responder<i64>),
+    /// The revision, and whether to answer only once the compacted entries are gone.
+    Compact(i64, bool, Responder<i64>),
     Snapshot(Responder<(Mvcc, u64)>),
 }
+
+/// Chunks of the index (of up to 256 keys each) a compaction drops entries from per
+/// step: the writer takes one step after each group of writes, and steps back to back
+/// while no writes wait, so a compaction of millions of keys never stops writers for
+/// more than a step: about 0.4 ms (p50; p99 0.7 ms) when every key drops an entry, where
+/// compacting 1M such keys at once took 0.45-0.62 s.
+pub const SWEEP_CHUNKS_PER_STEP: usize = 8;
 
 #[derive(Default)]
 struct Counters {
@@ -302,6 +315,8 @@ impl<D: LogDir + Clone> Engine<D> {
                         ckpt_tx,
                         bytes_since_checkpoint: 0,
                         buf: Vec::new(),
+                        sweeping: false,
+                        sweep_waiters: Vec::new(),
                     }
                     .run(rx)
                 })?
@@ -433,14 +448,18 @@ impl<D: LogDir + Clone> Engine<D> {
         }
     }
 
-    /// Compacts history before `revision` (durably); returns the revision at the time.
+    /// Compacts history before `revision`; returns the revision at the time, once the
+    /// compaction is durable and every entry it drops is gone from memory (etcd's
+    /// `physical`). Reads below `revision` are refused from the moment it is applied.
     pub fn compact(&self, revision: i64) -> Result<i64, Error> {
-        self.call(|reply| WriteOp::Compact(revision, reply))
+        self.call(|reply| WriteOp::Compact(revision, true, reply))
     }
 
-    /// [`Engine::compact`] without a thread.
-    pub async fn compact_async(&self, revision: i64) -> Result<i64, Error> {
-        self.call_async(|reply| WriteOp::Compact(revision, reply))
+    /// [`Engine::compact`] without a thread. Without `physical`, it returns once the
+    /// compaction is durable, and the writer drops the compacted entries afterwards,
+    /// [`SWEEP_CHUNKS_PER_STEP`] chunks of the index at a time, between groups of writes.
+    pub async fn compact_async(&self, revision: i64, physical: bool) -> Result<i64, Error> {
+        self.call_async(|reply| WriteOp::Compact(revision, physical, reply))
             .await
     }
 
@@ -591,7 +610,7 @@ fn checkpoint_loop<D: LogDir>(shared: &Shared, dir: &D, rx: Receiver<(Mvcc, u64)
 
 enum Reply {
     Txn(Responder<TxnResponse>, Result<TxnResponse, RequestError>),
-    Compact(Responder<i64>, Result<i64, RequestError>),
+    Compact(Responder<i64>, Result<i64, RequestError>, bool),
 }
 
 struct Writer<D: LogDir> {
@@ -602,11 +621,31 @@ struct Writer<D: LogDir> {
     bytes_since_checkpoint: u64,
     /// The group's records, reused (see [`WRITER_BUFFER_RETAINED_BYTES_MAX`]).
     buf: Vec<u8>,
+    /// A compaction's entries are still being dropped ([`Mvcc::sweep_step`]).
+    sweeping: bool,
+    /// Physical compactions answered when the sweep is done: (caller, revision then).
+    sweep_waiters: Vec<(Responder<i64>, i64)>,
 }
 
 impl<D: LogDir> Writer<D> {
     fn run(mut self, rx: Receiver<WriteOp>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.sweeping {
+                // Sweep while no write waits.
+                match rx.try_recv() {
+                    Ok(op) => op,
+                    Err(TryRecvError::Empty) => {
+                        self.sweep_step();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => break,
+                }
+            };
             let mut group = vec![first];
             while group.len() < self.config.batch_requests_max {
                 match rx.try_recv() {
@@ -620,6 +659,34 @@ impl<D: LogDir> Writer<D> {
                 .fetch_sub(group.len() as i64, Ordering::Relaxed);
             self.shared.queue_space.notify_waiters();
             self.commit_group(group);
+            if self.sweeping {
+                // One step per group too, so that a sweep ends under any load.
+                self.sweep_step();
+            }
+            self.maybe_checkpoint();
+        }
+        while self.sweeping {
+            self.sweep_step();
+        }
+    }
+
+    /// Drops a compaction's entries from the next [`SWEEP_CHUNKS_PER_STEP`] chunks;
+    /// answers the physical compactions once the sweep is done.
+    fn sweep_step(&mut self) {
+        let (more, retained) = {
+            let mut mvcc = self.shared.mvcc.write().unwrap();
+            let more = mvcc.sweep_step(SWEEP_CHUNKS_PER_STEP);
+            (more, mvcc.index().retained_bytes())
+        };
+        self.shared
+            .retained_bytes
+            .store(retained, Ordering::Relaxed);
+        if !more {
+            self.sweeping = false;
+            for (reply, revision) in self.sweep_waiters.drain(..) {
+                reply.send(Ok(revision));
+            }
+            // What the sweep dropped may make garbage collection due now.
             self.maybe_checkpoint();
         }
     }
@@ -634,7 +701,8 @@ impl<D: LogDir> Writer<D> {
         }
         let due = self.config.checkpoint_after_bytes;
         let grown = due > 0 && self.bytes_since_checkpoint >= due;
-        let gc = self.gc_due();
+        // After a compaction's sweep: until then the dead entries still count as live.
+        let gc = !self.sweeping && self.gc_due();
         if !grown && !gc {
             return;
         }
@@ -716,12 +784,13 @@ impl<D: LogDir> Writer<D> {
                         });
                         replies.push(Reply::Txn(reply, result));
                     }
-                    WriteOp::Compact(rev, reply) => {
-                        let result = mvcc.compact(rev).map(|()| mvcc.current_revision());
+                    WriteOp::Compact(rev, physical, reply) => {
+                        let result = mvcc.begin_compaction(rev).map(|()| mvcc.current_revision());
                         if result.is_ok() {
                             encode_record(&Record::Compact(rev), &mut buf);
+                            self.sweeping = true;
                         }
-                        replies.push(Reply::Compact(reply, result));
+                        replies.push(Reply::Compact(reply, result, physical));
                     }
                     WriteOp::Snapshot(reply) => snapshots.push(reply),
                 }
@@ -739,7 +808,7 @@ impl<D: LogDir> Writer<D> {
             for r in replies {
                 match r {
                     Reply::Txn(tx, _) => tx.send(Err(Error::Poisoned(reason.clone()))),
-                    Reply::Compact(tx, _) => tx.send(Err(Error::Poisoned(reason.clone()))),
+                    Reply::Compact(tx, _, _) => tx.send(Err(Error::Poisoned(reason.clone()))),
                 }
             }
             return;
@@ -758,7 +827,10 @@ impl<D: LogDir> Writer<D> {
         for r in replies {
             match r {
                 Reply::Txn(tx, res) => tx.send(res.map_err(Error::from)),
-                Reply::Compact(tx, res) => tx.send(res.map_err(Error::from)),
+                Reply::Compact(tx, Ok(revision), true) => {
+                    self.sweep_waiters.push((tx, revision));
+                }
+                Reply::Compact(tx, res, _) => tx.send(res.map_err(Error::from)),
             }
         }
         for reply in snapshots {
@@ -806,7 +878,7 @@ fn reply_all_failed(group: Vec<WriteOp>, reason: &str) {
         let err = || Error::Poisoned(reason.to_string());
         match op {
             WriteOp::Txn(_, _, tx) => tx.send(Err(err())),
-            WriteOp::Compact(_, tx) => tx.send(Err(err())),
+            WriteOp::Compact(_, _, tx) => tx.send(Err(err())),
             WriteOp::Snapshot(tx) => tx.send(Err(err())),
         }
     }
@@ -926,5 +998,91 @@ mod tests {
             "queue order"
         );
         assert_eq!(engine.current_revision(), third.header_revision);
+    }
+
+    /// A compaction is answered once durable and swept afterwards, between writes; a
+    /// physical one is answered only once the sweep is done. The writer is held in a
+    /// commit hook to look at the state between the two.
+    #[test]
+    fn a_compaction_sweeps_after_its_answer_and_a_physical_one_after_the_sweep() {
+        let engine = Arc::new(Engine::open(MemDir::new(), EngineConfig::default()).unwrap());
+        let mut model = Mvcc::new();
+        let put = |k: usize, v: usize| TxnRequest {
+            success: vec![RequestOp::Put(PutRequest {
+                key: format!("k{k:04}").into_bytes(),
+                value: format!("v{v}").into_bytes(),
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        // 1,000 keys of three versions: hundreds of (test-sized) chunks, several steps.
+        for v in 0..3 {
+            for k in 0..1000 {
+                engine.txn(put(k, v)).unwrap();
+                model.apply(&put(k, v)).unwrap();
+            }
+        }
+        let at = engine.current_revision() - 10;
+
+        // Hold the next two commits.
+        let (entered_tx, entered_rx) = mpsc::sync_channel(2);
+        let (release_tx, release_rx) = mpsc::sync_channel::<()>(2);
+        let holds = Mutex::new(2);
+        let release_rx = Mutex::new(release_rx);
+        engine.subscribe(Box::new(move |_| {
+            let mut holds = holds.lock().unwrap();
+            if *holds > 0 {
+                *holds -= 1;
+                entered_tx.send(()).unwrap();
+                release_rx.lock().unwrap().recv().unwrap();
+            }
+        }));
+        let held = {
+            let engine = engine.clone();
+            std::thread::spawn(move || engine.txn(put(5000, 0)).unwrap())
+        };
+        entered_rx.recv().unwrap();
+        // Queued behind the held commit, to be one group: the compaction, then a write.
+        let mut compact = Box::pin(engine.compact_async(at, false));
+        let mut after = Box::pin(engine.txn_async(put(5001, 0)));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(compact.as_mut().poll(&mut cx).is_pending());
+        assert!(after.as_mut().poll(&mut cx).is_pending());
+        release_tx.send(()).unwrap();
+        let held = held.join().unwrap();
+        // The writer holds at the write behind the compaction: begun, nothing swept.
+        entered_rx.recv().unwrap();
+        model.apply(&put(5000, 0)).unwrap();
+        let mut swept = model.clone();
+        swept.compact(at).unwrap();
+        {
+            let mvcc = engine.shared.mvcc.read().unwrap();
+            assert_eq!(mvcc.compacted_revision(), at);
+            assert!(mvcc.sweeping());
+            assert!(mvcc.index().retained_bytes() > swept.index().retained_bytes());
+        }
+        release_tx.send(()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (compacted, after) = rt.block_on(async { (compact.await, after.await) });
+        // Answered with the revision it was applied at, before the write behind it.
+        assert_eq!(compacted.unwrap(), held.header_revision);
+        assert_eq!(after.unwrap().header_revision, held.header_revision + 1);
+        model.compact(at).unwrap();
+        model.apply(&put(5001, 0)).unwrap();
+
+        // A physical compaction: answered with the sweep done, the index as if it had
+        // all been dropped at once.
+        let at = engine.current_revision();
+        engine.compact(at).unwrap();
+        model.compact(at).unwrap();
+        let mvcc = engine.shared.mvcc.read().unwrap();
+        assert!(!mvcc.sweeping());
+        assert_eq!(mvcc.index(), model.index());
+        assert_eq!(
+            engine.stats().n_retained_bytes,
+            model.index().retained_bytes()
+        );
     }
 }

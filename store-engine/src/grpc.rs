@@ -567,11 +567,11 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::kv_server::Kv for EtcdServic
         &self,
         req: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
-        let revision = req.into_inner().revision;
+        let pb::CompactionRequest { revision, physical } = req.into_inner();
         let current = self
             .store
             .kv
-            .compact_async(revision)
+            .compact_async(revision, physical)
             .await
             .map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::CompactionResponse {

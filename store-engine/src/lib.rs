@@ -114,7 +114,10 @@ pub mod uring;
 pub mod wal;
 pub mod watch;
 
-pub use engine::{CommitHook, Engine, EngineConfig, EngineStats, MAX_COMMIT_HOOKS, SyncMode};
+pub use engine::{
+    CommitHook, Engine, EngineConfig, EngineStats, MAX_COMMIT_HOOKS, SWEEP_CHUNKS_PER_STEP,
+    SyncMode,
+};
 pub use error::{Corruption, Error, RequestError, TailRepair};
 pub use grpc::{ServeError, ServerConfig, serve};
 pub use lease::{Clock, FakeClock, LeaseError, LeaseInfo, Lessor, SystemClock};

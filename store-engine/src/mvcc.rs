@@ -19,6 +19,16 @@ pub struct Mvcc {
     index: Index,
     current: i64,
     compacted: i64,
+    /// A compaction whose entries are still being dropped ([`Mvcc::begin_compaction`]).
+    sweep: Option<Sweep>,
+}
+
+/// A compaction in progress: entries at or below `at` are dropped from the keys from
+/// `from` on by [`Mvcc::sweep_step`].
+#[derive(Clone, Debug)]
+struct Sweep {
+    at: i64,
+    from: Option<Bytes>,
 }
 
 /// Retained changes read back for a watcher catching up ([`Mvcc::history`]).
@@ -117,19 +127,26 @@ impl Mvcc {
             index: Index::default(),
             current: 1,
             compacted: 0,
+            sweep: None,
         }
     }
 
-    /// Rebuilds a store from a checkpoint's parts.
-    pub fn from_parts(index: Index, current: i64, compacted: i64) -> Mvcc {
+    /// Rebuilds a store from a checkpoint's parts. Entries the compaction at
+    /// `compacted` drops are dropped now: a checkpoint taken while a compaction was
+    /// still sweeping holds some.
+    pub fn from_parts(mut index: Index, current: i64, compacted: i64) -> Mvcc {
         assert!(
             compacted <= current,
             "compacted {compacted} > current {current}"
         );
+        if compacted > 0 {
+            index.compact(compacted);
+        }
         Mvcc {
             index,
             current,
             compacted,
+            sweep: None,
         }
     }
 
@@ -460,6 +477,46 @@ impl Mvcc {
     /// Discards history before `at`: reads below it fail afterwards. etcd's errors: at
     /// or below the compacted revision is `Compacted`, above the current `FutureRevision`.
     pub fn compact(&mut self, at: i64) -> Result<(), RequestError> {
+        self.check_compaction(at)?;
+        self.index.compact(at);
+        self.compacted = at;
+        self.sweep = None;
+        Ok(())
+    }
+
+    /// [`Mvcc::compact`] with the dropping left to [`Mvcc::sweep_step`]: reads below
+    /// `at` are refused from now on, and reads at or after it see what they would after
+    /// the whole compaction. A sweep still under way restarts at the new revision (a
+    /// compaction at a later revision drops all an earlier one does).
+    pub fn begin_compaction(&mut self, at: i64) -> Result<(), RequestError> {
+        self.check_compaction(at)?;
+        self.compacted = at;
+        self.sweep = Some(Sweep { at, from: None });
+        Ok(())
+    }
+
+    /// Drops compacted entries from up to `max_chunks` chunks of the index (of up to 256
+    /// keys each). Returns true while the sweep has more to do.
+    pub fn sweep_step(&mut self, max_chunks: usize) -> bool {
+        let Some(sweep) = self.sweep.take() else {
+            return false;
+        };
+        let next = self
+            .index
+            .compact_step(sweep.at, sweep.from.as_deref(), max_chunks);
+        self.sweep = next.map(|from| Sweep {
+            at: sweep.at,
+            from: Some(from),
+        });
+        self.sweep.is_some()
+    }
+
+    /// True while a compaction's entries are still being dropped.
+    pub fn sweeping(&self) -> bool {
+        self.sweep.is_some()
+    }
+
+    fn check_compaction(&self, at: i64) -> Result<(), RequestError> {
         if at <= self.compacted {
             return Err(RequestError::Compacted {
                 requested: at,
@@ -472,8 +529,6 @@ impl Mvcc {
                 current: self.current,
             });
         }
-        self.index.compact(at);
-        self.compacted = at;
         Ok(())
     }
 

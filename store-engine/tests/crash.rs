@@ -436,7 +436,7 @@ fn gc_after_compaction_reclaims_disk_space(b: LogBackend) {
     assert!(n_segments_before > 10, "{n_segments_before} segments");
 
     engine.compact(engine.current_revision()).unwrap();
-    // The compaction's own group finds most of the log dead and starts the collection;
+    // The compaction's sweep, once done, finds most of the log dead and starts the collection;
     // wait (bounded) for the background checkpoint to land.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while engine.stats().n_checkpoints == 0 {

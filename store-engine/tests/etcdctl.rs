@@ -319,6 +319,15 @@ fn watch_replays_history_then_compacted_revisions_are_refused() {
         err.contains("etcdserver: mvcc: required revision is a future revision"),
         "{err}"
     );
+    // A physical compaction answers once the compacted entries are dropped; the
+    // newest value stays.
+    s.ok(&["put", "h", "5"]);
+    let at = s.revision();
+    assert_eq!(
+        s.ok(&["compaction", "--physical", &at.to_string()]),
+        format!("compacted revision {at}\n")
+    );
+    assert_eq!(s.ok(&["get", "h", "--print-value-only"]), "5\n");
 }
 
 fn lease_id(granted: &str) -> String {
