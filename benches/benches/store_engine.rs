@@ -2,7 +2,9 @@
 //! files, 1 vs 8 writers), ranges, single-key index lookups, the pure MVCC apply
 //! path without IO, and restart (recovery) of a store of 1M keys, from a fresh
 //! checkpoint and from the log alone; the snapshot of a 1M-key store that a checkpoint
-//! takes on the writer thread (the writers' only pause).
+//! takes on the writer thread (the writers' only pause); a watcher's catch-up read of
+//! the last revisions of a large prefix, from the newest revisions kept in memory and
+//! from the index.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -242,6 +244,45 @@ fn bench_snapshot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_put, bench_read, bench_apply);
+/// A watcher 10 revisions behind on a prefix of 100k keys: what its catch-up read costs
+/// from the newest revisions in memory against a scan of the prefix in the index.
+fn bench_catch_up(c: &mut Criterion) {
+    const N: usize = 100_000;
+    let mut mvcc = Mvcc::new();
+    let mut recent = recent::Recent::default();
+    let keys: Vec<String> = (0..N)
+        .map(|i| format!("/registry/pods/ns{}/p{i:06}", i % 100))
+        .collect();
+    for batch in keys.chunks(128).chain(keys.chunks(1).take(10)) {
+        let txn = TxnRequest {
+            success: batch
+                .iter()
+                .map(|k| RequestOp::Put(put(k.clone())))
+                .collect(),
+            ..Default::default()
+        };
+        if let Some(b) = mvcc.apply(&txn).unwrap().batch {
+            recent.push(b);
+        }
+    }
+    let newest = mvcc.current_revision();
+    let (key, end) = (b"/registry/pods/".as_slice(), b"/registry/pods0".as_slice());
+    let span = index::KeySpan::new(key, end);
+    let mut g = c.benchmark_group("store_engine/catch_up_10_revisions_of_100k_keys");
+    g.bench_function("recent", |b| {
+        b.iter(|| black_box(recent.read(&span, newest - 9, newest, 1024).unwrap()))
+    });
+    g.bench_function("index_scan", |b| {
+        b.iter(|| {
+            black_box(
+                mvcc.history(key, end, newest - 9, newest, newest, 1024)
+                    .unwrap(),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_put, bench_read, bench_apply, bench_catch_up);
 criterion_group!(recovery, bench_recovery, bench_snapshot);
 criterion_main!(benches, recovery);

@@ -44,8 +44,10 @@ use tokio::sync::{Notify, oneshot};
 use crate::checkpoint;
 use crate::codec::{Record, encode_record};
 use crate::error::{Error, RequestError, TailRepair};
+use crate::index::KeySpan;
 use crate::logfile::LogDir;
 use crate::mvcc::{HistoryChunk, Mvcc, TxnLimits};
+use crate::recent::{self, Recent};
 use crate::types::*;
 use crate::wal::{Replay, SEGMENT_BYTES_MAX_DEFAULT, Wal};
 
@@ -118,6 +120,10 @@ pub struct EngineStats {
     pub n_queue_full_waits: u64,
     /// Ops waiting in the queue for the writer now.
     pub n_queued: u64,
+    /// History reads (watch catch-up) served from the newest revisions in memory.
+    pub n_history_reads_recent: u64,
+    /// History reads that scanned the index (older than the revisions in memory).
+    pub n_history_reads_scanned: u64,
     /// Bytes of the log segments and the checkpoint on disk.
     pub n_disk_bytes: u64,
     /// Bytes the retained entries take written out: what garbage collection keeps.
@@ -168,6 +174,8 @@ struct Counters {
     n_queue_full_waits: AtomicU64,
     /// Ops in the queue: counted up before they are sent, down as the writer takes them.
     n_queued: AtomicI64,
+    n_history_reads_recent: AtomicU64,
+    n_history_reads_scanned: AtomicU64,
 }
 
 /// What the log occupies on disk, kept by the writer (appends, rolls) and the
@@ -215,6 +223,8 @@ struct Shared {
     /// on it for queue space.
     queue_space: Notify,
     counters: Counters,
+    /// The newest revisions' events, which history reads serve first.
+    recent: Mutex<Recent>,
 }
 
 impl Shared {
@@ -294,6 +304,7 @@ impl<D: LogDir + Clone> Engine<D> {
             repaired_tail: wal.repaired_tail().cloned(),
             queue_space: Notify::new(),
             counters: Counters::default(),
+            recent: Mutex::new(Recent::default()),
         });
         let (ckpt_tx, ckpt_rx) = sync_channel(1);
         let checkpointer = {
@@ -424,7 +435,9 @@ impl<D: LogDir + Clone> Engine<D> {
     }
 
     /// Retained changes in `key..range_end` with revisions in `[from, to]` (clamped
-    /// to the newest durable revision); see [`Mvcc::history`].
+    /// to the newest durable revision); see [`Mvcc::history`]. Read from the newest
+    /// revisions kept in memory ([`crate::recent`]) when they cover `[from, to]`, from
+    /// the index otherwise.
     pub fn history(
         &self,
         key: &[u8],
@@ -438,6 +451,21 @@ impl<D: LogDir + Clone> Engine<D> {
             let visible = self.current_revision();
             mvcc.history_scan(key, range_end, from, to, visible, max_events)?
         };
+        let (from, to) = scan.revisions();
+        // The lock is held to copy the revisions' handles, not to filter them.
+        let window = self.shared.recent.lock().unwrap().window(from, to);
+        if let Some(window) = window {
+            let chunk = recent::select(&window, &KeySpan::new(key, range_end), to, max_events);
+            self.shared
+                .counters
+                .n_history_reads_recent
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(chunk);
+        }
+        self.shared
+            .counters
+            .n_history_reads_scanned
+            .fetch_add(1, Ordering::Relaxed);
         // The read lock is released between steps, so a long scan delays the writer
         // by one step at most.
         loop {
@@ -495,6 +523,8 @@ impl<D: LogDir + Clone> Engine<D> {
             n_gc_runs: c.n_gc_runs.load(Ordering::Relaxed),
             n_queue_full_waits: c.n_queue_full_waits.load(Ordering::Relaxed),
             n_queued: c.n_queued.load(Ordering::Relaxed).max(0) as u64,
+            n_history_reads_recent: c.n_history_reads_recent.load(Ordering::Relaxed),
+            n_history_reads_scanned: c.n_history_reads_scanned.load(Ordering::Relaxed),
             n_disk_bytes: self.shared.disk.lock().unwrap().total(),
             n_retained_bytes: self.shared.retained_bytes.load(Ordering::Relaxed),
             last_checkpoint_error: self.shared.last_checkpoint_error.lock().unwrap().clone(),
@@ -824,6 +854,10 @@ impl<D: LogDir> Writer<D> {
         for hook in self.shared.hooks.read().unwrap().iter() {
             batches.iter().for_each(hook);
         }
+        if !batches.is_empty() {
+            let mut recent = self.shared.recent.lock().unwrap();
+            batches.into_iter().for_each(|b| recent.push(b));
+        }
         for r in replies {
             match r {
                 Reply::Txn(tx, res) => tx.send(res.map_err(Error::from)),
@@ -1084,5 +1118,46 @@ mod tests {
             engine.stats().n_retained_bytes,
             model.index().retained_bytes()
         );
+    }
+
+    /// History reads within the newest revisions are served from memory, older ones
+    /// (and any after a restart, until new revisions come) from the index; both give
+    /// what the index gives.
+    #[test]
+    fn history_reads_come_from_the_newest_revisions_when_they_cover_them() {
+        let dir = MemDir::new();
+        let engine = Engine::open(dir.clone(), EngineConfig::default()).unwrap();
+        for i in 0..20 {
+            engine.txn(put_txn(&format!("h{}", i % 3))).unwrap();
+        }
+        let newest = engine.current_revision();
+        let from_index = |engine: &Engine<MemDir>, from| {
+            let mvcc = engine.shared.mvcc.read().unwrap();
+            mvcc.history(b"h", b"i", from, newest, newest, 4).unwrap()
+        };
+        let got = engine.history(b"h", b"i", newest - 6, newest, 4).unwrap();
+        assert_eq!(got, from_index(&engine, newest - 6));
+        assert_eq!(got.events.len(), 4);
+        let stats = engine.stats();
+        assert_eq!(
+            (stats.n_history_reads_recent, stats.n_history_reads_scanned),
+            (1, 0)
+        );
+        drop(engine);
+
+        let engine = Engine::open(dir, EngineConfig::default()).unwrap();
+        let got = engine.history(b"h", b"i", newest - 6, newest, 4).unwrap();
+        assert_eq!(got, from_index(&engine, newest - 6));
+        let stats = engine.stats();
+        assert_eq!(
+            (stats.n_history_reads_recent, stats.n_history_reads_scanned),
+            (0, 1),
+            "nothing in memory after a restart"
+        );
+        engine.txn(put_txn("h0")).unwrap();
+        engine
+            .history(b"h", b"i", newest + 1, newest + 1, 4)
+            .unwrap();
+        assert_eq!(engine.stats().n_history_reads_recent, 1);
     }
 }

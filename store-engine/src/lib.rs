@@ -108,6 +108,7 @@ pub mod lease;
 pub mod logfile;
 pub mod mvcc;
 pub mod proto;
+pub mod recent;
 pub mod store;
 pub mod types;
 pub mod uring;

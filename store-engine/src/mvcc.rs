@@ -62,6 +62,12 @@ struct Selection {
 }
 
 impl HistoryScan {
+    /// The revisions the read covers: `from` (at least 1) and `to` (clamped to the
+    /// newest visible revision).
+    pub fn revisions(&self) -> (i64, i64) {
+        (self.from, self.selected.bound)
+    }
+
     /// The chunk read: every change up to its `last_revision`.
     pub fn finish(self) -> HistoryChunk {
         HistoryChunk {

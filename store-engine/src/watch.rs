@@ -12,7 +12,9 @@
 //! - A watcher in **catch-up** reads its missed revisions back from the store's history
 //!   ([`History`]) itself, in chunks of at most [`CATCHUP_EVENTS_MAX`] events (whole
 //!   revisions; a single larger revision comes whole), each time its queue runs dry,
-//!   so a slow consumer pays for its own catch-up. Once it has read
+//!   so a slow consumer pays for its own catch-up. The engine serves such reads from
+//!   the newest revisions it keeps in memory ([`crate::recent`]) when they cover them,
+//!   so a watcher a little behind reads only what it missed. Once it has read
 //!   up to the newest published revision it rejoins the synced group under the hub lock,
 //!   so no revision is missed or delivered twice. History that was compacted away
 //!   cancels the watcher with the compacted revision (etcd's `ErrCompacted`).
