@@ -105,7 +105,7 @@ fn measure_body(mvcc: &Mvcc, first_segment: u64) -> (u64, u32) {
 }
 
 /// Encodes `mvcc` whole, as the state after every segment below `first_segment` (what
-/// [`write`] writes piece by piece).
+/// [`write()`] writes piece by piece).
 pub fn encode(mvcc: &Mvcc, first_segment: u64) -> Vec<u8> {
     let (len, crc) = measure_body(mvcc, first_segment);
     let mut out = header(len, crc).to_vec();

@@ -131,7 +131,7 @@ const CHUNK_KEYS_MAX: usize = if cfg!(test) { 4 } else { 256 };
 type Slot = (Bytes, Vec<Entry>);
 
 /// Key -> history, as sorted chunks of keys shared copy-on-write: cloning (a snapshot
-/// for a checkpoint) copies one handle per [`CHUNK_KEYS_MAX`] keys, never the keys,
+/// for a checkpoint) copies one handle per chunk of up to 256 keys, never the keys,
 /// and a later write copies only the chunk it changes, once.
 #[derive(Clone)]
 pub struct Index {
