@@ -666,6 +666,9 @@ impl<D: LogDir> Writer<D> {
                     Ok(op) => op,
                     Err(TryRecvError::Empty) => {
                         self.sweep_step();
+                        // Steps back to back take the index's write lock back to back:
+                        // let readers woken by the last release take it in between.
+                        std::thread::yield_now();
                         continue;
                     }
                     Err(TryRecvError::Disconnected) => break,
