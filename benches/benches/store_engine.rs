@@ -4,7 +4,8 @@
 //! checkpoint and from the log alone; the snapshot of a 1M-key store that a checkpoint
 //! takes on the writer thread (the writers' only pause); a watcher's catch-up read of
 //! the last revisions of a large prefix, from the newest revisions kept in memory and
-//! from the index.
+//! from the index; the watch hub's publish of a revision with 10k watchers of other
+//! keys.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -283,6 +284,53 @@ fn bench_catch_up(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_put, bench_read, bench_apply, bench_catch_up);
+/// One revision published to a hub of 10k watchers, each of its own key, none of the
+/// revision's: what the watchers of other keys cost the writer's commit hook.
+fn bench_publish(c: &mut Criterion) {
+    let engine = Arc::new(Engine::open(MemDir::new(), EngineConfig::default()).unwrap());
+    let hub = WatchHub::new(engine.clone(), 1, HubConfig::default());
+    let _watchers: Vec<Watcher> = (0..10_000)
+        .map(|i| {
+            hub.watch(WatchSpec {
+                key: format!("/registry/leases/node-{i:05}").into_bytes(),
+                ..Default::default()
+            })
+            .unwrap()
+        })
+        .collect();
+    let event = Event {
+        kind: EventKind::Put,
+        kv: KeyValue {
+            key: Bytes::from(&b"/registry/pods/ns/p"[..]),
+            create_revision: 2,
+            mod_revision: 2,
+            version: 1,
+            value: Bytes::from(&[b'v'; 256][..]),
+            lease: 0,
+        },
+        prev_kv: None,
+    };
+    let mut revision = 1;
+    let mut g = c.benchmark_group("store_engine/watch_publish_10k_key_watchers");
+    g.bench_function("unwatched_key", |b| {
+        b.iter(|| {
+            revision += 1;
+            hub.publish(&CommittedBatch {
+                revision,
+                events: vec![event.clone()],
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_put,
+    bench_read,
+    bench_apply,
+    bench_catch_up,
+    bench_publish
+);
 criterion_group!(recovery, bench_recovery, bench_snapshot);
 criterion_main!(benches, recovery);

@@ -19,6 +19,10 @@
 //!   so no revision is missed or delivered twice. History that was compacted away
 //!   cancels the watcher with the compacted revision (etcd's `ErrCompacted`).
 //!
+//! A published revision visits the range watchers and, through an index by key, only
+//! the single-key watchers of the keys it changes (etcd's `keyWatchers`), so watchers
+//! of other keys cost it nothing.
+//!
 //! Encode once: each event of a published revision is wrapped once in a
 //! [`SharedEvent`] that every matching watcher's queue shares; its protobuf encoding
 //! (`mvccpb.Event`, with or without `prev_kv`) is computed at most once, by whichever
@@ -27,7 +31,7 @@
 //! Lock order: hub state, then a watcher's state. The commit hook takes both; neither is
 //! held across IO or an `.await`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -245,7 +249,13 @@ struct HubState {
     /// Newest revision published to the synced group.
     last_revision: i64,
     next_id: u64,
+    /// Every watcher, of one key or of a range.
     watchers: BTreeMap<u64, Arc<WatcherShared>>,
+    /// The watchers of one key, by key: a revision visits only those of the keys it
+    /// changes (etcd's `keyWatchers`), however many watch other keys.
+    by_key: HashMap<Vec<u8>, Vec<(u64, Arc<WatcherShared>)>>,
+    /// The watchers of a range (a prefix, or from a key on): every revision visits each.
+    ranges: BTreeMap<u64, Arc<WatcherShared>>,
 }
 
 /// Counters for tests, benchmarks and reports.
@@ -258,6 +268,9 @@ pub struct HubStats {
     pub n_catchup_reads: u64,
     /// Watchers cancelled because the history they needed was compacted.
     pub n_compacted: u64,
+    /// Watchers visited by [`WatchHub::publish`]: the range watchers plus those of the
+    /// keys each revision changes.
+    pub n_visits: u64,
 }
 
 /// The hub. Feed it with [`WatchHub::publish`] (see [`WatchHub::attach`]).
@@ -268,6 +281,7 @@ pub struct WatchHub {
     n_slow: AtomicU64,
     n_catchup_reads: AtomicU64,
     n_compacted: AtomicU64,
+    n_visits: AtomicU64,
 }
 
 impl WatchHub {
@@ -278,12 +292,15 @@ impl WatchHub {
                 last_revision: current_revision,
                 next_id: 1,
                 watchers: BTreeMap::new(),
+                by_key: HashMap::new(),
+                ranges: BTreeMap::new(),
             }),
             history,
             config,
             n_slow: AtomicU64::new(0),
             n_catchup_reads: AtomicU64::new(0),
             n_compacted: AtomicU64::new(0),
+            n_visits: AtomicU64::new(0),
         })
     }
 
@@ -320,6 +337,7 @@ impl WatchHub {
             n_slow: self.n_slow.load(Ordering::Relaxed),
             n_catchup_reads: self.n_catchup_reads.load(Ordering::Relaxed),
             n_compacted: self.n_compacted.load(Ordering::Relaxed),
+            n_visits: self.n_visits.load(Ordering::Relaxed),
         }
     }
 
@@ -336,45 +354,61 @@ impl WatchHub {
         }
         let shared: Vec<Arc<SharedEvent>> =
             batch.events.iter().cloned().map(SharedEvent::new).collect();
-        for w in st.watchers.values() {
-            let mut ws = w.state.lock().unwrap();
-            // A start revision in the future: nothing until it comes.
-            if ws.mode != Mode::Synced || batch.revision < w.spec.start_revision {
-                continue;
+        let mut n_visits = 0;
+        for w in st.ranges.values() {
+            self.offer(w, batch.revision, &shared);
+            n_visits += 1;
+        }
+        if !st.by_key.is_empty() {
+            // A revision changes a key once, so no watcher is visited twice.
+            for e in &batch.events {
+                for (_, w) in st.by_key.get(&e.kv.key[..]).into_iter().flatten() {
+                    self.offer(w, batch.revision, &shared);
+                    n_visits += 1;
+                }
             }
-            let events: Vec<_> = shared
-                .iter()
-                .filter(|e| w.wants(&e.event))
-                .cloned()
-                .collect();
-            if events.is_empty() {
-                continue;
-            }
-            if ws.queue.len() >= WATCHER_QUEUE_MESSAGES_MAX {
-                self.n_slow.fetch_add(1, Ordering::Relaxed);
-                match self.config.slow_watcher {
-                    SlowWatcherPolicy::CatchUp => {
-                        ws.mode = Mode::CatchUp {
-                            next_revision: batch.revision,
-                        }
-                    }
-                    SlowWatcherPolicy::Cancel => {
-                        // One message past the bound, and the last one.
-                        ws.mode = Mode::Closed;
-                        ws.queue.push_back(WatchMessage::Canceled {
-                            compact_revision: 0,
-                            reason: "watcher fell behind".into(),
-                        });
+        }
+        self.n_visits.fetch_add(n_visits, Ordering::Relaxed);
+    }
+
+    /// Queues the events of `revision` that `w` wants, if it is synced; moves it to
+    /// catch-up (or cancels it) instead if its queue is full.
+    fn offer(&self, w: &WatcherShared, revision: i64, shared: &[Arc<SharedEvent>]) {
+        let mut ws = w.state.lock().unwrap();
+        // A start revision in the future: nothing until it comes.
+        if ws.mode != Mode::Synced || revision < w.spec.start_revision {
+            return;
+        }
+        let events: Vec<_> = shared
+            .iter()
+            .filter(|e| w.wants(&e.event))
+            .cloned()
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        if ws.queue.len() >= WATCHER_QUEUE_MESSAGES_MAX {
+            self.n_slow.fetch_add(1, Ordering::Relaxed);
+            match self.config.slow_watcher {
+                SlowWatcherPolicy::CatchUp => {
+                    ws.mode = Mode::CatchUp {
+                        next_revision: revision,
                     }
                 }
-            } else {
-                ws.queue.push_back(WatchMessage::Events {
-                    revision: batch.revision,
-                    events,
-                });
+                SlowWatcherPolicy::Cancel => {
+                    // One message past the bound, and the last one.
+                    ws.mode = Mode::Closed;
+                    ws.queue.push_back(WatchMessage::Canceled {
+                        compact_revision: 0,
+                        reason: "watcher fell behind".into(),
+                    });
+                }
             }
-            w.notify.notify_one();
+        } else {
+            ws.queue
+                .push_back(WatchMessage::Events { revision, events });
         }
+        w.notify.notify_one();
     }
 
     /// Starts a watcher. A start revision at or before the newest published one
@@ -405,6 +439,12 @@ impl WatchHub {
             notify: Notify::new(),
         });
         st.watchers.insert(id, shared.clone());
+        if shared.spec.range_end.is_empty() {
+            let key = shared.spec.key.clone();
+            st.by_key.entry(key).or_default().push((id, shared.clone()));
+        } else {
+            st.ranges.insert(id, shared.clone());
+        }
         Ok(Watcher {
             id,
             shared,
@@ -413,7 +453,18 @@ impl WatchHub {
     }
 
     fn remove(&self, id: u64) {
-        self.state.lock().unwrap().watchers.remove(&id);
+        let mut st = self.state.lock().unwrap();
+        let Some(w) = st.watchers.remove(&id) else {
+            return;
+        };
+        if st.ranges.remove(&id).is_none()
+            && let Some(of_key) = st.by_key.get_mut(&w.spec.key[..])
+        {
+            of_key.retain(|(i, _)| *i != id);
+            if of_key.is_empty() {
+                st.by_key.remove(&w.spec.key[..]);
+            }
+        }
     }
 
     /// One catch-up step for `w` from `next_revision`: rejoin the synced group if
@@ -595,7 +646,7 @@ impl Drop for Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EngineConfig, MemDir, PutRequest};
+    use crate::{EngineConfig, MemDir, PutRequest, RequestOp, TxnRequest};
 
     fn engine() -> Arc<Engine<MemDir>> {
         Arc::new(Engine::open(MemDir::new(), EngineConfig::default()).unwrap())
@@ -852,5 +903,58 @@ mod tests {
             .expect("an event within the bound");
         let rev = writer.await.unwrap();
         assert!(matches!(got, Some(WatchMessage::Events { revision, .. }) if revision == rev));
+    }
+
+    /// A revision visits the range watchers and the watchers of the keys it changes,
+    /// not every watcher; each still gets exactly its events, and a cancelled one is
+    /// gone from the index.
+    #[test]
+    fn a_revision_visits_only_the_watchers_of_its_keys_and_the_ranges() {
+        let e = engine();
+        let hub = WatchHub::attach(&e, HubConfig::default());
+        let one = |k: &str| WatchSpec {
+            key: k.into(),
+            ..Default::default()
+        };
+        let mut keyed: Vec<Watcher> = (0..500)
+            .map(|i| hub.watch(one(&format!("/k/{i:03}"))).unwrap())
+            .collect();
+        let mut twin = hub.watch(one("/k/007")).unwrap();
+        let mut range = hub.watch(prefix("/k/", 0)).unwrap();
+        let r = put(&e, "/k/007", "v");
+        // The range watcher and the two watchers of /k/007.
+        assert_eq!(hub.stats().n_visits, 3);
+        for w in [&mut keyed[7], &mut twin, &mut range] {
+            assert_eq!(drain(w).0, vec![(r, "/k/007".to_string(), EventKind::Put)]);
+        }
+        assert!(
+            keyed.iter_mut().all(|w| drain(w).0.is_empty()),
+            "no other key's"
+        );
+        // A txn changing three keys visits their watchers once each.
+        let txn = TxnRequest {
+            success: ["/k/001", "/k/002", "/other"]
+                .into_iter()
+                .map(|k| {
+                    RequestOp::Put(PutRequest {
+                        key: k.into(),
+                        value: b"v".to_vec(),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            ..Default::default()
+        };
+        e.txn(txn).unwrap();
+        assert_eq!(hub.stats().n_visits, 3 + 3);
+        assert_eq!(drain(&mut keyed[1]).0.len(), 1);
+        assert_eq!(drain(&mut keyed[2]).0.len(), 1);
+        assert_eq!(drain(&mut range).0.len(), 2, "the range's two keys");
+        // Dropped watchers leave the index.
+        drop(keyed);
+        drop(twin);
+        put(&e, "/k/007", "w");
+        assert_eq!(hub.stats().n_visits, 3 + 3 + 1);
+        assert_eq!(hub.stats().n_watchers, 1);
     }
 }
