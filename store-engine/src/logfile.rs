@@ -338,10 +338,13 @@ struct MemFileState {
 type MemFiles = BTreeMap<String, Arc<Mutex<MemFileState>>>;
 
 /// The reference backend: files in memory, shared by every clone. [`MemDir::crash`]
-/// keeps what was synced and drops the rest, as a power cut would.
+/// keeps what was synced and drops the rest, as a power cut would: file bytes synced by
+/// `sync_data`, and names (creates, renames, removes) synced by `sync_dir`.
 #[derive(Clone, Debug, Default)]
 pub struct MemDir {
     files: Arc<Mutex<MemFiles>>,
+    /// The directory as of the last `sync_dir`: what a crash leaves of its names.
+    durable: Arc<Mutex<MemFiles>>,
 }
 
 /// A file of a [`MemDir`].
@@ -355,13 +358,16 @@ impl MemDir {
         MemDir::default()
     }
 
-    /// A new directory holding what a crash now would leave: each file's synced bytes,
-    /// plus the first `torn_bytes` of its unsynced ones (a torn write). Directory
-    /// operations are treated as durable at once.
+    /// A new directory holding what a crash now would leave: the names as of the last
+    /// `sync_dir` (a file created since is gone, one removed or renamed since is back
+    /// under its old name), each with its synced bytes plus the first `torn_bytes` of
+    /// its unsynced ones (a torn write). Directory operations between two syncs are
+    /// kept or lost together: a file system that persisted some of them out of order
+    /// is not simulated.
     pub fn crash(&self, torn_bytes: usize) -> MemDir {
-        let files = self.files.lock().unwrap();
+        let durable = self.durable.lock().unwrap();
         let mut out = MemFiles::new();
-        for (name, f) in files.iter() {
+        for (name, f) in durable.iter() {
             let f = f.lock().unwrap();
             let keep = (f.synced_len + torn_bytes).min(f.data.len());
             let state = MemFileState {
@@ -371,7 +377,8 @@ impl MemDir {
             out.insert(name.clone(), Arc::new(Mutex::new(state)));
         }
         MemDir {
-            files: Arc::new(Mutex::new(out)),
+            files: Arc::new(Mutex::new(out.clone())),
+            durable: Arc::new(Mutex::new(out)),
         }
     }
 
@@ -426,6 +433,8 @@ impl LogDir for MemDir {
         Ok(())
     }
     fn sync_dir(&self) -> io::Result<()> {
+        let files = self.files.lock().unwrap();
+        *self.durable.lock().unwrap() = files.clone();
         Ok(())
     }
 }
@@ -457,5 +466,46 @@ impl LogFile for MemFile {
         s.data.truncate(len as usize);
         s.synced_len = s.data.len();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &MemDir) -> Vec<String> {
+        dir.list().unwrap()
+    }
+
+    /// A crash keeps the names of the last `sync_dir` and each file's synced bytes.
+    #[test]
+    fn a_crash_keeps_what_sync_data_and_sync_dir_made_durable() {
+        let dir = MemDir::new();
+        let mut a = dir.create("a").unwrap();
+        a.append(b"synced").unwrap();
+        a.sync_data().unwrap();
+        assert!(
+            names(&dir.crash(0)).is_empty(),
+            "a create is lost until sync_dir"
+        );
+
+        dir.sync_dir().unwrap();
+        a.append(b"+more").unwrap();
+        let after = dir.crash(2);
+        assert_eq!(names(&after), ["a"]);
+        let mut a2 = after.open("a").unwrap();
+        let mut buf = vec![0; a2.len() as usize];
+        a2.read_at(0, &mut buf).unwrap();
+        assert_eq!(buf, b"synced+m", "synced bytes and a torn 2");
+
+        dir.rename("a", "b").unwrap();
+        dir.create("c").unwrap();
+        assert_eq!(names(&dir.crash(0)), ["a"], "rename and create undone");
+        dir.sync_dir().unwrap();
+        assert_eq!(names(&dir.crash(0)), ["b", "c"]);
+        dir.remove("b").unwrap();
+        assert_eq!(names(&dir.crash(0)), ["b", "c"], "remove undone");
+        dir.sync_dir().unwrap();
+        assert_eq!(names(&dir.crash(0)), ["c"]);
     }
 }
