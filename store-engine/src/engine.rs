@@ -150,7 +150,8 @@ impl<T> Responder<T> {
 }
 
 enum WriteOp {
-    Txn(TxnRequest, TxnLimits, Responder<TxnResponse>),
+    /// The txn, its limits, and the leases it may name that do not exist.
+    Txn(TxnRequest, TxnLimits, Vec<i64>, Responder<TxnResponse>),
     /// The revision, and whether to answer only once the compacted entries are gone.
     Compact(i64, bool, Responder<i64>),
     Snapshot(Responder<(Mvcc, u64)>),
@@ -381,26 +382,38 @@ impl<D: LogDir + Clone> Engine<D> {
 
     /// Runs a transaction; returns once its writes (if any) are durable.
     pub fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call(|reply| WriteOp::Txn(req, TxnLimits::Client, reply))
+        self.call(|reply| WriteOp::Txn(req, TxnLimits::Client, Vec::new(), reply))
     }
 
     /// A txn of the store's own (see [`TxnLimits::Internal`]): not held to the client
     /// request limits, only to [`MAX_CHANGES_PER_REVISION`].
     pub fn txn_internal(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call(|reply| WriteOp::Txn(req, TxnLimits::Internal, reply))
+        self.call(|reply| WriteOp::Txn(req, TxnLimits::Internal, Vec::new(), reply))
     }
 
     /// [`Engine::txn`] without a thread: resolves once the txn's writes (if any) are
     /// durable. Waits (asynchronously) while the queue is full. Dropping the future
     /// after the txn was queued does not withdraw it.
     pub async fn txn_async(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call_async(|reply| WriteOp::Txn(req, TxnLimits::Client, reply))
+        self.txn_async_checked(req, Vec::new()).await
+    }
+
+    /// [`Engine::txn_async`], refused with [`RequestError::LeaseNotFound`] (and nothing
+    /// changed) if the branch its compares choose puts with one of `unknown_leases`:
+    /// the lessor names the leases the txn's puts give that do not exist, and only the
+    /// branch taken decides (as etcd's).
+    pub async fn txn_async_checked(
+        &self,
+        req: TxnRequest,
+        unknown_leases: Vec<i64>,
+    ) -> Result<TxnResponse, Error> {
+        self.call_async(|reply| WriteOp::Txn(req, TxnLimits::Client, unknown_leases, reply))
             .await
     }
 
     /// [`Engine::txn_internal`] without a thread.
     pub async fn txn_internal_async(&self, req: TxnRequest) -> Result<TxnResponse, Error> {
-        self.call_async(|reply| WriteOp::Txn(req, TxnLimits::Internal, reply))
+        self.call_async(|reply| WriteOp::Txn(req, TxnLimits::Internal, Vec::new(), reply))
             .await
     }
 
@@ -807,14 +820,16 @@ impl<D: LogDir> Writer<D> {
             let base = mvcc.current_revision();
             for op in group {
                 match op {
-                    WriteOp::Txn(req, limits, reply) => {
-                        let result = mvcc.apply_with(&req, limits).map(|applied| {
-                            if let Some(batch) = applied.batch {
-                                encode_record(&Record::Revision(batch.clone()), &mut buf);
-                                batches.push(batch);
-                            }
-                            applied.response
-                        });
+                    WriteOp::Txn(req, limits, unknown_leases, reply) => {
+                        let result =
+                            mvcc.apply_checked(&req, limits, &unknown_leases)
+                                .map(|applied| {
+                                    if let Some(batch) = applied.batch {
+                                        encode_record(&Record::Revision(batch.clone()), &mut buf);
+                                        batches.push(batch);
+                                    }
+                                    applied.response
+                                });
                         replies.push(Reply::Txn(reply, result));
                     }
                     WriteOp::Compact(rev, physical, reply) => {
@@ -914,7 +929,7 @@ fn reply_all_failed(group: Vec<WriteOp>, reason: &str) {
     for op in group {
         let err = || Error::Poisoned(reason.to_string());
         match op {
-            WriteOp::Txn(_, _, tx) => tx.send(Err(err())),
+            WriteOp::Txn(_, _, _, tx) => tx.send(Err(err())),
             WriteOp::Compact(_, _, tx) => tx.send(Err(err())),
             WriteOp::Snapshot(tx) => tx.send(Err(err())),
         }

@@ -39,6 +39,10 @@ pub enum RequestError {
     /// etcd: "mvcc: required revision is a future revision".
     #[error("required revision {requested} is a future revision (current {current})")]
     FutureRevision { requested: i64, current: i64 },
+    /// etcd: "etcdserver: requested lease not found": the branch a txn took puts with
+    /// a lease that does not exist.
+    #[error("requested lease {0} not found")]
+    LeaseNotFound(i64),
 }
 
 /// Data on disk that fails its integrity checks somewhere a torn write cannot explain.

@@ -171,6 +171,9 @@ pub fn status_of(e: &Error) -> Status {
 fn request_status(e: &RequestError) -> Status {
     match e {
         RequestError::EmptyKey => Status::invalid_argument("etcdserver: key is not provided"),
+        RequestError::LeaseNotFound(_) => {
+            Status::not_found("etcdserver: requested lease not found")
+        }
         RequestError::RangeEndBeforeKey => {
             Status::invalid_argument("etcdserver: range end sorts before the key")
         }

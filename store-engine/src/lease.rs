@@ -43,7 +43,7 @@ use std::time::Instant;
 
 use crate::codec::{MAX_RECORD_PAYLOAD_BYTES, REVISION_HEADER_BYTES, change_payload_bytes};
 use crate::engine::{Engine, EngineConfig, EngineStats};
-use crate::error::Error;
+use crate::error::{Error, RequestError};
 use crate::logfile::LogDir;
 use crate::types::*;
 
@@ -274,22 +274,32 @@ impl<D: LogDir + Clone + Send + Sync + 'static> Lessor<D> {
         Ok(f())
     }
 
-    /// Runs a KV txn as [`Lessor::write`] would, without a thread: checks the leases
-    /// its puts name and holds the gate until the txn is durable.
+    /// Runs a KV txn without a thread, holding the gate until it is durable: refused
+    /// with [`LeaseError::NotFound`] if the branch its compares choose puts with a lease
+    /// that does not exist (a put in the other branch may name one, as etcd allows).
     pub async fn txn_async(&self, txn: TxnRequest) -> Result<TxnResponse, LeaseError> {
         let _gate = self.gate.read().await;
-        self.check_leases(leases_named(&txn))?;
-        Ok(self.kv.txn_async(txn).await?)
+        let unknown = self.unknown_leases(leases_named(&txn));
+        match self.kv.txn_async_checked(txn, unknown).await {
+            Err(Error::Request(RequestError::LeaseNotFound(id))) => Err(LeaseError::NotFound(id)),
+            other => Ok(other?),
+        }
     }
 
     fn check_leases(&self, leases: impl IntoIterator<Item = i64>) -> Result<(), LeaseError> {
-        let st = self.state.lock().unwrap();
-        for id in leases {
-            if id != 0 && !st.leases.contains_key(&id) {
-                return Err(LeaseError::NotFound(id));
-            }
+        match self.unknown_leases(leases).first() {
+            Some(&id) => Err(LeaseError::NotFound(id)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The leases among `leases` (0s ignored) that do not exist.
+    fn unknown_leases(&self, leases: impl IntoIterator<Item = i64>) -> Vec<i64> {
+        let st = self.state.lock().unwrap();
+        leases
+            .into_iter()
+            .filter(|&id| id != 0 && !st.leases.contains_key(&id))
+            .collect()
     }
 
     /// Grants a lease: `id` 0 picks one. A TTL below [`MIN_LEASE_TTL_S`] is raised to
@@ -766,6 +776,51 @@ mod tests {
         assert!(store.lessor.time_to_live(42, true).unwrap().keys.is_empty());
         store.lessor.revoke(42).unwrap();
         assert_eq!(live_keys(&store), ["k"]);
+    }
+
+    /// Only the branch a txn takes must name existing leases, as etcd checks: the other
+    /// may name an unknown one.
+    #[test]
+    fn a_txn_needs_existing_leases_in_the_branch_it_takes_only() {
+        let clock = Arc::new(FakeClock::default());
+        let store = open(&MemDir::new(), &MemDir::new(), &clock);
+        let (lease, _) = store.lessor.grant(0, 30).unwrap();
+        let put = |key: &str, lease| {
+            RequestOp::Put(PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                lease,
+                ..Default::default()
+            })
+        };
+        // "k" absent: version 0 holds when `absent`, so success runs.
+        let txn = |absent: bool| TxnRequest {
+            compare: vec![Compare {
+                key: b"k".to_vec(),
+                range_end: Vec::new(),
+                result: if absent {
+                    CompareResult::Equal
+                } else {
+                    CompareResult::NotEqual
+                },
+                target: CompareTarget::Version(0),
+            }],
+            success: vec![put("ok", lease)],
+            failure: vec![put("missing", 999)],
+        };
+        let rev = store.kv.current_revision();
+        let got = block_on(store.lessor.txn_async(txn(false)));
+        assert!(
+            matches!(got, Err(LeaseError::NotFound(999))),
+            "the failure branch is taken and names lease 999: {got:?}"
+        );
+        assert_eq!(store.kv.current_revision(), rev, "nothing written");
+        let got = block_on(store.lessor.txn_async(txn(true))).unwrap();
+        assert!(got.succeeded);
+        assert_eq!(live_keys(&store), ["ok"]);
+        let keys = store.lessor.time_to_live(lease, true).unwrap().keys;
+        assert_eq!(keys.len(), 1);
+        assert_eq!(&keys[0][..], b"ok");
     }
 
     /// Leases survive a restart with their attached keys, get their full TTL again (as

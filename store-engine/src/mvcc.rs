@@ -241,6 +241,18 @@ impl Mvcc {
         txn: &TxnRequest,
         limits: TxnLimits,
     ) -> Result<Applied, RequestError> {
+        self.apply_checked(txn, limits, &[])
+    }
+
+    /// [`Mvcc::apply_with`], refusing the txn with `LeaseNotFound` if the branch its
+    /// compares choose puts with one of `unknown_leases` (etcd checks the leases of the
+    /// branch taken only).
+    pub fn apply_checked(
+        &mut self,
+        txn: &TxnRequest,
+        limits: TxnLimits,
+        unknown_leases: &[i64],
+    ) -> Result<Applied, RequestError> {
         self.check_txn(txn, limits)?;
         let succeeded = txn.compare.iter().all(|c| self.compare_holds(c));
         let ops = if succeeded {
@@ -248,6 +260,13 @@ impl Mvcc {
         } else {
             &txn.failure
         };
+        let unknown = ops.iter().find_map(|op| match op {
+            RequestOp::Put(p) if p.lease != 0 && unknown_leases.contains(&p.lease) => Some(p.lease),
+            _ => None,
+        });
+        if let Some(lease) = unknown {
+            return Err(RequestError::LeaseNotFound(lease));
+        }
         let main = self.current + 1;
         let mut run = TxnRun {
             main,

@@ -399,6 +399,11 @@ fn unknown_leases_are_refused_and_change_nothing() {
     );
     assert_eq!(s.revision(), before);
     assert_eq!(s.ok(&["get", "k"]), "");
+    // As etcd, only the branch taken must name existing leases: here the compare holds
+    // ("k" is absent), so the failure branch's unknown lease does not matter.
+    let txn = b"version(\"k\") = \"0\"\n\nput k v\n\nput --lease=1234abcd k v\n\n";
+    assert_eq!(s.ok_in(&["txn"], Some(txn)), "SUCCESS\n\nOK\n");
+    assert_eq!(s.ok(&["get", "k"]), "k\nv\n");
 }
 
 #[test]

@@ -338,7 +338,8 @@ fn request_error(e: RequestError) -> StorageError {
         // The API server never builds these; reaching one is a bug in this module.
         e @ (RequestError::EmptyKey
         | RequestError::RangeEndBeforeKey
-        | RequestError::DuplicateKey) => StorageError::Internal(format!("bad request: {e}")),
+        | RequestError::DuplicateKey
+        | RequestError::LeaseNotFound(_)) => StorageError::Internal(format!("bad request: {e}")),
     }
 }
 
