@@ -376,14 +376,26 @@ fn post_process(r: &pb::RangeRequest, mut resp: RangeResponse) -> RangeResponse 
     resp
 }
 
-fn request_op_from_pb(op: pb::RequestOp) -> Result<RequestOp, Status> {
+/// Per branch of a txn, per op: the range request to finish (sort, filter, limit) on
+/// the op's response, for the ranges the engine serves in key order only.
+#[derive(Default)]
+struct SortedRanges {
+    success: Vec<Option<pb::RangeRequest>>,
+    failure: Vec<Option<pb::RangeRequest>>,
+}
+
+/// The op, and the range request to finish on its response if it is a sorted or
+/// filtered range (read whole by the engine, as outside a txn).
+fn request_op_from_pb(op: pb::RequestOp) -> Result<(RequestOp, Option<pb::RangeRequest>), Status> {
     use pb::request_op::Request;
-    match op.request {
+    let op = match op.request {
         Some(Request::RequestRange(r)) => {
-            if needs_post_processing(&r) {
-                return Err(Status::invalid_argument(
-                    "etcdserver: sorted or filtered ranges inside a txn are not supported",
-                ));
+            if needs_post_processing(&r) && !r.count_only {
+                let all = RangeRequest {
+                    limit: 0,
+                    ..range_from_pb(&r)
+                };
+                return Ok((RequestOp::Range(all), Some(r)));
             }
             Ok(RequestOp::Range(range_from_pb(&r)))
         }
@@ -409,7 +421,8 @@ fn request_op_from_pb(op: pb::RequestOp) -> Result<RequestOp, Status> {
             "etcdserver: nested txns are not supported",
         )),
         None => Err(Status::invalid_argument("etcdserver: empty request op")),
-    }
+    };
+    Ok((op?, None))
 }
 
 fn compare_from_pb(c: pb::Compare) -> Result<Compare, Status> {
@@ -443,7 +456,7 @@ fn compare_from_pb(c: pb::Compare) -> Result<Compare, Status> {
     })
 }
 
-fn txn_from_pb(t: pb::TxnRequest) -> Result<TxnRequest, Status> {
+fn txn_from_pb(t: pb::TxnRequest) -> Result<(TxnRequest, SortedRanges), Status> {
     // etcd checks the op counts before anything else.
     for n_ops in [t.compare.len(), t.success.len(), t.failure.len()] {
         if n_ops > MAX_TXN_OPS {
@@ -453,23 +466,30 @@ fn txn_from_pb(t: pb::TxnRequest) -> Result<TxnRequest, Status> {
             }));
         }
     }
-    Ok(TxnRequest {
+    let branch = |ops: Vec<pb::RequestOp>| -> Result<(Vec<_>, Vec<_>), Status> {
+        Ok(ops
+            .into_iter()
+            .map(request_op_from_pb)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip())
+    };
+    let (success, sorted_success) = branch(t.success)?;
+    let (failure, sorted_failure) = branch(t.failure)?;
+    let txn = TxnRequest {
         compare: t
             .compare
             .into_iter()
             .map(compare_from_pb)
             .collect::<Result<_, _>>()?,
-        success: t
-            .success
-            .into_iter()
-            .map(request_op_from_pb)
-            .collect::<Result<_, _>>()?,
-        failure: t
-            .failure
-            .into_iter()
-            .map(request_op_from_pb)
-            .collect::<Result<_, _>>()?,
-    })
+        success,
+        failure,
+    };
+    let sorted = SortedRanges {
+        success: sorted_success,
+        failure: sorted_failure,
+    };
+    Ok((txn, sorted))
 }
 
 type BoxStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
@@ -552,17 +572,30 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::kv_server::Kv for EtcdServic
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
-        let txn = txn_from_pb(req.into_inner())?;
+        let (txn, mut sorted) = txn_from_pb(req.into_inner())?;
         let t = self.run_txn(txn).await?;
         let header = self.header(t.header_revision);
+        // The branch taken's sorted or filtered ranges, finished here as outside a txn.
+        let sorted = if t.succeeded {
+            std::mem::take(&mut sorted.success)
+        } else {
+            std::mem::take(&mut sorted.failure)
+        };
+        let responses = t
+            .responses
+            .into_iter()
+            .zip(sorted)
+            .map(|(r, sorted)| match (r, sorted) {
+                (ResponseOp::Range(resp), Some(req)) => {
+                    self.response_op(ResponseOp::Range(post_process(&req, resp)))
+                }
+                (r, _) => self.response_op(r),
+            })
+            .collect();
         Ok(Response::new(pb::TxnResponse {
             header,
             succeeded: t.succeeded,
-            responses: t
-                .responses
-                .into_iter()
-                .map(|r| self.response_op(r))
-                .collect(),
+            responses,
         }))
     }
 

@@ -196,6 +196,87 @@ async fn errors_carry_etcd_codes_and_messages() {
     assert_eq!(r.header.unwrap().revision, 4);
 }
 
+/// Sorted and filtered ranges inside a txn answer as they do outside one, in the
+/// branch taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sorted_and_filtered_ranges_inside_a_txn() {
+    use pb::range_request::{SortOrder, SortTarget};
+    let (ch, _stop) = start().await;
+    let mut kv = pb::kv_client::KvClient::new(ch);
+    // Written out of key order, so that sorting by mod revision differs from by key.
+    for (k, v) in [("/s/b", "2"), ("/s/a", "1"), ("/s/d", "4"), ("/s/c", "3")] {
+        kv.put(put(k, v.into())).await.unwrap();
+    }
+    let first = kv
+        .range(pb::RangeRequest {
+            key: b"/s/b".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .kvs[0]
+        .mod_revision;
+    let ranges = [
+        pb::RangeRequest {
+            key: b"/s/".to_vec(),
+            range_end: b"/s0".to_vec(),
+            sort_order: SortOrder::Descend as i32,
+            sort_target: SortTarget::Mod as i32,
+            limit: 3,
+            ..Default::default()
+        },
+        pb::RangeRequest {
+            key: b"/s/".to_vec(),
+            range_end: b"/s0".to_vec(),
+            min_mod_revision: first + 2,
+            ..Default::default()
+        },
+    ];
+    let op = |r: &pb::RangeRequest| pb::RequestOp {
+        request: Some(pb::request_op::Request::RequestRange(r.clone())),
+    };
+    // An empty compare list holds: the success branch runs. The failure branch holds
+    // a sorted range too, which must not shift the success branch's finishing.
+    let txn = pb::TxnRequest {
+        success: vec![
+            op(&ranges[0]),
+            pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(put(
+                    "/t",
+                    b"x".to_vec(),
+                ))),
+            },
+            op(&ranges[1]),
+        ],
+        failure: vec![op(&ranges[1])],
+        ..Default::default()
+    };
+    let resp = kv.txn(txn).await.unwrap().into_inner();
+    assert!(resp.succeeded);
+    let keys = |r: &pb::RangeResponse| -> Vec<String> {
+        r.kvs
+            .iter()
+            .map(|kv| String::from_utf8(kv.key.clone()).unwrap())
+            .collect()
+    };
+    let in_txn: Vec<pb::RangeResponse> = resp
+        .responses
+        .into_iter()
+        .filter_map(|r| match r.response {
+            Some(pb::response_op::Response::ResponseRange(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys(&in_txn[0]), ["/s/c", "/s/d", "/s/a"]);
+    assert!(in_txn[0].more);
+    assert_eq!(keys(&in_txn[1]), ["/s/c", "/s/d"]);
+    for (r, got) in ranges.iter().zip(&in_txn) {
+        let outside = kv.range(r.clone()).await.unwrap().into_inner();
+        assert_eq!((keys(&outside), outside.more), (keys(got), got.more));
+    }
+}
+
 async fn next(stream: &mut tonic::Streaming<WatchResponse>) -> WatchResponse {
     tokio::time::timeout(WAIT, stream.message())
         .await
