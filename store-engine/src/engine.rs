@@ -506,7 +506,7 @@ impl<D: LogDir + Clone> Engine<D> {
 
     /// Writes a checkpoint of the current state and removes the segments it covers.
     /// Returns the first segment it does not cover. Writers pause only while the index
-    /// is copied (a clone that shares keys and values), not while it is written.
+    /// is copied (one shared handle per chunk of 256 keys), not while it is written.
     pub fn checkpoint(&self) -> Result<u64, Error> {
         let (mvcc, first_segment) = self.call(WriteOp::Snapshot)?;
         write_checkpoint(&self.shared, &self.dir, &mvcc, first_segment)

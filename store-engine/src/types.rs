@@ -138,7 +138,7 @@ pub enum ResponseOp {
     DeleteRange(DeleteRangeResponse),
 }
 
-/// etcd's `TxnRequest` (nested txns are not supported in this slice).
+/// etcd's `TxnRequest` (nested txns are not supported).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnRequest {
     pub compare: Vec<Compare>,
