@@ -255,6 +255,15 @@ impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
                 deleted: d.deleted,
                 prev_kvs: d.prev_kvs.iter().map(kv_to_proto).collect(),
             }),
+            ResponseOp::Txn(t) => Response::ResponseTxn(pb::TxnResponse {
+                header: self.header(t.header_revision),
+                succeeded: t.succeeded,
+                responses: t
+                    .responses
+                    .into_iter()
+                    .map(|r| self.response_op(r))
+                    .collect(),
+            }),
         };
         pb::ResponseOp {
             response: Some(response),
@@ -376,17 +385,50 @@ fn post_process(r: &pb::RangeRequest, mut resp: RangeResponse) -> RangeResponse 
     resp
 }
 
-/// Per branch of a txn, per op: the range request to finish (sort, filter, limit) on
-/// the op's response, for the ranges the engine serves in key order only.
-#[derive(Default)]
-struct SortedRanges {
-    success: Vec<Option<pb::RangeRequest>>,
-    failure: Vec<Option<pb::RangeRequest>>,
+/// What to finish on one txn op's response: a sorted or filtered range, which the
+/// engine read whole in key order, is sorted, filtered and limited here as outside a
+/// txn; a nested txn has its own.
+enum Finish {
+    Nothing,
+    Range(pb::RangeRequest),
+    Txn(Box<SortedRanges>),
 }
 
-/// The op, and the range request to finish on its response if it is a sorted or
-/// filtered range (read whole by the engine, as outside a txn).
-fn request_op_from_pb(op: pb::RequestOp) -> Result<(RequestOp, Option<pb::RangeRequest>), Status> {
+/// Per branch of a txn, per op: what to finish on the op's response.
+struct SortedRanges {
+    success: Vec<Finish>,
+    failure: Vec<Finish>,
+}
+
+/// The responses of the branch taken, their sorted or filtered ranges finished.
+fn finish_responses(
+    sorted: SortedRanges,
+    succeeded: bool,
+    responses: Vec<ResponseOp>,
+) -> Vec<ResponseOp> {
+    let plan = if succeeded {
+        sorted.success
+    } else {
+        sorted.failure
+    };
+    responses
+        .into_iter()
+        .zip(plan)
+        .map(|(r, finish)| match (r, finish) {
+            (ResponseOp::Range(resp), Finish::Range(req)) => {
+                ResponseOp::Range(post_process(&req, resp))
+            }
+            (ResponseOp::Txn(mut t), Finish::Txn(nested)) => {
+                t.responses = finish_responses(*nested, t.succeeded, t.responses);
+                ResponseOp::Txn(t)
+            }
+            (r, _) => r,
+        })
+        .collect()
+}
+
+/// The op, and what to finish on its response.
+fn request_op_from_pb(op: pb::RequestOp) -> Result<(RequestOp, Finish), Status> {
     use pb::request_op::Request;
     let op = match op.request {
         Some(Request::RequestRange(r)) => {
@@ -395,7 +437,7 @@ fn request_op_from_pb(op: pb::RequestOp) -> Result<(RequestOp, Option<pb::RangeR
                     limit: 0,
                     ..range_from_pb(&r)
                 };
-                return Ok((RequestOp::Range(all), Some(r)));
+                return Ok((RequestOp::Range(all), Finish::Range(r)));
             }
             Ok(RequestOp::Range(range_from_pb(&r)))
         }
@@ -417,12 +459,13 @@ fn request_op_from_pb(op: pb::RequestOp) -> Result<(RequestOp, Option<pb::RangeR
             range_end: d.range_end,
             prev_kv: d.prev_kv,
         })),
-        Some(Request::RequestTxn(_)) => Err(Status::invalid_argument(
-            "etcdserver: nested txns are not supported",
-        )),
+        Some(Request::RequestTxn(t)) => {
+            let (txn, sorted) = txn_from_pb(t)?;
+            return Ok((RequestOp::Txn(txn), Finish::Txn(Box::new(sorted))));
+        }
         None => Err(Status::invalid_argument("etcdserver: empty request op")),
     };
-    Ok((op?, None))
+    Ok((op?, Finish::Nothing))
 }
 
 fn compare_from_pb(c: pb::Compare) -> Result<Compare, Status> {
@@ -572,25 +615,12 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::kv_server::Kv for EtcdServic
     }
 
     async fn txn(&self, req: Request<pb::TxnRequest>) -> Result<Response<pb::TxnResponse>, Status> {
-        let (txn, mut sorted) = txn_from_pb(req.into_inner())?;
+        let (txn, sorted) = txn_from_pb(req.into_inner())?;
         let t = self.run_txn(txn).await?;
         let header = self.header(t.header_revision);
-        // The branch taken's sorted or filtered ranges, finished here as outside a txn.
-        let sorted = if t.succeeded {
-            std::mem::take(&mut sorted.success)
-        } else {
-            std::mem::take(&mut sorted.failure)
-        };
-        let responses = t
-            .responses
+        let responses = finish_responses(sorted, t.succeeded, t.responses)
             .into_iter()
-            .zip(sorted)
-            .map(|(r, sorted)| match (r, sorted) {
-                (ResponseOp::Range(resp), Some(req)) => {
-                    self.response_op(ResponseOp::Range(post_process(&req, resp)))
-                }
-                (r, _) => self.response_op(r),
-            })
+            .map(|r| self.response_op(r))
             .collect();
         Ok(Response::new(pb::TxnResponse {
             header,

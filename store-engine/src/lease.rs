@@ -528,16 +528,18 @@ fn ttl_ms(ttl_s: i64) -> u64 {
     (ttl_s.max(0) as u64).saturating_mul(1000)
 }
 
-/// The leases a txn's puts name (either branch: which one runs is decided later).
+/// The leases a txn's puts name (any branch, nested ones included: which run is
+/// decided at apply).
 fn leases_named(txn: &TxnRequest) -> Vec<i64> {
-    txn.success
-        .iter()
-        .chain(&txn.failure)
-        .filter_map(|op| match op {
-            RequestOp::Put(p) if p.lease != 0 => Some(p.lease),
-            _ => None,
-        })
-        .collect()
+    let mut leases = Vec::new();
+    for op in txn.success.iter().chain(&txn.failure) {
+        match op {
+            RequestOp::Put(p) if p.lease != 0 => leases.push(p.lease),
+            RequestOp::Txn(nested) => leases.extend(leases_named(nested)),
+            _ => {}
+        }
+    }
+    leases
 }
 
 /// Drives `fut` to completion on the calling thread (parking it in between): the

@@ -254,17 +254,14 @@ impl Mvcc {
         unknown_leases: &[i64],
     ) -> Result<Applied, RequestError> {
         self.check_txn(txn, limits)?;
-        let succeeded = txn.compare.iter().all(|c| self.compare_holds(c));
-        let ops = if succeeded {
-            &txn.success
-        } else {
-            &txn.failure
-        };
-        let unknown = ops.iter().find_map(|op| match op {
-            RequestOp::Put(p) if p.lease != 0 && unknown_leases.contains(&p.lease) => Some(p.lease),
-            _ => None,
-        });
-        if let Some(lease) = unknown {
+        // Every compare on the path, nested txns' included, against the state before
+        // the txn: pre-order, one outcome per txn taken.
+        let mut path = Vec::new();
+        self.txn_path(txn, &mut path);
+        if let Some(lease) = path_leases(txn, &mut path.iter().copied())
+            .into_iter()
+            .find(|l| unknown_leases.contains(l))
+        {
             return Err(RequestError::LeaseNotFound(lease));
         }
         let main = self.current + 1;
@@ -274,16 +271,14 @@ impl Mvcc {
             touched: Vec::new(),
             payload_bytes: REVISION_HEADER_BYTES,
         };
-        let mut responses = Vec::with_capacity(ops.len());
-        for op in ops {
-            match self.apply_op(op, &mut run) {
-                Ok(r) => responses.push(r),
+        let (succeeded, mut responses) =
+            match self.apply_path(txn, &mut path.iter().copied(), &mut run) {
+                Ok(applied) => applied,
                 Err(e) => {
                     self.index.rollback(&run.touched, main);
                     return Err(e);
                 }
-            }
-        }
+            };
         let wrote = !run.events.is_empty();
         let header_revision = if wrote { main } else { self.current };
         set_header_revisions(&mut responses, header_revision);
@@ -304,8 +299,49 @@ impl Mvcc {
         })
     }
 
+    /// Appends the outcome of `txn`'s compares to `path`, then those of the nested txns
+    /// of the branch they choose, in order.
+    fn txn_path(&self, txn: &TxnRequest, path: &mut Vec<bool>) {
+        let succeeded = txn.compare.iter().all(|c| self.compare_holds(c));
+        path.push(succeeded);
+        for op in branch(txn, succeeded) {
+            if let RequestOp::Txn(nested) = op {
+                self.txn_path(nested, path);
+            }
+        }
+    }
+
+    /// Runs the branch of `txn` that `path` (from [`Mvcc::txn_path`]) chose, nested
+    /// txns included; returns which branch and its responses.
+    fn apply_path(
+        &mut self,
+        txn: &TxnRequest,
+        path: &mut impl Iterator<Item = bool>,
+        run: &mut TxnRun,
+    ) -> Result<(bool, Vec<ResponseOp>), RequestError> {
+        let succeeded = path.next().expect("one outcome per txn on the path");
+        let ops = branch(txn, succeeded);
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let r = match op {
+                RequestOp::Txn(nested) => {
+                    let (succeeded, responses) = self.apply_path(nested, path, run)?;
+                    ResponseOp::Txn(TxnResponse {
+                        header_revision: 0,
+                        succeeded,
+                        responses,
+                    })
+                }
+                op => self.apply_op(op, run)?,
+            };
+            responses.push(r);
+        }
+        Ok((succeeded, responses))
+    }
+
     fn apply_op(&mut self, op: &RequestOp, run: &mut TxnRun) -> Result<ResponseOp, RequestError> {
         match op {
+            RequestOp::Txn(_) => unreachable!("nested txns are run by apply_path"),
             // Reads inside a txn see the txn's earlier writes, as etcd's.
             RequestOp::Range(r) => {
                 let at = if r.revision > 0 { r.revision } else { run.main };
@@ -397,21 +433,26 @@ impl Mvcc {
     }
 
     fn check_spans_and_keys(&self, txn: &TxnRequest) -> Result<(), RequestError> {
+        self.check_spans(txn)?;
+        check_intervals(&txn.success)?;
+        check_intervals(&txn.failure)?;
+        Ok(())
+    }
+
+    fn check_spans(&self, txn: &TxnRequest) -> Result<(), RequestError> {
         for c in &txn.compare {
             check_span(&c.key, &c.range_end)?;
         }
-        for ops in [&txn.success, &txn.failure] {
-            for op in ops {
-                match op {
-                    RequestOp::Range(r) => {
-                        check_span(&r.key, &r.range_end)?;
-                        self.check_read_revision(r.revision, self.current)?;
-                    }
-                    RequestOp::Put(p) => check_span(&p.key, &[])?,
-                    RequestOp::DeleteRange(d) => check_span(&d.key, &d.range_end)?,
+        for op in txn.success.iter().chain(&txn.failure) {
+            match op {
+                RequestOp::Range(r) => {
+                    check_span(&r.key, &r.range_end)?;
+                    self.check_read_revision(r.revision, self.current)?;
                 }
+                RequestOp::Put(p) => check_span(&p.key, &[])?,
+                RequestOp::DeleteRange(d) => check_span(&d.key, &d.range_end)?,
+                RequestOp::Txn(nested) => self.check_spans(nested)?,
             }
-            check_duplicate_keys(ops)?;
         }
         Ok(())
     }
@@ -632,6 +673,10 @@ fn set_header_revisions(responses: &mut [ResponseOp], revision: i64) {
             ResponseOp::Range(x) => x.header_revision = revision,
             ResponseOp::Put(x) => x.header_revision = revision,
             ResponseOp::DeleteRange(x) => x.header_revision = revision,
+            ResponseOp::Txn(x) => {
+                x.header_revision = revision;
+                set_header_revisions(&mut x.responses, revision);
+            }
         }
     }
 }
@@ -664,6 +709,19 @@ pub enum TxnLimits {
 
 /// etcd's size and op-count limits on a client request.
 fn check_request_limits(txn: &TxnRequest) -> Result<(), RequestError> {
+    check_op_counts(txn)?;
+    let size_bytes = txn_size_bytes(txn);
+    if size_bytes > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge {
+            size_bytes,
+            limit_bytes: MAX_REQUEST_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// [`MAX_TXN_OPS`] per compare list and branch, nested txns' included.
+fn check_op_counts(txn: &TxnRequest) -> Result<(), RequestError> {
     for n_ops in [txn.compare.len(), txn.success.len(), txn.failure.len()] {
         if n_ops > MAX_TXN_OPS {
             return Err(RequestError::TooManyOps {
@@ -672,12 +730,10 @@ fn check_request_limits(txn: &TxnRequest) -> Result<(), RequestError> {
             });
         }
     }
-    let size_bytes = txn_size_bytes(txn);
-    if size_bytes > MAX_REQUEST_BYTES {
-        return Err(RequestError::TooLarge {
-            size_bytes,
-            limit_bytes: MAX_REQUEST_BYTES,
-        });
+    for op in txn.success.iter().chain(&txn.failure) {
+        if let RequestOp::Txn(nested) = op {
+            check_op_counts(nested)?;
+        }
     }
     Ok(())
 }
@@ -694,15 +750,66 @@ pub fn check_span(key: &[u8], range_end: &[u8]) -> Result<(), RequestError> {
 }
 
 /// etcd's `checkIntervals` for one branch: no key put twice, no put inside a deleted range.
-fn check_duplicate_keys(ops: &[RequestOp]) -> Result<(), RequestError> {
-    let dels: Vec<KeySpan<'_>> = ops
+/// The branch of `txn` that its compares' outcome chooses.
+fn branch(txn: &TxnRequest, succeeded: bool) -> &[RequestOp] {
+    if succeeded {
+        &txn.success
+    } else {
+        &txn.failure
+    }
+}
+
+/// The leases the puts on `path` name (nested txns' taken branches included).
+fn path_leases(txn: &TxnRequest, path: &mut impl Iterator<Item = bool>) -> Vec<i64> {
+    let succeeded = path.next().expect("one outcome per txn on the path");
+    let mut leases = Vec::new();
+    for op in branch(txn, succeeded) {
+        match op {
+            RequestOp::Put(p) if p.lease != 0 => leases.push(p.lease),
+            RequestOp::Txn(nested) => leases.extend(path_leases(nested, path)),
+            _ => {}
+        }
+    }
+    leases
+}
+
+/// Keys put and spans deleted by a branch, nested txns' included.
+type Intervals<'a> = (HashSet<&'a [u8]>, Vec<KeySpan<'a>>);
+
+/// etcd's `checkIntervals` over one branch: a key may be put once on any path through
+/// it, and not inside a range the path deletes. The two branches of a nested txn are
+/// exclusive, so both may put the same key.
+fn check_intervals(ops: &[RequestOp]) -> Result<Intervals<'_>, RequestError> {
+    let mut dels: Vec<KeySpan<'_>> = ops
         .iter()
         .filter_map(|op| match op {
             RequestOp::DeleteRange(d) => Some(KeySpan::new(&d.key, &d.range_end)),
             _ => None,
         })
         .collect();
-    let mut puts = HashSet::new();
+    let mut puts: HashSet<&[u8]> = HashSet::new();
+    for op in ops {
+        let RequestOp::Txn(nested) = op else {
+            continue;
+        };
+        let (puts_then, dels_then) = check_intervals(&nested.success)?;
+        let (puts_else, dels_else) = check_intervals(&nested.failure)?;
+        for &k in &puts_then {
+            if puts.contains(k) || dels.iter().any(|d| d.contains(k)) {
+                return Err(RequestError::DuplicateKey);
+            }
+            puts.insert(k);
+        }
+        for &k in &puts_else {
+            let exclusive = puts_then.contains(k);
+            if (puts.contains(k) && !exclusive) || dels.iter().any(|d| d.contains(k)) {
+                return Err(RequestError::DuplicateKey);
+            }
+            puts.insert(k);
+        }
+        dels.extend(dels_then);
+        dels.extend(dels_else);
+    }
     for op in ops {
         if let RequestOp::Put(p) = op
             && (!puts.insert(&p.key[..]) || dels.iter().any(|d| d.contains(&p.key)))
@@ -710,7 +817,7 @@ fn check_duplicate_keys(ops: &[RequestOp]) -> Result<(), RequestError> {
             return Err(RequestError::DuplicateKey);
         }
     }
-    Ok(())
+    Ok((puts, dels))
 }
 
 /// The bytes a request is charged against [`MAX_REQUEST_BYTES`].
@@ -731,6 +838,7 @@ pub fn txn_size_bytes(txn: &TxnRequest) -> usize {
         RequestOp::Range(r) => r.key.len() + r.range_end.len(),
         RequestOp::Put(p) => p.key.len() + p.value.len(),
         RequestOp::DeleteRange(d) => d.key.len() + d.range_end.len(),
+        RequestOp::Txn(nested) => txn_size_bytes(nested),
     } + REQUEST_OP_OVERHEAD_BYTES;
     compares
         + txn
@@ -773,6 +881,200 @@ mod tests {
             success,
             ..Default::default()
         }
+    }
+
+    fn nested(
+        compare: Vec<Compare>,
+        success: Vec<RequestOp>,
+        failure: Vec<RequestOp>,
+    ) -> RequestOp {
+        RequestOp::Txn(TxnRequest {
+            compare,
+            success,
+            failure,
+        })
+    }
+
+    fn absent(key: &[u8]) -> Compare {
+        Compare {
+            key: key.to_vec(),
+            range_end: Vec::new(),
+            result: CompareResult::Equal,
+            target: CompareTarget::Version(0),
+        }
+    }
+
+    fn value(m: &Mvcc, key: &[u8]) -> Option<Vec<u8>> {
+        m.index()
+            .get(key, m.current_revision())
+            .map(|kv| kv.value.to_vec())
+    }
+
+    /// A nested txn's compares see the state before the outer txn (as etcd's
+    /// `compareToPath`), even after the outer txn's earlier ops wrote the key; its
+    /// response nests; everything is one revision.
+    #[test]
+    fn nested_txns_compare_against_the_state_before_the_txn() {
+        let mut m = Mvcc::new();
+        let txn = TxnRequest {
+            compare: vec![absent(b"a")],
+            success: vec![
+                put(b"a", b"1"),
+                // "a" is absent before the txn, though the put above wrote it.
+                nested(
+                    vec![absent(b"a")],
+                    vec![
+                        put(b"then", b"x"),
+                        nested(vec![absent(b"then")], vec![range(b"a", b"", 0)], vec![]),
+                    ],
+                    vec![put(b"else", b"y")],
+                ),
+            ],
+            failure: vec![put(b"outer-else", b"z")],
+        };
+        let applied = m.apply(&txn).unwrap();
+        let resp = applied.response;
+        assert!(resp.succeeded);
+        assert_eq!(resp.header_revision, 2);
+        assert_eq!(
+            applied.batch.unwrap().events.len(),
+            2,
+            "a and then, one revision"
+        );
+        let ResponseOp::Txn(inner) = &resp.responses[1] else {
+            panic!("a nested response: {resp:?}");
+        };
+        assert!(inner.succeeded);
+        assert_eq!(inner.header_revision, 2);
+        let ResponseOp::Txn(innermost) = &inner.responses[1] else {
+            panic!("a nested response: {inner:?}");
+        };
+        assert!(innermost.succeeded, "\"then\" was absent before the txn");
+        let ResponseOp::Range(r) = &innermost.responses[0] else {
+            panic!("a range: {innermost:?}");
+        };
+        assert_eq!(r.kvs[0].value[..], b"1"[..], "reads see the txn's writes");
+        assert_eq!(value(&m, b"then"), Some(b"x".to_vec()));
+        assert_eq!(value(&m, b"else"), None);
+
+        // Run again: "a" exists now, so the outer failure branch runs alone.
+        let resp = m.apply(&txn).unwrap().response;
+        assert!(!resp.succeeded);
+        assert_eq!(resp.responses.len(), 1);
+        assert_eq!(value(&m, b"outer-else"), Some(b"z".to_vec()));
+    }
+
+    /// etcd's `checkIntervals` across nested txns: a key put twice on one path, or put
+    /// inside a range the path deletes, is a duplicate; the two branches of a nested
+    /// txn exclude each other. Nested branches are held to the op limit too. A refused
+    /// txn changes nothing.
+    #[test]
+    fn nested_txns_follow_etcds_duplicate_key_and_limit_rules() {
+        let cases: Vec<(&str, TxnRequest, Option<RequestError>)> = vec![
+            (
+                "outer and nested put the same key",
+                ops(vec![
+                    put(b"k", b"1"),
+                    nested(vec![], vec![put(b"k", b"2")], vec![]),
+                ]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "both branches of one nested txn may put it",
+                ops(vec![nested(
+                    vec![],
+                    vec![put(b"k", b"1")],
+                    vec![put(b"k", b"2")],
+                )]),
+                None,
+            ),
+            (
+                "two nested txns may not",
+                ops(vec![
+                    nested(vec![], vec![put(b"k", b"1")], vec![]),
+                    nested(vec![], vec![], vec![put(b"k", b"2")]),
+                ]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "a nested put inside the outer delete",
+                ops(vec![
+                    del(b"a", b"z"),
+                    nested(vec![], vec![put(b"k", b"1")], vec![]),
+                ]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "an outer put inside a nested delete",
+                ops(vec![
+                    nested(vec![], vec![del(b"a", b"z")], vec![]),
+                    put(b"k", b"1"),
+                ]),
+                Some(RequestError::DuplicateKey),
+            ),
+            (
+                "the outer branches are separate",
+                TxnRequest {
+                    success: vec![put(b"k", b"1")],
+                    failure: vec![nested(vec![], vec![put(b"k", b"2")], vec![])],
+                    ..Default::default()
+                },
+                None,
+            ),
+            (
+                "a nested branch over the op limit",
+                ops(vec![nested(
+                    vec![],
+                    vec![range(b"a", b"", 0); MAX_TXN_OPS + 1],
+                    vec![],
+                )]),
+                Some(RequestError::TooManyOps {
+                    n_ops: MAX_TXN_OPS + 1,
+                    limit: MAX_TXN_OPS,
+                }),
+            ),
+            (
+                "a bad span inside a nested txn",
+                ops(vec![nested(vec![], vec![del(b"b", b"a")], vec![])]),
+                Some(RequestError::RangeEndBeforeKey),
+            ),
+        ];
+        for (name, txn, want) in cases {
+            let mut m = Mvcc::new();
+            m.apply(&ops(vec![put(b"k", b"0")])).unwrap();
+            let before = m.index().clone();
+            let got = m.apply(&txn).err();
+            assert_eq!(got, want, "{name}");
+            if want.is_some() {
+                assert_eq!(m.index(), &before, "{name}: a refused txn changes nothing");
+            }
+        }
+    }
+
+    /// Only the leases on the path taken must exist, nested branches included.
+    #[test]
+    fn unknown_leases_count_on_the_path_taken_only() {
+        let put_leased = |key: &[u8], lease| {
+            RequestOp::Put(PutRequest {
+                key: key.to_vec(),
+                value: b"v".to_vec(),
+                lease,
+                prev_kv: false,
+            })
+        };
+        let txn = ops(vec![nested(
+            vec![absent(b"k")],
+            vec![put_leased(b"a", 7)],
+            vec![put_leased(b"b", 9)],
+        )]);
+        let mut m = Mvcc::new();
+        assert_eq!(
+            m.apply_checked(&txn, TxnLimits::Client, &[7]).err(),
+            Some(RequestError::LeaseNotFound(7))
+        );
+        assert_eq!(m.current_revision(), 1);
+        m.apply_checked(&txn, TxnLimits::Client, &[9]).unwrap();
+        assert_eq!(value(&m, b"a"), Some(b"v".to_vec()));
     }
 
     /// etcd's request checks (etcdserver/api/v3rpc/key.go `checkTxnRequest`,

@@ -129,6 +129,9 @@ pub enum RequestOp {
     Range(RangeRequest),
     Put(PutRequest),
     DeleteRange(DeleteRangeRequest),
+    /// A nested txn: its compares are evaluated, with the outer txn's, against the
+    /// state before the outer txn (etcd's semantics).
+    Txn(TxnRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,9 +139,10 @@ pub enum ResponseOp {
     Range(RangeResponse),
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
 }
 
-/// etcd's `TxnRequest` (nested txns are not supported).
+/// etcd's `TxnRequest`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnRequest {
     pub compare: Vec<Compare>,

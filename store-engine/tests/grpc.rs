@@ -197,9 +197,9 @@ async fn errors_carry_etcd_codes_and_messages() {
 }
 
 /// Sorted and filtered ranges inside a txn answer as they do outside one, in the
-/// branch taken.
+/// branch taken, nested txns' included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sorted_and_filtered_ranges_inside_a_txn() {
+async fn sorted_and_filtered_ranges_and_nested_txns() {
     use pb::range_request::{SortOrder, SortTarget};
     let (ch, _stop) = start().await;
     let mut kv = pb::kv_client::KvClient::new(ch);
@@ -275,6 +275,48 @@ async fn sorted_and_filtered_ranges_inside_a_txn() {
         let outside = kv.range(r.clone()).await.unwrap().into_inner();
         assert_eq!((keys(&outside), outside.more), (keys(got), got.more));
     }
+
+    // In a nested txn too, whose compare sees the state before the outer txn: "/n" is
+    // absent then, though the outer txn puts it first.
+    let absent = pb::Compare {
+        key: b"/n".to_vec(),
+        result: pb::compare::CompareResult::Equal as i32,
+        target: pb::compare::CompareTarget::Version as i32,
+        target_union: Some(pb::compare::TargetUnion::Version(0)),
+        ..Default::default()
+    };
+    let inner = pb::TxnRequest {
+        compare: vec![absent],
+        success: vec![op(&ranges[0])],
+        failure: vec![],
+    };
+    let txn = pb::TxnRequest {
+        success: vec![
+            pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestPut(put(
+                    "/n",
+                    b"x".to_vec(),
+                ))),
+            },
+            pb::RequestOp {
+                request: Some(pb::request_op::Request::RequestTxn(inner)),
+            },
+        ],
+        ..Default::default()
+    };
+    let resp = kv.txn(txn).await.unwrap().into_inner();
+    let Some(pb::response_op::Response::ResponseTxn(nested)) = &resp.responses[1].response else {
+        panic!("a nested txn response: {resp:?}");
+    };
+    assert!(nested.succeeded);
+    assert_eq!(
+        nested.header.as_ref().unwrap().revision,
+        resp.header.as_ref().unwrap().revision
+    );
+    let Some(pb::response_op::Response::ResponseRange(r)) = &nested.responses[0].response else {
+        panic!("a range response: {nested:?}");
+    };
+    assert_eq!(keys(r), ["/s/c", "/s/d", "/s/a"]);
 }
 
 async fn next(stream: &mut tonic::Streaming<WatchResponse>) -> WatchResponse {

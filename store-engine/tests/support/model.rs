@@ -149,17 +149,20 @@ impl Model {
         for c in &t.compare {
             check_span(&c.key, &c.range_end)?;
         }
-        for ops in [&t.success, &t.failure] {
-            for op in ops {
-                match op {
-                    RequestOp::Range(r) => {
-                        check_span(&r.key, &r.range_end)?;
-                        self.read_rev(r.revision)?;
-                    }
-                    RequestOp::Put(p) => check_span(&p.key, b"")?,
-                    RequestOp::DeleteRange(d) => check_span(&d.key, &d.range_end)?,
+        // As etcd's kvServer.Txn: every op's own checks, both branches, then the
+        // duplicate-key checks.
+        for op in t.success.iter().chain(&t.failure) {
+            match op {
+                RequestOp::Range(r) => {
+                    check_span(&r.key, &r.range_end)?;
+                    self.read_rev(r.revision)?;
                 }
+                RequestOp::Put(p) => check_span(&p.key, b"")?,
+                RequestOp::DeleteRange(d) => check_span(&d.key, &d.range_end)?,
+                RequestOp::Txn(_) => unreachable!("the model makes no nested txns"),
             }
+        }
+        for ops in [&t.success, &t.failure] {
             let puts: Vec<&[u8]> = ops
                 .iter()
                 .filter_map(|o| {
@@ -236,6 +239,7 @@ impl Model {
                         prev_kvs: if d.prev_kv { gone } else { vec![] },
                     })
                 }
+                RequestOp::Txn(_) => unreachable!("the model makes no nested txns"),
             });
         }
         let header = if changes.is_empty() {
@@ -248,6 +252,7 @@ impl Model {
                 ResponseOp::Range(x) => x.header_revision = header,
                 ResponseOp::Put(x) => x.header_revision = header,
                 ResponseOp::DeleteRange(x) => x.header_revision = header,
+                ResponseOp::Txn(_) => unreachable!("the model makes no nested txns"),
             }
         }
         if !changes.is_empty() {
