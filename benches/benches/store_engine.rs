@@ -27,6 +27,17 @@ fn put(key: String) -> PutRequest {
     }
 }
 
+/// One txn putting each of `keys`.
+fn puts(keys: &[String]) -> TxnRequest {
+    TxnRequest {
+        success: keys
+            .iter()
+            .map(|k| RequestOp::Put(put(k.clone())))
+            .collect(),
+        ..Default::default()
+    }
+}
+
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("bosun-bench-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&p);
@@ -229,14 +240,7 @@ fn bench_snapshot(c: &mut Criterion) {
         .map(|i| format!("/registry/pods/ns{}/p{i:07}", i % 1000))
         .collect();
     for batch in keys.chunks(128) {
-        let txn = TxnRequest {
-            success: batch
-                .iter()
-                .map(|k| RequestOp::Put(put(k.clone())))
-                .collect(),
-            ..Default::default()
-        };
-        mvcc.apply(&txn).unwrap();
+        mvcc.apply(&puts(batch)).unwrap();
     }
     let mut g = c.benchmark_group("store_engine/mvcc");
     g.bench_function("snapshot_1m_keys", |b| {
@@ -255,14 +259,7 @@ fn bench_catch_up(c: &mut Criterion) {
         .map(|i| format!("/registry/pods/ns{}/p{i:06}", i % 100))
         .collect();
     for batch in keys.chunks(128).chain(keys.chunks(1).take(10)) {
-        let txn = TxnRequest {
-            success: batch
-                .iter()
-                .map(|k| RequestOp::Put(put(k.clone())))
-                .collect(),
-            ..Default::default()
-        };
-        if let Some(b) = mvcc.apply(&txn).unwrap().batch {
+        if let Some(b) = mvcc.apply(&puts(batch)).unwrap().batch {
             recent.push(b);
         }
     }
