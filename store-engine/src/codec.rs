@@ -59,25 +59,39 @@ pub enum Record {
 
 /// Appends one framed record to `out`.
 pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; RECORD_HEADER_BYTES]);
-    let kind = match record {
-        Record::SegmentHeader(h) => {
+    let start = match record {
+        Record::Revision(b) => return encode_revision(b, out),
+        Record::SegmentHeader(h) => frame(out, RecordKind::SegmentHeader, |out| {
             put_u64(out, FORMAT_MAGIC);
             put_u32(out, FORMAT_VERSION);
             put_u64(out, h.segment_id);
             put_i64(out, h.base_revision);
-            RecordKind::SegmentHeader
-        }
-        Record::Revision(b) => {
-            encode_batch(b, out);
-            RecordKind::Revision
-        }
-        Record::Compact(rev) => {
-            put_i64(out, *rev);
-            RecordKind::Compact
-        }
+        }),
+        Record::Compact(rev) => frame(out, RecordKind::Compact, |out| put_i64(out, *rev)),
     };
+    // Check the data before it goes to disk.
+    debug_assert_eq!(
+        decode_record(&out[start..]).map(|(r, _)| r),
+        Ok(persisted_form(record))
+    );
+}
+
+/// Appends the record of one committed revision to `out` (the writer's path: no copy
+/// of the batch into a [`Record`]).
+pub fn encode_revision(b: &CommittedBatch, out: &mut Vec<u8>) {
+    let start = frame(out, RecordKind::Revision, |out| encode_batch(b, out));
+    debug_assert_eq!(
+        decode_record(&out[start..]).map(|(r, _)| r),
+        Ok(Record::Revision(persisted_batch(b)))
+    );
+}
+
+/// Appends a record of `kind` whose payload `payload` writes, framed with its length
+/// and CRC; returns where it starts.
+fn frame(out: &mut Vec<u8>, kind: RecordKind, payload: impl FnOnce(&mut Vec<u8>)) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_BYTES]);
+    payload(out);
     let payload_len = out.len() - start - RECORD_HEADER_BYTES;
     assert!(
         payload_len <= MAX_RECORD_PAYLOAD_BYTES,
@@ -87,31 +101,28 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
     let crc = crc32c::crc32c(&out[start + 8..]);
     out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    // Check the data before it goes to disk.
-    debug_assert_eq!(
-        decode_record(&out[start..]).map(|(r, _)| r),
-        Ok(persisted_form(record))
-    );
+    start
 }
 
 /// What decoding `record` gives back: everything but the events' `prev_kv`.
 pub fn persisted_form(record: &Record) -> Record {
     match record {
-        Record::Revision(b) => {
-            let events = b
-                .events
-                .iter()
-                .map(|e| Event {
-                    prev_kv: None,
-                    ..e.clone()
-                })
-                .collect();
-            Record::Revision(CommittedBatch {
-                revision: b.revision,
-                events,
-            })
-        }
+        Record::Revision(b) => Record::Revision(persisted_batch(b)),
         other => other.clone(),
+    }
+}
+
+fn persisted_batch(b: &CommittedBatch) -> CommittedBatch {
+    CommittedBatch {
+        revision: b.revision,
+        events: b
+            .events
+            .iter()
+            .map(|e| Event {
+                prev_kv: None,
+                ..e.clone()
+            })
+            .collect(),
     }
 }
 

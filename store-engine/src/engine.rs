@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 use tokio::sync::{Notify, oneshot};
 
 use crate::checkpoint;
-use crate::codec::{Record, encode_record};
+use crate::codec::{Record, encode_record, encode_revision};
 use crate::error::{Error, RequestError, TailRepair};
 use crate::index::KeySpan;
 use crate::logfile::LogDir;
@@ -825,7 +825,7 @@ impl<D: LogDir> Writer<D> {
                             mvcc.apply_checked(&req, limits, &unknown_leases)
                                 .map(|applied| {
                                     if let Some(batch) = applied.batch {
-                                        encode_record(&Record::Revision(batch.clone()), &mut buf);
+                                        encode_revision(&batch, &mut buf);
                                         batches.push(batch);
                                     }
                                     applied.response
@@ -1177,5 +1177,35 @@ mod tests {
             .history(b"h", b"i", newest + 1, newest + 1, 4)
             .unwrap();
         assert_eq!(engine.stats().n_history_reads_recent, 1);
+    }
+
+    /// Garbage collection waits for a compaction's sweep and starts as soon as the
+    /// sweep ends, with no write after it to wake the writer.
+    #[test]
+    fn garbage_collection_starts_when_a_sweep_ends() {
+        let config = EngineConfig {
+            checkpoint_after_bytes: 0,
+            gc_min_dead_bytes: 1,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::open(MemDir::new(), config).unwrap();
+        // 200 keys of three versions: dozens of (test-sized) chunks, several steps.
+        for _ in 0..3 {
+            for k in 0..200 {
+                engine.txn(put_txn(&format!("k{k:03}"))).unwrap();
+            }
+        }
+        assert_eq!(
+            engine.stats().n_gc_runs,
+            0,
+            "nothing is dead before compaction"
+        );
+        engine.compact(engine.current_revision()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while engine.stats().n_checkpoints == 0 {
+            assert!(std::time::Instant::now() < deadline, "GC did not start");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(engine.stats().n_gc_runs, 1);
     }
 }

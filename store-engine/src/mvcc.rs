@@ -258,9 +258,10 @@ impl Mvcc {
         // the txn: pre-order, one outcome per txn taken.
         let mut path = Vec::new();
         self.txn_path(txn, &mut path);
-        if let Some(lease) = path_leases(txn, &mut path.iter().copied())
-            .into_iter()
-            .find(|l| unknown_leases.contains(l))
+        if !unknown_leases.is_empty()
+            && let Some(lease) = path_leases(txn, &mut path.iter().copied())
+                .into_iter()
+                .find(|l| unknown_leases.contains(l))
         {
             return Err(RequestError::LeaseNotFound(lease));
         }

@@ -28,7 +28,8 @@ const EVENT_BYTES_BASE: usize = 64;
 /// The newest committed revisions, contiguous and in order.
 #[derive(Debug)]
 pub struct Recent {
-    batches: VecDeque<Arc<CommittedBatch>>,
+    /// Each revision with the bytes it is charged ([`batch_bytes`]).
+    batches: VecDeque<(Arc<CommittedBatch>, usize)>,
     bytes: usize,
     revisions_max: usize,
     bytes_max: usize,
@@ -67,26 +68,27 @@ impl Recent {
         if self
             .batches
             .back()
-            .is_some_and(|b| b.revision + 1 != batch.revision)
+            .is_some_and(|(b, _)| b.revision + 1 != batch.revision)
         {
             self.batches.clear();
             self.bytes = 0;
         }
-        self.bytes += batch_bytes(&batch);
-        self.batches.push_back(Arc::new(batch));
+        let bytes = batch_bytes(&batch);
+        self.bytes += bytes;
+        self.batches.push_back((Arc::new(batch), bytes));
         while self.batches.len() > self.revisions_max
             || (self.bytes > self.bytes_max && self.batches.len() > 1)
         {
-            let dropped = self.batches.pop_front().expect("more than one kept");
-            self.bytes -= batch_bytes(&dropped);
+            let (_, dropped) = self.batches.pop_front().expect("more than one kept");
+            self.bytes -= dropped;
         }
     }
 
     /// The oldest and newest revisions kept.
     pub fn revisions(&self) -> Option<(i64, i64)> {
         Some((
-            self.batches.front()?.revision,
-            self.batches.back()?.revision,
+            self.batches.front()?.0.revision,
+            self.batches.back()?.0.revision,
         ))
     }
 
@@ -101,7 +103,12 @@ impl Recent {
         }
         let start = usize::try_from(from - oldest).expect("from is kept");
         let n = usize::try_from(to - from + 1).expect("to is kept");
-        Some(self.batches.range(start..start + n).cloned().collect())
+        Some(
+            self.batches
+                .range(start..start + n)
+                .map(|(b, _)| b.clone())
+                .collect(),
+        )
     }
 
     /// [`Recent::window`] then [`select`].
@@ -281,7 +288,7 @@ mod tests {
             "empty revisions cost nothing"
         );
         let (_, with_events) = busy(1);
-        let one = CommittedBatch::clone(with_events.batches.back().unwrap());
+        let one = CommittedBatch::clone(&with_events.batches.back().unwrap().0);
         let mut small = Recent::new(10, 1);
         small.push(one.clone());
         assert_eq!(small.revisions(), Some((one.revision, one.revision)));
