@@ -91,6 +91,7 @@ struct Side {
 struct SideBySide {
     config: StoreLoadConfig,
     log_backend: String,
+    grpc_transport: String,
     /// The floor under any durable write: append + fdatasync on this disk.
     fdatasync_probe: LatencySummary,
     ours: Side,
@@ -108,7 +109,12 @@ async fn side_by_side(args: &BenchStoreArgs, cfg: &StoreLoadConfig) -> anyhow::R
     );
     eprintln!("{}", describe(cfg));
     let exe = std::env::current_exe()?;
-    let bosun_args = vec!["--log-backend".to_string(), args.log_backend.clone()];
+    let bosun_args = vec![
+        "--log-backend".to_string(),
+        args.log_backend.clone(),
+        "--grpc-transport".to_string(),
+        args.grpc_transport.clone(),
+    ];
     let ours = load_one(Peer::bosun(&exe, &bosun_args)?, cfg).await?;
     let etcd = load_one(Peer::etcd_ready(&args.etcd).await?, cfg).await?;
     print_table(&[("bosun", &ours.report), ("etcd", &etcd.report)]);
@@ -120,6 +126,7 @@ async fn side_by_side(args: &BenchStoreArgs, cfg: &StoreLoadConfig) -> anyhow::R
     Ok(SideBySide {
         config: cfg.clone(),
         log_backend: args.log_backend.clone(),
+        grpc_transport: args.grpc_transport.clone(),
         fdatasync_probe: probe,
         ours,
         etcd,

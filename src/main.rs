@@ -158,6 +158,10 @@ struct StoreArgs {
     /// the fdatasync submitted together).
     #[arg(long, default_value = "std")]
     log_backend: bosun_store_engine::LogBackend,
+    /// The HTTP/2 stack under the gRPC service: `direct` (one task per connection,
+    /// reads and writes batched) or `tonic` (hyper and h2, a task per call).
+    #[arg(long, default_value = "direct")]
+    grpc_transport: bosun_store_engine::grpc::Transport,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +225,9 @@ struct BenchStoreArgs {
     /// Log backend of the `bosun store` that --side-by-side starts (std | io-uring).
     #[arg(long, default_value = "std")]
     log_backend: String,
+    /// gRPC transport of the `bosun store` that --side-by-side starts (direct | tonic).
+    #[arg(long, default_value = "direct")]
+    grpc_transport: String,
     /// The etcd binary --side-by-side starts.
     #[arg(long, default_value = "/usr/bin/etcd")]
     etcd: PathBuf,
@@ -396,11 +403,16 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
         listener.local_addr()?
     );
     println!("  log backend: {}", args.log_backend);
+    println!("  gRPC transport: {:?}", args.grpc_transport);
     println!(
         "  ETCDCTL_API=3 etcdctl --endpoints={} endpoint status",
         listener.local_addr()?
     );
-    store::serve(st, listener, store::ServerConfig::default(), async {
+    let config = store::ServerConfig {
+        transport: args.grpc_transport,
+        ..Default::default()
+    };
+    store::serve(st, listener, config, async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     })

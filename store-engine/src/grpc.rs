@@ -6,8 +6,16 @@
 //! to their typed errors. Writes are queued to the engine's writer and awaited (no thread
 //! waits for a write's fdatasync); reads are in-memory and run inline.
 //!
-//! Not served: nested txns (InvalidArgument), Cluster, Auth, and the Maintenance
-//! methods other than Status (UNIMPLEMENTED).
+//! Two transports serve the same handlers ([`Transport`]): the direct one (the
+//! default), a purpose-built HTTP/2 connection loop ([`conn`]) that reads every request
+//! that has arrived and writes every answer that is ready in one system call each, and
+//! tonic's stack (hyper, h2, tower), kept for comparison.
+//!
+//! Not served: Cluster, Auth, and the Maintenance methods other than Status
+//! (UNIMPLEMENTED).
+
+pub mod conn;
+mod hpack;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -65,6 +73,28 @@ pub struct WatchResponse {
     pub events: Vec<bytes::Bytes>,
 }
 
+/// Which HTTP/2 stack carries the gRPC calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// [`conn`]: one task per connection, unary calls polled in it, reads and writes
+    /// batched.
+    #[default]
+    Direct,
+    /// tonic over hyper and h2: a task per call.
+    Tonic,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "direct" => Ok(Transport::Direct),
+            "tonic" => Ok(Transport::Tonic),
+            _ => Err(format!("unknown transport {s:?} (direct, tonic)")),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub cluster_id: u64,
@@ -74,6 +104,7 @@ pub struct ServerConfig {
     /// How often watchers created with `progress_notify` get a progress notification
     /// (etcd: 10 minutes).
     pub progress_notify_interval_ms: u64,
+    pub transport: Transport,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +114,7 @@ impl Default for ServerConfig {
             member_id: 0xb05e_0000_0000_0001,
             lease_tick_ms: 500,
             progress_notify_interval_ms: 10 * 60 * 1000,
+            transport: Transport::default(),
         }
     }
 }
@@ -91,6 +123,8 @@ impl Default for ServerConfig {
 pub enum ServeError {
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("accepting connections: {0}")]
+    Accept(#[from] std::io::Error),
 }
 
 /// Serves the etcd v3 API on `listener` until `shutdown` completes; open streams
@@ -111,12 +145,17 @@ where
         config: Arc::new(config.clone()),
         stop: stop_rx.clone(),
     };
-    let expiry = tokio::spawn(expire_leases(store, config.lease_tick_ms, stop_rx));
+    let expiry = tokio::spawn(expire_leases(store, config.lease_tick_ms, stop_rx.clone()));
     let max_msg = MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES;
     let signal = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
+    if config.transport == Transport::Direct {
+        let result = serve_direct(Arc::new(svc), listener, max_msg, signal, stop_rx).await;
+        expiry.abort();
+        return result;
+    }
     let result = tonic::transport::Server::builder()
         .add_service(pb::kv_server::KvServer::new(svc.clone()).max_decoding_message_size(max_msg))
         .add_service(
@@ -130,6 +169,58 @@ where
         .await;
     expiry.abort();
     Ok(result?)
+}
+
+/// The direct transport: a [`conn::Conn`] task per accepted connection. After
+/// `signal`, no connection is accepted and each open one says GOAWAY and closes once
+/// its streams end (sessions end on `stop`).
+async fn serve_direct<D, F>(
+    svc: Arc<EtcdService<D>>,
+    listener: TcpListener,
+    max_message: usize,
+    signal: F,
+    stop: tokio_watch::Receiver<bool>,
+) -> Result<(), ServeError>
+where
+    D: LogDir + Clone + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut signal = std::pin::pin!(signal);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut signal => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let io = match accepted {
+            Ok((io, _)) => io,
+            // A connection that failed before it was accepted (reset, or out of
+            // descriptors for a moment) is the client's loss, not the server's end.
+            Err(e) if is_transient_accept_error(&e) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let _ = io.set_nodelay(true);
+        let mut stop = stop.clone();
+        let conn = conn::Conn::new(io, svc.clone(), max_message);
+        conns.spawn(conn.run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn is_transient_accept_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || e.raw_os_error() == Some(24) // EMFILE
+        || e.raw_os_error() == Some(23) // ENFILE
 }
 
 /// Accepted connections with `TCP_NODELAY`, as etcd's (Go sets it on every TCP
@@ -654,7 +745,34 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::watch_server::Watch for Etcd
         &self,
         req: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let inbound = req.into_inner();
+        let rx = self.start_watch(Inbound::Tonic(Box::new(req.into_inner())));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// A streaming call's request messages, from either transport.
+enum Inbound<T> {
+    Tonic(Box<Streaming<T>>),
+    /// Undecoded messages from a [`conn::Conn`].
+    Direct(mpsc::Receiver<bytes::Bytes>),
+}
+
+impl<T: prost::Message + Default> Inbound<T> {
+    /// The next request; `None` once the client has ended its side, broken the
+    /// stream, or sent a message that does not decode.
+    async fn next(&mut self) -> Option<T> {
+        match self {
+            Inbound::Tonic(s) => s.message().await.ok().flatten(),
+            Inbound::Direct(r) => T::decode(r.recv().await?).ok(),
+        }
+    }
+}
+
+impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
+    fn start_watch(
+        &self,
+        inbound: Inbound<pb::WatchRequest>,
+    ) -> mpsc::Receiver<Result<WatchResponse, Status>> {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE_RESPONSES_MAX);
         let session = WatchSession {
             svc: self.clone(),
@@ -662,7 +780,180 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::watch_server::Watch for Etcd
             watchers: HashMap::new(),
         };
         tokio::spawn(session.run(inbound));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        rx
+    }
+
+    fn start_keep_alive(
+        &self,
+        mut inbound: Inbound<pb::LeaseKeepAliveRequest>,
+    ) -> mpsc::Receiver<Result<pb::LeaseKeepAliveResponse, Status>> {
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE_RESPONSES_MAX);
+        let svc = self.clone();
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.next() => m,
+                    _ = stop.changed() => return,
+                };
+                let Some(r) = msg else { return };
+                // etcd answers an unknown (or expired) lease with TTL 0, not an error.
+                let ttl = svc.store.lessor.keep_alive(r.id).unwrap_or(0);
+                let resp = pb::LeaseKeepAliveResponse {
+                    header: svc.header(svc.store.kv.current_revision()),
+                    id: r.id,
+                    ttl,
+                };
+                if tx.send(Ok(resp)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Method numbers of the direct transport's routes.
+mod method {
+    pub const RANGE: u8 = 0;
+    pub const PUT: u8 = 1;
+    pub const DELETE_RANGE: u8 = 2;
+    pub const TXN: u8 = 3;
+    pub const COMPACT: u8 = 4;
+    pub const LEASE_GRANT: u8 = 5;
+    pub const LEASE_REVOKE: u8 = 6;
+    pub const LEASE_TIME_TO_LIVE: u8 = 7;
+    pub const LEASE_LEASES: u8 = 8;
+    pub const STATUS: u8 = 9;
+    pub const WATCH: u8 = 10;
+    pub const LEASE_KEEP_ALIVE: u8 = 11;
+}
+
+/// Decodes a unary request and runs the tonic-facing handler on it: both transports
+/// share one implementation of every method.
+macro_rules! direct_unary {
+    ($svc:expr, $message:expr, $method:path, $req:ty) => {{
+        let svc = $svc.clone();
+        Box::pin(async move {
+            let req = <$req as prost::Message>::decode($message)
+                .map_err(|e| Status::internal(format!("failed to decode request: {e}")))?;
+            let resp = $method(&*svc, Request::new(req)).await?;
+            Ok(prost::Message::encode_to_vec(resp.get_ref()))
+        })
+    }};
+}
+
+impl<D: LogDir + Clone + Send + Sync + 'static> conn::Service for EtcdService<D> {
+    fn route(&self, path: &[u8]) -> Option<conn::Route> {
+        use conn::Route::{Streaming, Unary};
+        Some(match path {
+            b"/etcdserverpb.KV/Range" => Unary(method::RANGE),
+            b"/etcdserverpb.KV/Put" => Unary(method::PUT),
+            b"/etcdserverpb.KV/DeleteRange" => Unary(method::DELETE_RANGE),
+            b"/etcdserverpb.KV/Txn" => Unary(method::TXN),
+            b"/etcdserverpb.KV/Compact" => Unary(method::COMPACT),
+            b"/etcdserverpb.Lease/LeaseGrant" => Unary(method::LEASE_GRANT),
+            b"/etcdserverpb.Lease/LeaseRevoke" => Unary(method::LEASE_REVOKE),
+            b"/etcdserverpb.Lease/LeaseTimeToLive" => Unary(method::LEASE_TIME_TO_LIVE),
+            b"/etcdserverpb.Lease/LeaseLeases" => Unary(method::LEASE_LEASES),
+            b"/etcdserverpb.Maintenance/Status" => Unary(method::STATUS),
+            b"/etcdserverpb.Watch/Watch" => Streaming(method::WATCH),
+            b"/etcdserverpb.Lease/LeaseKeepAlive" => Streaming(method::LEASE_KEEP_ALIVE),
+            _ => return None,
+        })
+    }
+
+    fn unary(self: &Arc<Self>, m: u8, message: bytes::Bytes) -> conn::UnaryFuture {
+        match m {
+            method::RANGE => {
+                let svc = self.clone();
+                Box::pin(async move {
+                    let req = <pb::RangeRequest as prost::Message>::decode(message)
+                        .map_err(|e| Status::internal(format!("failed to decode request: {e}")))?;
+                    let point = req.range_end.is_empty();
+                    let read = async move {
+                        let resp = pb::kv_server::Kv::range(&*svc, Request::new(req)).await?;
+                        Ok(prost::Message::encode_to_vec(resp.get_ref()))
+                    };
+                    // A point get runs in the connection's task. A range may read many
+                    // keys: it gets a task of its own, so the connection's other calls
+                    // (watches, writes) go on meanwhile.
+                    if point {
+                        read.await
+                    } else {
+                        tokio::spawn(read)
+                            .await
+                            .map_err(|e| Status::internal(format!("range task: {e}")))?
+                    }
+                })
+            }
+            method::PUT => direct_unary!(self, message, pb::kv_server::Kv::put, pb::PutRequest),
+            method::DELETE_RANGE => {
+                direct_unary!(
+                    self,
+                    message,
+                    pb::kv_server::Kv::delete_range,
+                    pb::DeleteRangeRequest
+                )
+            }
+            method::TXN => direct_unary!(self, message, pb::kv_server::Kv::txn, pb::TxnRequest),
+            method::COMPACT => direct_unary!(
+                self,
+                message,
+                pb::kv_server::Kv::compact,
+                pb::CompactionRequest
+            ),
+            method::LEASE_GRANT => {
+                direct_unary!(
+                    self,
+                    message,
+                    pb::lease_server::Lease::lease_grant,
+                    pb::LeaseGrantRequest
+                )
+            }
+            method::LEASE_REVOKE => {
+                direct_unary!(
+                    self,
+                    message,
+                    pb::lease_server::Lease::lease_revoke,
+                    pb::LeaseRevokeRequest
+                )
+            }
+            method::LEASE_TIME_TO_LIVE => direct_unary!(
+                self,
+                message,
+                pb::lease_server::Lease::lease_time_to_live,
+                pb::LeaseTimeToLiveRequest
+            ),
+            method::LEASE_LEASES => {
+                direct_unary!(
+                    self,
+                    message,
+                    pb::lease_server::Lease::lease_leases,
+                    pb::LeaseLeasesRequest
+                )
+            }
+            method::STATUS => direct_unary!(
+                self,
+                message,
+                pb::maintenance_server::Maintenance::status,
+                pb::StatusRequest
+            ),
+            _ => unreachable!("route gives no unary method {m}"),
+        }
+    }
+
+    fn open(self: &Arc<Self>, m: u8) -> conn::StreamEnds {
+        let (in_tx, in_rx) = mpsc::channel(STREAM_QUEUE_RESPONSES_MAX);
+        let outbound: Box<dyn conn::Outbound> = match m {
+            method::WATCH => Box::new(self.start_watch(Inbound::Direct(in_rx))),
+            method::LEASE_KEEP_ALIVE => Box::new(self.start_keep_alive(Inbound::Direct(in_rx))),
+            _ => unreachable!("route gives no streaming method {m}"),
+        };
+        conn::StreamEnds {
+            inbound: in_tx,
+            outbound,
+        }
     }
 }
 
@@ -681,14 +972,14 @@ struct WatchSession<D: LogDir + Clone + Send + Sync + 'static> {
 }
 
 impl<D: LogDir + Clone + Send + Sync + 'static> WatchSession<D> {
-    async fn run(mut self, mut inbound: Streaming<pb::WatchRequest>) {
+    async fn run(mut self, mut inbound: Inbound<pb::WatchRequest>) {
         let mut stop = self.svc.stop.clone();
         let period = Duration::from_millis(self.svc.config.progress_notify_interval_ms.max(1));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             tokio::select! {
-                msg = inbound.message() => match msg {
-                    Ok(Some(req)) => {
+                msg = inbound.next() => match msg {
+                    Some(req) => {
                         if !self.handle(req).await {
                             break;
                         }
@@ -913,29 +1204,7 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::lease_server::Lease for Etcd
         &self,
         req: Request<Streaming<pb::LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let mut inbound = req.into_inner();
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE_RESPONSES_MAX);
-        let svc = self.clone();
-        let mut stop = self.stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    m = inbound.message() => m,
-                    _ = stop.changed() => return,
-                };
-                let Ok(Some(r)) = msg else { return };
-                // etcd answers an unknown (or expired) lease with TTL 0, not an error.
-                let ttl = svc.store.lessor.keep_alive(r.id).unwrap_or(0);
-                let resp = pb::LeaseKeepAliveResponse {
-                    header: svc.header(svc.store.kv.current_revision()),
-                    id: r.id,
-                    ttl,
-                };
-                if tx.send(Ok(resp)).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = self.start_keep_alive(Inbound::Tonic(Box::new(req.into_inner())));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

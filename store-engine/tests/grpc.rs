@@ -17,8 +17,17 @@ use tonic::Code;
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn start() -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
-    let (channel, stop, _served) =
-        start_on(MemDir::new(), MemDir::new(), ServerConfig::default()).await;
+    start_with(grpc::Transport::default()).await
+}
+
+async fn start_with(
+    transport: grpc::Transport,
+) -> (tonic::transport::Channel, tokio::sync::oneshot::Sender<()>) {
+    let config = ServerConfig {
+        transport,
+        ..Default::default()
+    };
+    let (channel, stop, _served) = start_on(MemDir::new(), MemDir::new(), config).await;
     (channel, stop)
 }
 
@@ -110,7 +119,16 @@ async fn status_reports_the_bytes_on_disk_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_carry_etcd_codes_and_messages() {
-    let (ch, _stop) = start().await;
+    errors_carry_etcd_codes_and_messages_over(grpc::Transport::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_etcd_codes_and_messages_over_tonic() {
+    errors_carry_etcd_codes_and_messages_over(grpc::Transport::Tonic).await;
+}
+
+async fn errors_carry_etcd_codes_and_messages_over(transport: grpc::Transport) {
+    let (ch, _stop) = start_with(transport).await;
     let mut kv = pb::kv_client::KvClient::new(ch.clone());
     let mut lease = pb::lease_client::LeaseClient::new(ch);
     for i in 0..3 {
@@ -368,7 +386,16 @@ fn progress() -> pb::WatchRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_stream_protocol() {
-    let (ch, _stop) = start().await;
+    watch_stream_protocol_over(grpc::Transport::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_stream_protocol_over_tonic() {
+    watch_stream_protocol_over(grpc::Transport::Tonic).await;
+}
+
+async fn watch_stream_protocol_over(transport: grpc::Transport) {
+    let (ch, _stop) = start_with(transport).await;
     let mut kv = pb::kv_client::KvClient::new(ch.clone());
     for i in 0..3 {
         kv.put(put("k/old", vec![i])).await.unwrap();

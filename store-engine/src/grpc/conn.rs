@@ -1,0 +1,981 @@
+//! The direct server's HTTP/2 connection (RFC 9113) carrying gRPC: one task per
+//! connection reads every frame that has arrived, starts the calls they complete, and
+//! writes every response that is ready in one `write`. Unary calls are futures polled by
+//! the connection's own task (no task per request); streaming calls are channels to
+//! and from a session task. Flow control is kept both ways: a stream's data is sent
+//! only within the peer's windows, and a stream's inbound credit is returned only once
+//! its messages are handed over, so a slow session bounds what its peer may send.
+//!
+//! Served over prior-knowledge cleartext HTTP/2 (what gRPC clients speak to an
+//! `http://` endpoint); no server push, no priorities (PRIORITY is read and ignored).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tonic::{Code, Status};
+
+use super::hpack::{self, Decoder};
+
+/// A unary call's answer: the response message encoded, or a status.
+pub type UnaryFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, Status>> + Send>>;
+
+/// A streaming call's responses, each already encoded; `None` ends the call with OK.
+pub trait Outbound: Send {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, Status>>>;
+}
+
+impl<M: prost::Message + Send> Outbound for mpsc::Receiver<Result<M, Status>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, Status>>> {
+        self.poll_recv(cx)
+            .map(|m| m.map(|r| r.map(|m| m.encode_to_vec())))
+    }
+}
+
+/// How a method is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// One request message, one response (the `u8` names the method to the service).
+    Unary(u8),
+    /// Messages both ways until either side ends.
+    Streaming(u8),
+}
+
+/// The two ends of a streaming call as the connection sees them.
+pub struct StreamEnds {
+    /// Request messages, undecoded; dropped when the client ends its side.
+    pub inbound: mpsc::Sender<Bytes>,
+    pub outbound: Box<dyn Outbound>,
+}
+
+/// What the connection calls.
+pub trait Service: Send + Sync + 'static {
+    /// The method a `:path` names; `None` is answered UNIMPLEMENTED.
+    fn route(&self, path: &[u8]) -> Option<Route>;
+    /// Starts a unary call on its request message.
+    fn unary(self: &Arc<Self>, method: u8, message: Bytes) -> UnaryFuture;
+    /// Starts a streaming call.
+    fn open(self: &Arc<Self>, method: u8) -> StreamEnds;
+}
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The largest frame accepted (the protocol's default; not raised in SETTINGS).
+pub const MAX_FRAME_BYTES: usize = 16_384;
+/// The receive window of each stream, advertised in SETTINGS.
+pub const STREAM_WINDOW: usize = 1 << 20;
+/// The connection's receive window.
+pub const CONN_WINDOW: usize = 4 << 20;
+/// Concurrent streams per connection, advertised in SETTINGS; more are refused.
+pub const MAX_STREAMS: usize = 1024;
+/// The header list a request may carry (SETTINGS_MAX_HEADER_LIST_SIZE).
+pub const MAX_HEADER_LIST_BYTES: usize = 16 << 10;
+/// The dynamic table this side keeps for the peer's header blocks.
+const HEADER_TABLE_BYTES: usize = 4096;
+/// Bound on one header block with its CONTINUATION frames, before decoding.
+const MAX_HEADER_BLOCK_BYTES: usize = 64 << 10;
+/// Output waiting for the socket beyond which no more is produced (and no more
+/// requests are read) until the peer reads.
+const WRITE_HIGH_WATER: usize = 256 << 10;
+/// Encoded messages buffered per stream ahead of its send window.
+const STREAM_OUT_HIGH_WATER: usize = 64 << 10;
+/// Rounds of work before the task yields to others.
+const ROUNDS_PER_POLL: usize = 32;
+/// An error message longer than this is cut in trailers.
+const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const PRIORITY: u8 = 0x2;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PUSH_PROMISE: u8 = 0x5;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+const CONTINUATION: u8 = 0x9;
+
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY_FLAG: u8 = 0x20;
+
+const NO_ERROR: u32 = 0x0;
+const PROTOCOL_ERROR: u32 = 0x1;
+const FLOW_CONTROL_ERROR: u32 = 0x3;
+const STREAM_CLOSED: u32 = 0x5;
+const FRAME_SIZE_ERROR: u32 = 0x6;
+const REFUSED_STREAM: u32 = 0x7;
+const COMPRESSION_ERROR: u32 = 0x9;
+
+const MAX_WINDOW: i64 = (1 << 31) - 1;
+
+/// A connection error: the GOAWAY code sent before closing.
+#[derive(Debug)]
+struct ConnError(u32);
+
+enum Kind {
+    Unary(u8),
+    Streaming {
+        inbound: Option<mpsc::Sender<Bytes>>,
+        /// Complete messages not yet handed over.
+        queue: VecDeque<Bytes>,
+        /// Waits for room in the session's queue.
+        reserve: Option<ReserveFuture>,
+        outbound: Option<Box<dyn Outbound>>,
+    },
+    /// The call has its answer already (an error); further data is dropped.
+    Answered,
+}
+
+type ReserveFuture = Pin<
+    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>> + Send>,
+>;
+
+struct Stream {
+    kind: Kind,
+    /// The peer's window for this stream.
+    send_window: i64,
+    /// What the peer may still send on this stream before a WINDOW_UPDATE.
+    recv_window: i64,
+    /// Received bytes not yet credited back to the peer.
+    recv_unacked: usize,
+    /// Received bytes whose credit waits for the session's queue to drain.
+    held: usize,
+    recv_closed: bool,
+    /// The request message being assembled.
+    body: BytesMut,
+    headers_sent: bool,
+    /// gRPC-framed response bytes waiting for window.
+    out: BytesMut,
+    /// The call's end, sent once `out` is empty.
+    trailers: Option<(Code, String)>,
+}
+
+impl Stream {
+    fn answer(&mut self, status: Status) {
+        self.trailers = Some((status.code(), status.message().to_string()));
+        self.kind = Kind::Answered;
+        self.body = BytesMut::new();
+    }
+}
+
+type Completion = Pin<Box<dyn Future<Output = (u32, Result<Vec<u8>, Status>)> + Send>>;
+
+pub struct Conn<S: Service> {
+    io: TcpStream,
+    svc: Arc<S>,
+    max_message: usize,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    hpack: Decoder,
+    streams: HashMap<u32, Stream>,
+    unary: FuturesUnordered<Completion>,
+    last_stream: u32,
+    /// A header block waiting for its CONTINUATION frames: stream, flags, block.
+    continuation: Option<(u32, u8, Vec<u8>)>,
+    conn_send_window: i64,
+    conn_recv_window: i64,
+    conn_recv_unacked: usize,
+    peer_initial_window: i64,
+    peer_max_frame: usize,
+    preface_seen: bool,
+    read_closed: bool,
+    going_away: bool,
+}
+
+fn frame_header(w: &mut Vec<u8>, len: usize, kind: u8, flags: u8, id: u32) {
+    debug_assert!(len < 1 << 24);
+    w.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+    w.push(kind);
+    w.push(flags);
+    w.extend_from_slice(&id.to_be_bytes());
+}
+
+fn rst_stream(w: &mut Vec<u8>, id: u32, code: u32) {
+    frame_header(w, 4, RST_STREAM, 0, id);
+    w.extend_from_slice(&code.to_be_bytes());
+}
+
+fn window_update(w: &mut Vec<u8>, id: u32, n: usize) {
+    frame_header(w, 4, WINDOW_UPDATE, 0, id);
+    w.extend_from_slice(&(n as u32).to_be_bytes());
+}
+
+/// The response's leading headers: `:status: 200`, `content-type: application/grpc`.
+fn response_headers(block: &mut Vec<u8>) {
+    block.push(0x88);
+    hpack::write_literal(
+        block,
+        hpack::STATIC_CONTENT_TYPE,
+        b"content-type",
+        b"application/grpc",
+    );
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2).
+fn percent_encode(msg: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len());
+    for &b in msg.as_bytes().iter().take(MAX_STATUS_MESSAGE_BYTES) {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+fn trailer_fields(block: &mut Vec<u8>, code: Code, message: &str) {
+    let code = (code as i32).to_string();
+    hpack::write_literal(block, 0, b"grpc-status", code.as_bytes());
+    if !message.is_empty() {
+        hpack::write_literal(block, 0, b"grpc-message", &percent_encode(message));
+    }
+}
+
+/// Appends a header block as HEADERS (it is small: never split).
+fn headers_frame(w: &mut Vec<u8>, id: u32, end_stream: bool, block: &[u8]) {
+    let flags = END_HEADERS | if end_stream { END_STREAM } else { 0 };
+    frame_header(w, block.len(), HEADERS, flags, id);
+    w.extend_from_slice(block);
+}
+
+fn grpc_frame(out: &mut BytesMut, message: &[u8]) {
+    out.extend_from_slice(&[0]);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+}
+
+impl<S: Service> Conn<S> {
+    pub fn new(io: TcpStream, svc: Arc<S>, max_message: usize) -> Conn<S> {
+        let mut wbuf = Vec::with_capacity(16 << 10);
+        // Our SETTINGS, then the connection window raised to CONN_WINDOW.
+        let settings: [(u16, u32); 3] = [
+            (0x3, MAX_STREAMS as u32),
+            (0x4, STREAM_WINDOW as u32),
+            (0x6, MAX_HEADER_LIST_BYTES as u32),
+        ];
+        frame_header(&mut wbuf, settings.len() * 6, SETTINGS, 0, 0);
+        for (id, value) in settings {
+            wbuf.extend_from_slice(&id.to_be_bytes());
+            wbuf.extend_from_slice(&value.to_be_bytes());
+        }
+        window_update(&mut wbuf, 0, CONN_WINDOW - 65_535);
+        Conn {
+            io,
+            svc,
+            max_message,
+            rbuf: BytesMut::with_capacity(64 << 10),
+            wbuf,
+            wpos: 0,
+            hpack: Decoder::new(HEADER_TABLE_BYTES),
+            streams: HashMap::new(),
+            unary: FuturesUnordered::new(),
+            last_stream: 0,
+            continuation: None,
+            conn_send_window: 65_535,
+            conn_recv_window: CONN_WINDOW as i64,
+            conn_recv_unacked: 0,
+            peer_initial_window: 65_535,
+            peer_max_frame: MAX_FRAME_BYTES,
+            preface_seen: false,
+            read_closed: false,
+            going_away: false,
+        }
+    }
+
+    /// Serves the connection until the peer closes it, a protocol error, or (after
+    /// `stop` completes) its last stream ends.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            tokio::select! {
+                // An I/O or protocol error ends this connection only; the peer has
+                // had its GOAWAY.
+                _ = std::future::poll_fn(|cx| self.poll_run(cx)) => return,
+                _ = &mut stop, if !self.going_away => self.go_away(),
+            }
+        }
+    }
+
+    /// Refuses new streams and closes once the open ones end.
+    fn go_away(&mut self) {
+        self.going_away = true;
+        frame_header(&mut self.wbuf, 8, GOAWAY, 0, 0);
+        self.wbuf.extend_from_slice(&self.last_stream.to_be_bytes());
+        self.wbuf.extend_from_slice(&NO_ERROR.to_be_bytes());
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progress = false;
+            if !self.read_closed && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
+                loop {
+                    match self.io.poll_read_ready(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(r) => r?,
+                    }
+                    self.rbuf.reserve(MAX_FRAME_BYTES + 9);
+                    match self.io.try_read_buf(&mut self.rbuf) {
+                        Ok(0) => {
+                            self.read_closed = true;
+                            break;
+                        }
+                        Ok(_) => {
+                            progress = true;
+                            if let Err(ConnError(code)) = self.on_bytes() {
+                                return Poll::Ready(self.fail(code));
+                            }
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+            if self.read_closed {
+                // The peer is gone: nobody is left to answer.
+                return Poll::Ready(Ok(()));
+            }
+            while let Poll::Ready(Some((id, result))) = self.unary.poll_next_unpin(cx) {
+                progress = true;
+                if let Some(s) = self.streams.get_mut(&id) {
+                    match result {
+                        Ok(message) => {
+                            grpc_frame(&mut s.out, &message);
+                            s.trailers = Some((Code::Ok, String::new()));
+                        }
+                        Err(status) => s.answer(status),
+                    }
+                }
+            }
+            progress |= self.poll_streams(cx);
+            self.flush_streams();
+            while self.wpos < self.wbuf.len() {
+                match self.io.poll_write_ready(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(r) => r?,
+                }
+                match self.io.try_write(&self.wbuf[self.wpos..]) {
+                    Ok(n) => {
+                        self.wpos += n;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if self.wpos == self.wbuf.len() {
+                self.wbuf.clear();
+                self.wpos = 0;
+                if self.going_away && self.streams.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Sends GOAWAY with `code` (best effort) and ends the connection.
+    fn fail(&mut self, code: u32) -> io::Result<()> {
+        frame_header(&mut self.wbuf, 8, GOAWAY, 0, 0);
+        self.wbuf.extend_from_slice(&self.last_stream.to_be_bytes());
+        self.wbuf.extend_from_slice(&code.to_be_bytes());
+        let _ = self.io.try_write(&self.wbuf[self.wpos..]);
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("HTTP/2 connection error {code:#x}"),
+        ))
+    }
+
+    /// Handles every complete frame in the read buffer.
+    fn on_bytes(&mut self) -> Result<(), ConnError> {
+        if !self.preface_seen {
+            let n = self.rbuf.len().min(PREFACE.len());
+            if self.rbuf[..n] != PREFACE[..n] {
+                return Err(ConnError(PROTOCOL_ERROR));
+            }
+            if n < PREFACE.len() {
+                return Ok(());
+            }
+            self.rbuf.advance(PREFACE.len());
+            self.preface_seen = true;
+        }
+        while self.rbuf.len() >= 9 {
+            let h = &self.rbuf[..9];
+            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+            if len > MAX_FRAME_BYTES {
+                return Err(ConnError(FRAME_SIZE_ERROR));
+            }
+            if self.rbuf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (h[3], h[4]);
+            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+            self.rbuf.advance(9);
+            let payload = self.rbuf.split_to(len).freeze();
+            self.on_frame(kind, flags, id, payload)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, kind: u8, flags: u8, id: u32, payload: Bytes) -> Result<(), ConnError> {
+        if let Some((cid, _, _)) = &self.continuation
+            && (kind != CONTINUATION || id != *cid)
+        {
+            return Err(ConnError(PROTOCOL_ERROR));
+        }
+        match kind {
+            DATA => self.on_data(flags, id, payload),
+            HEADERS => {
+                if id == 0 {
+                    return Err(ConnError(PROTOCOL_ERROR));
+                }
+                let block = strip_padding(flags, &payload)?;
+                let block = if flags & PRIORITY_FLAG != 0 {
+                    block.get(5..).ok_or(ConnError(PROTOCOL_ERROR))?
+                } else {
+                    block
+                };
+                if flags & END_HEADERS != 0 {
+                    self.on_headers(id, flags, block)
+                } else {
+                    self.continuation = Some((id, flags, block.to_vec()));
+                    Ok(())
+                }
+            }
+            CONTINUATION => {
+                let Some((cid, hflags, mut block)) = self.continuation.take() else {
+                    return Err(ConnError(PROTOCOL_ERROR));
+                };
+                block.extend_from_slice(&payload);
+                if block.len() > MAX_HEADER_BLOCK_BYTES {
+                    return Err(ConnError(PROTOCOL_ERROR));
+                }
+                if flags & END_HEADERS != 0 {
+                    self.on_headers(cid, hflags, &block)
+                } else {
+                    self.continuation = Some((cid, hflags, block));
+                    Ok(())
+                }
+            }
+            PRIORITY => {
+                if payload.len() != 5 {
+                    return Err(ConnError(FRAME_SIZE_ERROR));
+                }
+                Ok(())
+            }
+            RST_STREAM => {
+                if id == 0 || payload.len() != 4 {
+                    return Err(ConnError(PROTOCOL_ERROR));
+                }
+                // Dropping the stream drops its channels: the session sees the call end.
+                self.remove_stream(id);
+                Ok(())
+            }
+            SETTINGS => self.on_settings(flags, id, &payload),
+            PUSH_PROMISE => Err(ConnError(PROTOCOL_ERROR)),
+            PING => {
+                if id != 0 || payload.len() != 8 {
+                    return Err(ConnError(PROTOCOL_ERROR));
+                }
+                if flags & ACK == 0 {
+                    frame_header(&mut self.wbuf, 8, PING, ACK, 0);
+                    self.wbuf.extend_from_slice(&payload);
+                }
+                Ok(())
+            }
+            GOAWAY => {
+                // The peer starts no more streams; those open run to their end.
+                if !self.going_away {
+                    self.going_away = true;
+                }
+                Ok(())
+            }
+            WINDOW_UPDATE => {
+                if payload.len() != 4 {
+                    return Err(ConnError(FRAME_SIZE_ERROR));
+                }
+                let n = (u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    & 0x7fff_ffff) as i64;
+                if id == 0 {
+                    if n == 0 {
+                        return Err(ConnError(PROTOCOL_ERROR));
+                    }
+                    self.conn_send_window += n;
+                    if self.conn_send_window > MAX_WINDOW {
+                        return Err(ConnError(FLOW_CONTROL_ERROR));
+                    }
+                } else if let Some(s) = self.streams.get_mut(&id) {
+                    s.send_window += n;
+                    if n == 0 || s.send_window > MAX_WINDOW {
+                        let code = if n == 0 {
+                            PROTOCOL_ERROR
+                        } else {
+                            FLOW_CONTROL_ERROR
+                        };
+                        self.remove_stream(id);
+                        rst_stream(&mut self.wbuf, id, code);
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()), // Unknown frame types are ignored.
+        }
+    }
+
+    fn on_settings(&mut self, flags: u8, id: u32, payload: &[u8]) -> Result<(), ConnError> {
+        if id != 0 {
+            return Err(ConnError(PROTOCOL_ERROR));
+        }
+        if flags & ACK != 0 {
+            return if payload.is_empty() {
+                Ok(())
+            } else {
+                Err(ConnError(FRAME_SIZE_ERROR))
+            };
+        }
+        if !payload.len().is_multiple_of(6) {
+            return Err(ConnError(FRAME_SIZE_ERROR));
+        }
+        for entry in payload.chunks_exact(6) {
+            let key = u16::from_be_bytes([entry[0], entry[1]]);
+            let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+            match key {
+                0x2 if value > 1 => return Err(ConnError(PROTOCOL_ERROR)),
+                0x4 => {
+                    if value as i64 > MAX_WINDOW {
+                        return Err(ConnError(FLOW_CONTROL_ERROR));
+                    }
+                    let delta = value as i64 - self.peer_initial_window;
+                    self.peer_initial_window = value as i64;
+                    for s in self.streams.values_mut() {
+                        s.send_window += delta;
+                        if s.send_window > MAX_WINDOW {
+                            return Err(ConnError(FLOW_CONTROL_ERROR));
+                        }
+                    }
+                }
+                0x5 => {
+                    if !(16_384..=16_777_215).contains(&value) {
+                        return Err(ConnError(PROTOCOL_ERROR));
+                    }
+                    self.peer_max_frame = value as usize;
+                }
+                // Header table size (responses never index), push, concurrency and
+                // header list limits do not constrain what this server sends.
+                _ => {}
+            }
+        }
+        frame_header(&mut self.wbuf, 0, SETTINGS, ACK, 0);
+        Ok(())
+    }
+
+    fn on_headers(&mut self, id: u32, flags: u8, block: &[u8]) -> Result<(), ConnError> {
+        let mut path: Option<Vec<u8>> = None;
+        let mut post = false;
+        let mut grpc_content = false;
+        let mut list_bytes = 0usize;
+        self.hpack
+            .decode(block, |name, value| {
+                list_bytes += name.len() + value.len() + 32;
+                match name {
+                    b":path" => path = Some(value.to_vec()),
+                    b":method" => post = value == b"POST",
+                    b"content-type" => grpc_content = value.starts_with(b"application/grpc"),
+                    _ => {}
+                }
+            })
+            .map_err(|_| ConnError(COMPRESSION_ERROR))?;
+        let end_stream = flags & END_STREAM != 0;
+        if self.streams.contains_key(&id) {
+            // Trailers from the client end its side.
+            if !end_stream {
+                return Err(ConnError(PROTOCOL_ERROR));
+            }
+            self.on_end_stream(id);
+            return Ok(());
+        }
+        if id.is_multiple_of(2) || id <= self.last_stream {
+            // A closed stream's trailers race a reset we sent: ignore them.
+            return if !id.is_multiple_of(2) {
+                Ok(())
+            } else {
+                Err(ConnError(PROTOCOL_ERROR))
+            };
+        }
+        self.last_stream = id;
+        if self.going_away || self.streams.len() >= MAX_STREAMS {
+            rst_stream(&mut self.wbuf, id, REFUSED_STREAM);
+            return Ok(());
+        }
+        let mut s = Stream {
+            kind: Kind::Answered,
+            send_window: self.peer_initial_window,
+            recv_window: STREAM_WINDOW as i64,
+            recv_unacked: 0,
+            held: 0,
+            recv_closed: false,
+            body: BytesMut::new(),
+            headers_sent: false,
+            out: BytesMut::new(),
+            trailers: None,
+        };
+        let route = path.as_deref().and_then(|p| self.svc.route(p));
+        if list_bytes > MAX_HEADER_LIST_BYTES {
+            s.answer(Status::resource_exhausted("header list too large"));
+        } else if !post || !grpc_content {
+            s.answer(Status::internal(
+                "expected a POST with content-type application/grpc",
+            ));
+        } else {
+            match route {
+                None => s.answer(Status::unimplemented(format!(
+                    "unknown method {}",
+                    String::from_utf8_lossy(path.as_deref().unwrap_or_default())
+                ))),
+                Some(Route::Unary(m)) => s.kind = Kind::Unary(m),
+                Some(Route::Streaming(m)) => {
+                    let ends = self.svc.open(m);
+                    s.kind = Kind::Streaming {
+                        inbound: Some(ends.inbound),
+                        queue: VecDeque::new(),
+                        reserve: None,
+                        outbound: Some(ends.outbound),
+                    };
+                    // Streaming clients wait for the response headers before sending.
+                    let mut block = Vec::with_capacity(32);
+                    response_headers(&mut block);
+                    headers_frame(&mut self.wbuf, id, false, &block);
+                    s.headers_sent = true;
+                }
+            }
+        }
+        self.streams.insert(id, s);
+        if end_stream {
+            self.on_end_stream(id);
+        }
+        Ok(())
+    }
+
+    fn on_data(&mut self, flags: u8, id: u32, payload: Bytes) -> Result<(), ConnError> {
+        if id == 0 {
+            return Err(ConnError(PROTOCOL_ERROR));
+        }
+        let flow_len = payload.len();
+        self.conn_recv_window -= flow_len as i64;
+        if self.conn_recv_window < 0 {
+            return Err(ConnError(FLOW_CONTROL_ERROR));
+        }
+        let data = strip_padding(flags, &payload)?;
+        let data = payload.slice_ref(data);
+        let Some(s) = self.streams.get_mut(&id) else {
+            if id > self.last_stream {
+                return Err(ConnError(PROTOCOL_ERROR));
+            }
+            // Data for a stream already ended here (answered early, or reset): frames
+            // on a stream this side reset are ignored (RFC 9113 5.4.2), but counted.
+            self.credit_conn(flow_len);
+            return Ok(());
+        };
+        if s.recv_closed {
+            self.credit_conn(flow_len);
+            self.remove_stream(id);
+            rst_stream(&mut self.wbuf, id, STREAM_CLOSED);
+            return Ok(());
+        }
+        s.recv_window -= flow_len as i64;
+        if s.recv_window < 0 {
+            self.credit_conn(flow_len);
+            self.remove_stream(id);
+            rst_stream(&mut self.wbuf, id, FLOW_CONTROL_ERROR);
+            return Ok(());
+        }
+        let max_message = self.max_message;
+        let mut credit_now = flow_len;
+        match &mut s.kind {
+            Kind::Answered => {}
+            Kind::Unary(_) => {
+                if s.body.len() + data.len() > max_message + 5 {
+                    s.answer(Status::resource_exhausted(format!(
+                        "grpc: received message larger than max ({} vs. {max_message})",
+                        s.body.len() + data.len() - 5
+                    )));
+                } else {
+                    s.body.extend_from_slice(&data);
+                }
+            }
+            Kind::Streaming { queue, .. } => {
+                s.body.extend_from_slice(&data);
+                let mut refused = None;
+                while s.body.len() >= 5 {
+                    let len =
+                        u32::from_be_bytes([s.body[1], s.body[2], s.body[3], s.body[4]]) as usize;
+                    if s.body[0] != 0 {
+                        refused = Some(Status::unimplemented(
+                            "compressed messages are not supported",
+                        ));
+                        break;
+                    }
+                    if len > max_message {
+                        refused = Some(Status::resource_exhausted(format!(
+                            "grpc: received message larger than max ({len} vs. {max_message})"
+                        )));
+                        break;
+                    }
+                    if s.body.len() < 5 + len {
+                        break;
+                    }
+                    let message = s.body.split_to(5 + len).freeze().slice(5..);
+                    queue.push_back(message);
+                }
+                if let Some(status) = refused {
+                    s.answer(status);
+                } else if !queue.is_empty() {
+                    // Credited once the session has taken the queue.
+                    s.held += flow_len;
+                    credit_now = 0;
+                }
+            }
+        }
+        if flags & END_STREAM != 0 {
+            self.on_end_stream(id);
+        }
+        if credit_now > 0 {
+            self.credit(id, credit_now);
+        }
+        Ok(())
+    }
+
+    fn credit_conn(&mut self, n: usize) {
+        self.conn_recv_unacked += n;
+        if self.conn_recv_unacked >= CONN_WINDOW / 4 {
+            window_update(&mut self.wbuf, 0, self.conn_recv_unacked);
+            self.conn_recv_window += self.conn_recv_unacked as i64;
+            self.conn_recv_unacked = 0;
+        }
+    }
+
+    /// Returns `n` received bytes of stream `id` to the peer's windows.
+    fn credit(&mut self, id: u32, n: usize) {
+        self.credit_conn(n);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.recv_unacked += n;
+            if !s.recv_closed && s.recv_unacked >= STREAM_WINDOW / 4 {
+                window_update(&mut self.wbuf, id, s.recv_unacked);
+                s.recv_window += s.recv_unacked as i64;
+                s.recv_unacked = 0;
+            }
+        }
+    }
+
+    /// The client has sent its last frame on `id`: a unary call starts now.
+    fn on_end_stream(&mut self, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        s.recv_closed = true;
+        let Kind::Unary(method) = s.kind else {
+            return;
+        };
+        let body = std::mem::take(&mut s.body);
+        if body.len() < 5 {
+            s.answer(Status::internal("missing request message"));
+            return;
+        }
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        if body[0] != 0 {
+            s.answer(Status::unimplemented(
+                "compressed messages are not supported",
+            ));
+            return;
+        }
+        if body.len() != 5 + len {
+            s.answer(Status::internal(
+                "a unary call needs exactly one whole request message",
+            ));
+            return;
+        }
+        let message = body.freeze().slice(5..);
+        let call = self.svc.unary(method, message);
+        s.kind = Kind::Answered;
+        self.unary.push(Box::pin(async move { (id, call.await) }));
+    }
+
+    /// Hands queued messages to sessions and takes their responses; true on progress.
+    fn poll_streams(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        let mut credits: Vec<(u32, usize)> = Vec::new();
+        for (&id, s) in self.streams.iter_mut() {
+            let Kind::Streaming {
+                inbound,
+                queue,
+                reserve,
+                outbound,
+            } = &mut s.kind
+            else {
+                continue;
+            };
+            // Inbound: into the session's queue, waiting for room when it is full.
+            while let Some(sender) = inbound.as_ref() {
+                let Some(message) = queue.pop_front() else {
+                    break;
+                };
+                if let Some(r) = reserve.as_mut() {
+                    match r.as_mut().poll(cx) {
+                        Poll::Pending => {
+                            queue.push_front(message);
+                            break;
+                        }
+                        Poll::Ready(Ok(permit)) => {
+                            *reserve = None;
+                            permit.send(message);
+                            progress = true;
+                            continue;
+                        }
+                        Poll::Ready(Err(_)) => {
+                            *reserve = None;
+                            *inbound = None;
+                            break;
+                        }
+                    }
+                }
+                match sender.try_send(message) {
+                    Ok(()) => progress = true,
+                    Err(mpsc::error::TrySendError::Full(message)) => {
+                        queue.push_front(message);
+                        *reserve = Some(Box::pin(sender.clone().reserve_owned()));
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => *inbound = None,
+                }
+            }
+            if inbound.is_none() {
+                queue.clear();
+            }
+            if queue.is_empty() {
+                if s.held > 0 {
+                    credits.push((id, s.held));
+                    s.held = 0;
+                }
+                if s.recv_closed {
+                    // The client is done sending: the session sees its inbound end.
+                    *inbound = None;
+                }
+            }
+            // Outbound: take responses while there is room to hold them.
+            if let Some(out) = outbound.as_mut() {
+                while s.out.len() < STREAM_OUT_HIGH_WATER {
+                    match out.poll_next(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(Some(Ok(message))) => {
+                            grpc_frame(&mut s.out, &message);
+                            progress = true;
+                        }
+                        Poll::Ready(Some(Err(status))) => {
+                            s.trailers = Some((status.code(), status.message().to_string()));
+                            *outbound = None;
+                            progress = true;
+                            break;
+                        }
+                        Poll::Ready(None) => {
+                            s.trailers = Some((Code::Ok, String::new()));
+                            *outbound = None;
+                            progress = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        for (id, n) in credits {
+            self.credit(id, n);
+        }
+        progress
+    }
+
+    /// Moves response bytes into the write buffer within the windows, and ends the
+    /// streams whose answers are complete.
+    fn flush_streams(&mut self) {
+        let mut done: Vec<u32> = Vec::new();
+        for (&id, s) in self.streams.iter_mut() {
+            if s.out.is_empty() && s.trailers.is_none() {
+                continue;
+            }
+            if !s.headers_sent && !s.out.is_empty() {
+                let mut block = Vec::with_capacity(32);
+                response_headers(&mut block);
+                headers_frame(&mut self.wbuf, id, false, &block);
+                s.headers_sent = true;
+            }
+            while !s.out.is_empty()
+                && s.send_window > 0
+                && self.conn_send_window > 0
+                && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
+            {
+                let n = s
+                    .out
+                    .len()
+                    .min(s.send_window as usize)
+                    .min(self.conn_send_window as usize)
+                    .min(self.peer_max_frame);
+                frame_header(&mut self.wbuf, n, DATA, 0, id);
+                self.wbuf.extend_from_slice(&s.out[..n]);
+                s.out.advance(n);
+                s.send_window -= n as i64;
+                self.conn_send_window -= n as i64;
+            }
+            if s.out.is_empty()
+                && let Some((code, message)) = s.trailers.take()
+            {
+                let mut block = Vec::with_capacity(64);
+                if !s.headers_sent {
+                    response_headers(&mut block);
+                }
+                trailer_fields(&mut block, code, &message);
+                headers_frame(&mut self.wbuf, id, true, &block);
+                if !s.recv_closed {
+                    // The call is over; the client need not send the rest.
+                    rst_stream(&mut self.wbuf, id, NO_ERROR);
+                }
+                done.push(id);
+            }
+        }
+        for id in done {
+            self.remove_stream(id);
+        }
+    }
+
+    /// Forgets a stream, returning the connection credit its undelivered data held.
+    fn remove_stream(&mut self, id: u32) {
+        if let Some(s) = self.streams.remove(&id)
+            && s.held > 0
+        {
+            self.credit_conn(s.held);
+        }
+    }
+}
+
+fn strip_padding(flags: u8, payload: &[u8]) -> Result<&[u8], ConnError> {
+    if flags & PADDED == 0 {
+        return Ok(payload);
+    }
+    let pad = *payload.first().ok_or(ConnError(PROTOCOL_ERROR))? as usize;
+    if pad + 1 > payload.len() {
+        return Err(ConnError(PROTOCOL_ERROR));
+    }
+    Ok(&payload[1..payload.len() - pad])
+}
