@@ -320,26 +320,15 @@ impl<S: Service> Conn<S> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
             if !self.read_closed && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
-                loop {
-                    match self.io.poll_read_ready(cx) {
-                        Poll::Pending => break,
-                        Poll::Ready(r) => r?,
-                    }
-                    self.rbuf.reserve(MAX_FRAME_BYTES + 9);
-                    match self.io.try_read_buf(&mut self.rbuf) {
-                        Ok(0) => {
-                            self.read_closed = true;
-                            break;
+                match self.poll_read(cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(0)) => self.read_closed = true,
+                    Poll::Ready(Ok(_)) => {
+                        progress = true;
+                        if let Err(ConnError(code)) = self.on_bytes() {
+                            return Poll::Ready(self.fail(code));
                         }
-                        Ok(_) => {
-                            progress = true;
-                            if let Err(ConnError(code)) = self.on_bytes() {
-                                return Poll::Ready(self.fail(code));
-                            }
-                            break;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(e) => return Poll::Ready(Err(e)),
                     }
                 }
             }
@@ -362,17 +351,15 @@ impl<S: Service> Conn<S> {
             progress |= self.poll_streams(cx);
             self.flush_streams();
             while self.wpos < self.wbuf.len() {
-                match self.io.poll_write_ready(cx) {
+                use tokio::io::AsyncWrite;
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
                     Poll::Pending => break,
-                    Poll::Ready(r) => r?,
-                }
-                match self.io.try_write(&self.wbuf[self.wpos..]) {
-                    Ok(n) => {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
                         self.wpos += n;
                         progress = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 }
             }
             if self.wpos == self.wbuf.len() {
@@ -388,6 +375,21 @@ impl<S: Service> Conn<S> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Reads what has arrived into the read buffer. Through `AsyncRead`, so a short
+    /// read clears the socket's readiness (edge-triggered epoll: the socket is
+    /// drained) and the next round waits without a `recvfrom` that would block.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        use tokio::io::{AsyncRead, ReadBuf};
+        self.rbuf.reserve(MAX_FRAME_BYTES + 9);
+        let mut buf = ReadBuf::uninit(self.rbuf.spare_capacity_mut());
+        std::task::ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        // SAFETY: `ReadBuf` counts as filled only bytes the read initialised, and they
+        // are the first `n` of the spare capacity, right after the buffer's length.
+        unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
+        Poll::Ready(Ok(n))
     }
 
     /// Sends GOAWAY with `code` (best effort) and ends the connection.
