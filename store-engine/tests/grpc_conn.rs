@@ -85,8 +85,11 @@ impl conn::Outbound for RawOutbound {
     fn poll_next(
         &mut self,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Vec<u8>, Status>>> {
-        self.0.poll_recv(cx)
+        out: &mut BytesMut,
+    ) -> std::task::Poll<Option<Result<(), Status>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|m| m.map(|r| r.map(|m| conn::frame_message(out, &m))))
     }
 }
 

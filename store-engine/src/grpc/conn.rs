@@ -27,16 +27,42 @@ use super::hpack::{self, Decoder};
 /// A unary call's answer: the response message encoded, or a status.
 pub type UnaryFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, Status>> + Send>>;
 
-/// A streaming call's responses, each already encoded; `None` ends the call with OK.
+/// A streaming call's responses. `Ready(Some(Ok(())))` has appended one message to
+/// `out` gRPC-framed (see [`frame_message`]); `None` ends the call with OK.
 pub trait Outbound: Send {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, Status>>>;
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut BytesMut,
+    ) -> Poll<Option<Result<(), Status>>>;
 }
 
 impl<M: prost::Message + Send> Outbound for mpsc::Receiver<Result<M, Status>> {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Vec<u8>, Status>>> {
-        self.poll_recv(cx)
-            .map(|m| m.map(|r| r.map(|m| m.encode_to_vec())))
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut BytesMut,
+    ) -> Poll<Option<Result<(), Status>>> {
+        self.poll_recv(cx).map(|m| {
+            m.map(|r| {
+                r.map(|m| {
+                    // Encoded straight into the stream's buffer, behind its prefix.
+                    let len = m.encoded_len();
+                    out.reserve(5 + len);
+                    out.extend_from_slice(&[0]);
+                    out.extend_from_slice(&(len as u32).to_be_bytes());
+                    m.encode_raw(out);
+                })
+            })
+        })
     }
+}
+
+/// Appends `message` with gRPC's prefix: an uncompressed flag and its length.
+pub fn frame_message(out: &mut BytesMut, message: &[u8]) {
+    out.extend_from_slice(&[0]);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
 }
 
 /// How a method is called.
@@ -86,6 +112,10 @@ const MAX_HEADER_BLOCK_BYTES: usize = 64 << 10;
 const WRITE_HIGH_WATER: usize = 256 << 10;
 /// Encoded messages buffered per stream ahead of its send window.
 const STREAM_OUT_HIGH_WATER: usize = 64 << 10;
+/// Output below this is held back for a yield before it is written.
+const WRITE_COALESCE_BYTES: usize = 64 << 10;
+/// Yields a small write waits at most.
+const MAX_WRITE_DEFERRALS: u8 = 4;
 /// Rounds of work before the task yields to others.
 const ROUNDS_PER_POLL: usize = 32;
 /// An error message longer than this is cut in trailers.
@@ -191,6 +221,9 @@ pub struct Conn<S: Service> {
     preface_seen: bool,
     read_closed: bool,
     going_away: bool,
+    /// Yields a small write has waited, and its size at the last one.
+    write_deferrals: u8,
+    pending_at_deferral: usize,
 }
 
 fn frame_header(w: &mut Vec<u8>, len: usize, kind: u8, flags: u8, id: u32) {
@@ -250,12 +283,6 @@ fn headers_frame(w: &mut Vec<u8>, id: u32, end_stream: bool, block: &[u8]) {
     w.extend_from_slice(block);
 }
 
-fn grpc_frame(out: &mut BytesMut, message: &[u8]) {
-    out.extend_from_slice(&[0]);
-    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    out.extend_from_slice(message);
-}
-
 impl<S: Service> Conn<S> {
     pub fn new(io: TcpStream, svc: Arc<S>, max_message: usize) -> Conn<S> {
         let mut wbuf = Vec::with_capacity(16 << 10);
@@ -291,6 +318,8 @@ impl<S: Service> Conn<S> {
             preface_seen: false,
             read_closed: false,
             going_away: false,
+            write_deferrals: 0,
+            pending_at_deferral: 0,
         }
     }
 
@@ -300,9 +329,13 @@ impl<S: Service> Conn<S> {
         let mut stop = std::pin::pin!(stop);
         loop {
             tokio::select! {
-                // An I/O or protocol error ends this connection only; the peer has
-                // had its GOAWAY.
-                _ = std::future::poll_fn(|cx| self.poll_run(cx)) => return,
+                r = std::future::poll_fn(|cx| self.poll_run(cx)) => match r {
+                    // Let the tasks feeding this connection run before it writes.
+                    Ok(false) => tokio::task::yield_now().await,
+                    // Closed; or an I/O or protocol error, which ends this connection
+                    // only (the peer has had its GOAWAY).
+                    _ => return,
+                },
                 _ = &mut stop, if !self.going_away => self.go_away(),
             }
         }
@@ -316,7 +349,9 @@ impl<S: Service> Conn<S> {
         self.wbuf.extend_from_slice(&NO_ERROR.to_be_bytes());
     }
 
-    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// One turn of the connection: `Ready(Ok(true))` once it is over, `Ready(Ok(false))`
+    /// when it holds a small write back for a yield so that more answers join it.
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = false;
             if !self.read_closed && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
@@ -334,14 +369,14 @@ impl<S: Service> Conn<S> {
             }
             if self.read_closed {
                 // The peer is gone: nobody is left to answer.
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(true));
             }
             while let Poll::Ready(Some((id, result))) = self.unary.poll_next_unpin(cx) {
                 progress = true;
                 if let Some(s) = self.streams.get_mut(&id) {
                     match result {
                         Ok(message) => {
-                            grpc_frame(&mut s.out, &message);
+                            frame_message(&mut s.out, &message);
                             s.trailers = Some((Code::Ok, String::new()));
                         }
                         Err(status) => s.answer(status),
@@ -350,6 +385,21 @@ impl<S: Service> Conn<S> {
             }
             progress |= self.poll_streams(cx);
             self.flush_streams();
+            // Answers arrive one wake-up at a time (a watcher's event, a write group's
+            // acknowledgements); writing each at once would be a system call per
+            // answer. A small write waits for a yield, so the tasks already woken
+            // add theirs first, and again while each yield brought more (a few
+            // times at most).
+            let pending = self.wbuf.len() - self.wpos;
+            if pending > 0
+                && pending < WRITE_COALESCE_BYTES
+                && self.write_deferrals < MAX_WRITE_DEFERRALS
+                && (self.write_deferrals == 0 || pending > self.pending_at_deferral)
+            {
+                self.write_deferrals += 1;
+                self.pending_at_deferral = pending;
+                return Poll::Ready(Ok(false));
+            }
             while self.wpos < self.wbuf.len() {
                 use tokio::io::AsyncWrite;
                 match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
@@ -365,8 +415,9 @@ impl<S: Service> Conn<S> {
             if self.wpos == self.wbuf.len() {
                 self.wbuf.clear();
                 self.wpos = 0;
+                self.write_deferrals = 0;
                 if self.going_away && self.streams.is_empty() {
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(Ok(true));
                 }
             }
             if !progress {
@@ -393,7 +444,7 @@ impl<S: Service> Conn<S> {
     }
 
     /// Sends GOAWAY with `code` (best effort) and ends the connection.
-    fn fail(&mut self, code: u32) -> io::Result<()> {
+    fn fail(&mut self, code: u32) -> io::Result<bool> {
         frame_header(&mut self.wbuf, 8, GOAWAY, 0, 0);
         self.wbuf.extend_from_slice(&self.last_stream.to_be_bytes());
         self.wbuf.extend_from_slice(&code.to_be_bytes());
@@ -881,12 +932,9 @@ impl<S: Service> Conn<S> {
             // Outbound: take responses while there is room to hold them.
             if let Some(out) = outbound.as_mut() {
                 while s.out.len() < STREAM_OUT_HIGH_WATER {
-                    match out.poll_next(cx) {
+                    match out.poll_next(cx, &mut s.out) {
                         Poll::Pending => break,
-                        Poll::Ready(Some(Ok(message))) => {
-                            grpc_frame(&mut s.out, &message);
-                            progress = true;
-                        }
+                        Poll::Ready(Some(Ok(()))) => progress = true,
                         Poll::Ready(Some(Err(status))) => {
                             s.trailers = Some((status.code(), status.message().to_string()));
                             *outbound = None;
