@@ -188,6 +188,8 @@ struct Stream {
     out: BytesMut,
     /// The call's end, sent once `out` is empty.
     trailers: Option<(Code, String)>,
+    /// In `send_queue`.
+    queued: bool,
 }
 
 impl Stream {
@@ -209,6 +211,9 @@ pub struct Conn<S: Service> {
     wpos: usize,
     hpack: Decoder,
     streams: HashMap<u32, Stream>,
+    /// Streams with data or trailers to send, in turn (a stream may appear after it
+    /// is gone: skipped).
+    send_queue: VecDeque<u32>,
     unary: FuturesUnordered<Completion>,
     last_stream: u32,
     /// A header block waiting for its CONTINUATION frames: stream, flags, block.
@@ -307,6 +312,7 @@ impl<S: Service> Conn<S> {
             wpos: 0,
             hpack: Decoder::new(HEADER_TABLE_BYTES),
             streams: HashMap::new(),
+            send_queue: VecDeque::new(),
             unary: FuturesUnordered::new(),
             last_stream: 0,
             continuation: None,
@@ -687,6 +693,7 @@ impl<S: Service> Conn<S> {
             headers_sent: false,
             out: BytesMut::new(),
             trailers: None,
+            queued: false,
         };
         let route = path.as_deref().and_then(|p| self.svc.route(p));
         if list_bytes > MAX_HEADER_LIST_BYTES {
@@ -960,22 +967,38 @@ impl<S: Service> Conn<S> {
     /// Moves response bytes into the write buffer within the windows, and ends the
     /// streams whose answers are complete.
     fn flush_streams(&mut self) {
-        let mut done: Vec<u32> = Vec::new();
+        // Streams with something to send join the queue's end; those already in it
+        // keep their place, so a stream waiting for the connection's window is first
+        // when it opens, however many answers come after it.
         for (&id, s) in self.streams.iter_mut() {
-            if s.out.is_empty() && s.trailers.is_none() {
+            if !s.queued && (!s.out.is_empty() || s.trailers.is_some()) {
+                s.queued = true;
+                self.send_queue.push_back(id);
+            }
+        }
+        while let Some(id) = self.send_queue.pop_front() {
+            let Some(s) = self.streams.get_mut(&id) else {
                 continue;
-            }
-            if !s.headers_sent && !s.out.is_empty() {
-                let mut block = Vec::with_capacity(32);
-                response_headers(&mut block);
-                headers_frame(&mut self.wbuf, id, false, &block);
-                s.headers_sent = true;
-            }
-            while !s.out.is_empty()
-                && s.send_window > 0
-                && self.conn_send_window > 0
-                && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
-            {
+            };
+            if !s.out.is_empty() {
+                if self.conn_send_window <= 0 || self.wbuf.len() - self.wpos >= WRITE_HIGH_WATER {
+                    // Blocked for every stream: this one stays first.
+                    self.send_queue.push_front(id);
+                    break;
+                }
+                if s.send_window <= 0 {
+                    // Rejoins the queue once its WINDOW_UPDATE arrives.
+                    s.queued = false;
+                    continue;
+                }
+                if !s.headers_sent {
+                    let mut block = Vec::with_capacity(32);
+                    response_headers(&mut block);
+                    headers_frame(&mut self.wbuf, id, false, &block);
+                    s.headers_sent = true;
+                }
+                // One frame, then the stream goes to the back: streams share the
+                // connection's window in turn.
                 let n = s
                     .out
                     .len()
@@ -987,10 +1010,13 @@ impl<S: Service> Conn<S> {
                 s.out.advance(n);
                 s.send_window -= n as i64;
                 self.conn_send_window -= n as i64;
+                if !s.out.is_empty() {
+                    self.send_queue.push_back(id);
+                    continue;
+                }
             }
-            if s.out.is_empty()
-                && let Some((code, message)) = s.trailers.take()
-            {
+            s.queued = false;
+            if let Some((code, message)) = s.trailers.take() {
                 let mut block = Vec::with_capacity(64);
                 if !s.headers_sent {
                     response_headers(&mut block);
@@ -1001,11 +1027,8 @@ impl<S: Service> Conn<S> {
                     // The call is over; the client need not send the rest.
                     rst_stream(&mut self.wbuf, id, NO_ERROR);
                 }
-                done.push(id);
+                self.remove_stream(id);
             }
-        }
-        for id in done {
-            self.remove_stream(id);
         }
     }
 
