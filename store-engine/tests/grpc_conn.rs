@@ -610,3 +610,36 @@ async fn streams_past_the_limit_are_refused() {
     raw.send(6, 0, 0, b"stillok!").await;
     assert_eq!(raw.until(6).await.payload, &b"stillok!"[..]);
 }
+
+/// Streams take the connection's window in turn: the one that has waited longest for
+/// it gets the next credit, however many answers became ready after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_window_goes_to_the_stream_that_waited_first() {
+    let server = start(16).await;
+    let mut raw = Raw::connect(server.addr).await;
+    // Stream windows of 1 MiB, so only the connection's 64 KiB window binds.
+    let mut settings = vec![0, 4];
+    settings.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    raw.send(4, 0, 0, &settings).await;
+    let big = |n: u64| framed(&n.to_be_bytes());
+    raw.open(1, "/test.T/Big", false).await;
+    raw.send(0, 1, 1, &big(200_000)).await;
+    let mut sent = 0;
+    while sent < 65_535 {
+        let f = raw.until(0).await;
+        assert_eq!(f.id, 1);
+        sent += f.payload.len();
+    }
+    assert_eq!(sent, 65_535, "no more than the connection's window");
+    // Twenty more answers become ready while stream 1 waits; the PING's answer comes
+    // after the round that readied them.
+    for i in 1..=20u32 {
+        raw.open(1 + 2 * i, "/test.T/Big", false).await;
+        raw.send(0, 1, 1 + 2 * i, &big(1_000)).await;
+    }
+    raw.send(6, 0, 0, b"readynow").await;
+    assert_eq!(raw.until(6).await.payload, &b"readynow"[..]);
+    raw.send(8, 0, 0, &100u32.to_be_bytes()).await;
+    let f = raw.until(0).await;
+    assert_eq!((f.id, f.payload.len()), (1, 100), "stream 1 waited first");
+}
