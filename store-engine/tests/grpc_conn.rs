@@ -207,6 +207,18 @@ async fn read_answer(resp: h2::client::ResponseFuture) -> Answer {
     }
 }
 
+/// Opens a `Stream` call and waits for its response headers.
+async fn open_stream(
+    client: &h2::client::SendRequest<Bytes>,
+) -> (h2::SendStream<Bytes>, h2::RecvStream) {
+    let mut ready = client.clone().ready().await.unwrap();
+    let (resp, send) = ready
+        .send_request(request("/test.T/Stream"), false)
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
+    (send, resp.into_body())
+}
+
 async fn unary(client: &mut h2::client::SendRequest<Bytes>, path: &str, body: Bytes) -> Answer {
     let mut ready = client.clone().ready().await.unwrap();
     let (resp, mut send) = ready.send_request(request(path), false).unwrap();
@@ -294,13 +306,8 @@ async fn concurrent_calls_on_one_connection() {
 async fn streaming_calls_echo_until_the_client_ends_or_resets() {
     let server = start(16).await;
     let c = client(server.addr, 65_535).await;
-    let mut ready = c.clone().ready().await.unwrap();
-    let (resp, mut send) = ready
-        .send_request(request("/test.T/Stream"), false)
-        .unwrap();
     // The response headers come before any message.
-    let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
-    let mut body = resp.into_body();
+    let (mut send, mut body) = open_stream(&c).await;
     let mut got = BytesMut::new();
     for i in 0..200u32 {
         let m = format!("message {i}");
@@ -329,11 +336,7 @@ async fn streaming_calls_echo_until_the_client_ends_or_resets() {
     wait_for(|| server.svc.inbound_ended.load(Ordering::SeqCst) == 1).await;
 
     // A reset ends the session's inbound too.
-    let mut ready = c.clone().ready().await.unwrap();
-    let (resp, mut send) = ready
-        .send_request(request("/test.T/Stream"), false)
-        .unwrap();
-    let _resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
+    let (mut send, _body) = open_stream(&c).await;
     send.send_data(framed(b"one"), false).unwrap();
     send.send_reset(h2::Reason::CANCEL);
     wait_for(|| server.svc.inbound_ended.load(Ordering::SeqCst) == 2).await;
@@ -354,12 +357,7 @@ async fn wait_for(mut f: impl FnMut() -> bool) {
 async fn shutdown_finishes_open_calls_then_closes() {
     let mut server = start(16).await;
     let c = client(server.addr, 65_535).await;
-    let mut ready = c.clone().ready().await.unwrap();
-    let (resp, mut send) = ready
-        .send_request(request("/test.T/Stream"), false)
-        .unwrap();
-    let resp = tokio::time::timeout(WAIT, resp).await.unwrap().unwrap();
-    let mut body = resp.into_body();
+    let (mut send, mut body) = open_stream(&c).await;
     server.stop.take().unwrap().send(()).unwrap();
     // The stream stays open until the client ends it.
     send.send_data(framed(b"still here"), false).unwrap();
