@@ -4,7 +4,8 @@
 //!
 //! Errors carry etcd's gRPC codes and messages (`rpctypes`), so clients map them back
 //! to their typed errors. Writes are queued to the engine's writer and awaited (no thread
-//! waits for a write's fdatasync); reads are in-memory and run inline.
+//! waits for a write's fdatasync); reads are in-memory and run inline (over the direct
+//! transport, a range with a `range_end` gets a task of its own).
 //!
 //! Two transports serve the same handlers ([`Transport`]): the direct one (the
 //! default), a purpose-built HTTP/2 connection loop ([`conn`]) that reads every request

@@ -274,18 +274,25 @@ fn percent_encode(msg: &str) -> Vec<u8> {
 }
 
 fn trailer_fields(block: &mut Vec<u8>, code: Code, message: &str) {
-    let code = (code as i32).to_string();
-    hpack::write_literal(block, 0, b"grpc-status", code.as_bytes());
+    // gRPC's codes run 0-16: one or two digits, no allocation.
+    let code = code as u8;
+    let digits = [b'0' + code / 10, b'0' + code % 10];
+    let code = if code < 10 { &digits[1..] } else { &digits[..] };
+    hpack::write_literal(block, 0, b"grpc-status", code);
     if !message.is_empty() {
         hpack::write_literal(block, 0, b"grpc-message", &percent_encode(message));
     }
 }
 
-/// Appends a header block as HEADERS (it is small: never split).
-fn headers_frame(w: &mut Vec<u8>, id: u32, end_stream: bool, block: &[u8]) {
+/// Appends a HEADERS frame whose block `fill` writes straight into `w` (the block is
+/// small: never split), so no block is built apart and copied.
+fn headers_frame(w: &mut Vec<u8>, id: u32, end_stream: bool, fill: impl FnOnce(&mut Vec<u8>)) {
     let flags = END_HEADERS | if end_stream { END_STREAM } else { 0 };
-    frame_header(w, block.len(), HEADERS, flags, id);
-    w.extend_from_slice(block);
+    let start = w.len();
+    frame_header(w, 0, HEADERS, flags, id);
+    fill(w);
+    let len = (w.len() - start - 9) as u32;
+    w[start..start + 3].copy_from_slice(&len.to_be_bytes()[1..]);
 }
 
 impl<S: Service> Conn<S> {
@@ -718,9 +725,7 @@ impl<S: Service> Conn<S> {
                         outbound: Some(ends.outbound),
                     };
                     // Streaming clients wait for the response headers before sending.
-                    let mut block = Vec::with_capacity(32);
-                    response_headers(&mut block);
-                    headers_frame(&mut self.wbuf, id, false, &block);
+                    headers_frame(&mut self.wbuf, id, false, response_headers);
                     s.headers_sent = true;
                 }
             }
@@ -992,9 +997,7 @@ impl<S: Service> Conn<S> {
                     continue;
                 }
                 if !s.headers_sent {
-                    let mut block = Vec::with_capacity(32);
-                    response_headers(&mut block);
-                    headers_frame(&mut self.wbuf, id, false, &block);
+                    headers_frame(&mut self.wbuf, id, false, response_headers);
                     s.headers_sent = true;
                 }
                 // One frame, then the stream goes to the back: streams share the
@@ -1017,12 +1020,13 @@ impl<S: Service> Conn<S> {
             }
             s.queued = false;
             if let Some((code, message)) = s.trailers.take() {
-                let mut block = Vec::with_capacity(64);
-                if !s.headers_sent {
-                    response_headers(&mut block);
-                }
-                trailer_fields(&mut block, code, &message);
-                headers_frame(&mut self.wbuf, id, true, &block);
+                let headers_sent = s.headers_sent;
+                headers_frame(&mut self.wbuf, id, true, |block| {
+                    if !headers_sent {
+                        response_headers(block);
+                    }
+                    trailer_fields(block, code, &message);
+                });
                 if !s.recv_closed {
                     // The call is over; the client need not send the rest.
                     rst_stream(&mut self.wbuf, id, NO_ERROR);
