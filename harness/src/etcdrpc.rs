@@ -2,34 +2,80 @@
 //! generator's clients (`bosun bench store`).
 //!
 //! The generator shares the machine's cores with the server it measures, so every
-//! microsecond it spends per request is taken from the server. `etcd-client` (tonic)
-//! sends each request through a buffer and a balancer task before it reaches the
-//! HTTP/2 connection, and pipes the body from another task, so a request's headers
-//! and body usually leave in two writes. Here each request is one HTTP/2 stream
-//! opened straight on the shared connection ([`h2`]): headers and the whole body are
-//! queued together, and the only task besides the callers is the connection's own.
+//! microsecond it spends per request is taken from the server. This client therefore
+//! runs its own HTTP/2 connection loop (RFC 9113), much as the store's direct server
+//! does: one task per connection takes the calls its callers queue, writes each as a
+//! HEADERS frame (a header block encoded once per method at connect) and its DATA, all
+//! calls that are ready in one `write`, and hands each answer back whole. A call costs
+//! its caller a channel send and a wake-up; there is no stream state shared under a
+//! lock, no header map and no task per call.
 //!
 //! It speaks plain gRPC over HTTP/2 without TLS (`http://` endpoints), unary calls
 //! only, without compression; the watch workload keeps `etcd-client` for its streams.
+//! Flow control is kept both ways: request data goes out only within the server's
+//! windows, and every byte received is credited back as it arrives (an answer is
+//! bounded by [`MAX_RESPONSE_BYTES`] instead).
 
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bosun_store_engine::grpc::hpack::{self, Decoder};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use h2::client::SendRequest;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use prost::Message;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
 
 pub use bosun_store_engine::proto::etcdserverpb as pb;
 
 /// Largest response message accepted (etcd's default limit on the client side is
 /// larger; the generator's ranges stay far below this).
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// Calls queued on one connection before callers wait (on top of the streams open).
+pub const CALL_QUEUE: usize = 1024;
 /// gRPC's message prefix: a compressed flag and a big-endian length.
 const PREFIX_BYTES: usize = 5;
 
-const PUT: &str = "/etcdserverpb.KV/Put";
-const RANGE: &str = "/etcdserverpb.KV/Range";
-const TXN: &str = "/etcdserverpb.KV/Txn";
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The largest frame this side accepts (the protocol's default, not raised).
+const MAX_FRAME_BYTES: usize = 16_384;
+/// The receive window of each stream, advertised in SETTINGS.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// The connection's receive window, raised from the default 64 KiB at the start.
+const CONN_WINDOW: u32 = 16 << 20;
+/// Streams open at once when the server sets no lower limit.
+const MAX_STREAMS: usize = 1024;
+/// The dynamic table kept for the server's header blocks (the protocol's default).
+const HEADER_TABLE_BYTES: usize = 4096;
+/// Bound on one header block with its CONTINUATION frames, before decoding.
+const MAX_HEADER_BLOCK_BYTES: usize = 64 << 10;
+/// Output waiting for the socket beyond which no more calls are taken.
+const WRITE_HIGH_WATER: usize = 256 << 10;
+/// Rounds of work before the connection's task yields to others.
+const ROUNDS_PER_POLL: usize = 32;
+/// The largest window the protocol allows.
+const MAX_WINDOW: i64 = (1 << 31) - 1;
+
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PUSH_PROMISE: u8 = 0x5;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+const CONTINUATION: u8 = 0x9;
+
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY_FLAG: u8 = 0x20;
+
+/// RST_STREAM CANCEL: this side no longer wants the stream.
+const CANCEL: u32 = 0x8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -37,8 +83,10 @@ pub enum RpcError {
     Endpoint(String),
     #[error("connect: {0}")]
     Connect(#[from] std::io::Error),
-    #[error("http/2: {0}")]
-    H2(#[from] h2::Error),
+    #[error("connection closed: {0}")]
+    Closed(String),
+    #[error("stream reset by the server (HTTP/2 error {0:#x})")]
+    Reset(u32),
     #[error("grpc status {code}: {message}")]
     Status { code: u32, message: String },
     #[error("protocol: {0}")]
@@ -47,115 +95,644 @@ pub enum RpcError {
     Decode(#[from] prost::DecodeError),
 }
 
+/// The unary methods the generator calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Put = 0,
+    Range = 1,
+    Txn = 2,
+}
+
+const PATHS: [&str; 3] = [
+    "/etcdserverpb.KV/Put",
+    "/etcdserverpb.KV/Range",
+    "/etcdserverpb.KV/Txn",
+];
+
+/// One call handed to the connection: its method, its request message framed, and
+/// where its answer goes (the response message framed, or the call's error).
+struct Call {
+    method: Method,
+    body: Bytes,
+    reply: oneshot::Sender<Result<Bytes, RpcError>>,
+}
+
 /// One HTTP/2 connection to an etcd v3 endpoint; clones share it, each call is a
-/// stream of its own.
+/// stream of its own. The connection's task ends when every clone is dropped and the
+/// calls in flight are answered, or when the connection fails (calls then fail with
+/// its error).
 #[derive(Clone)]
 pub struct KvConn {
-    send: SendRequest<Bytes>,
-    authority: Authority,
+    calls: mpsc::Sender<Call>,
 }
 
 impl KvConn {
     /// Connects to `endpoint` (`http://HOST:PORT`) with `TCP_NODELAY`, as gRPC does.
     pub async fn connect(endpoint: &str) -> Result<KvConn, RpcError> {
         let bad = || RpcError::Endpoint(endpoint.to_string());
-        let rest = endpoint.strip_prefix("http://").ok_or_else(bad)?;
-        let authority: Authority = rest.trim_end_matches('/').parse().map_err(|_| bad())?;
-        let port = authority.port_u16().ok_or_else(bad)?;
-        let tcp = TcpStream::connect((authority.host(), port)).await?;
+        let authority = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(bad)?
+            .trim_end_matches('/');
+        let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || authority.contains('/') {
+            return Err(bad());
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((host, port)).await?;
         tcp.set_nodelay(true)?;
-        let (send, conn) = h2::client::handshake(tcp).await?;
-        // The connection task ends when every clone is dropped or the peer goes away;
-        // calls then fail with the connection's error.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(KvConn { send, authority })
+        let (calls, rx) = mpsc::channel(CALL_QUEUE);
+        tokio::spawn(Conn::new(tcp, rx, authority).run());
+        Ok(KvConn { calls })
     }
 
     pub async fn put(&self, req: &pb::PutRequest) -> Result<pb::PutResponse, RpcError> {
-        self.call(PUT, req).await
+        self.call(Method::Put, req).await
     }
 
     pub async fn range(&self, req: &pb::RangeRequest) -> Result<pb::RangeResponse, RpcError> {
-        self.call(RANGE, req).await
+        self.call(Method::Range, req).await
     }
 
     pub async fn txn(&self, req: &pb::TxnRequest) -> Result<pb::TxnResponse, RpcError> {
-        self.call(TXN, req).await
+        self.call(Method::Txn, req).await
     }
 
     async fn call<Q: Message, R: Message + Default>(
         &self,
-        path: &'static str,
+        method: Method,
         req: &Q,
     ) -> Result<R, RpcError> {
         let len = req.encoded_len();
         let mut body = BytesMut::with_capacity(PREFIX_BYTES + len);
         body.put_u8(0);
         body.put_u32(len as u32);
-        req.encode(&mut body)
-            .map_err(|e| RpcError::Protocol(format!("encode: {e}")))?;
-
-        let mut uri = http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(self.authority.clone());
-        uri.path_and_query = Some(PathAndQuery::from_static(path));
-        let mut request = Request::new(());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = Uri::from_parts(uri).expect("scheme, authority and path");
-        let headers = request.headers_mut();
-        headers.insert("content-type", HeaderValue::from_static("application/grpc"));
-        headers.insert("te", HeaderValue::from_static("trailers"));
-
-        // Waits while the connection is at the server's concurrent-stream limit.
-        let mut send = self.send.clone().ready().await?;
-        let (response, mut stream) = send.send_request(request, false)?;
-        stream.send_data(body.freeze(), true)?;
-        let response = response.await?;
-        if response.status() != http::StatusCode::OK {
-            return Err(RpcError::Protocol(format!(
-                "HTTP status {}",
-                response.status()
-            )));
-        }
-        // A trailers-only answer (an error) carries its status in the headers.
-        if response.headers().contains_key("grpc-status") {
-            check_status(response.headers())?;
-        }
-        let mut recv = response.into_body();
-        let mut message = BytesMut::new();
-        while let Some(chunk) = recv.data().await {
-            let chunk = chunk?;
-            let _ = recv.flow_control().release_capacity(chunk.len());
-            if message.len() + chunk.len() > PREFIX_BYTES + MAX_RESPONSE_BYTES {
-                return Err(RpcError::Protocol(format!(
-                    "response larger than {MAX_RESPONSE_BYTES} bytes"
-                )));
-            }
-            message.extend_from_slice(&chunk);
-        }
-        match recv.trailers().await? {
-            Some(trailers) => check_status(&trailers)?,
-            None => return Err(RpcError::Protocol("no grpc-status trailer".into())),
-        }
-        decode_message(message.freeze())
+        req.encode_raw(&mut body);
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            method,
+            body: body.freeze(),
+            reply,
+        };
+        let closed = || RpcError::Closed("the connection's task has ended".into());
+        self.calls.send(call).await.map_err(|_| closed())?;
+        decode_message(answer.await.map_err(|_| closed())??)
     }
 }
 
+/// A call in flight.
+struct Stream {
+    reply: oneshot::Sender<Result<Bytes, RpcError>>,
+    /// Request bytes not yet sent (a DATA frame at a time, within the windows).
+    body: Bytes,
+    send_window: i64,
+    /// The response headers have arrived; what follows is data, then trailers.
+    got_headers: bool,
+    message: BytesMut,
+    /// Bytes received since this stream's window was last topped up.
+    recv_unacked: u32,
+}
+
+/// The connection's task state.
+struct Conn {
+    io: TcpStream,
+    calls: mpsc::Receiver<Call>,
+    /// Every [`KvConn`] is gone: no more calls will come.
+    calls_done: bool,
+    /// Each method's request header block (literals, so no encoder state).
+    blocks: [Vec<u8>; 3],
+    decoder: Decoder,
+    streams: HashMap<u32, Stream>,
+    /// Streams with request bytes still to send, served in turn.
+    send_queue: VecDeque<u32>,
+    next_id: u32,
+    /// The server's SETTINGS.
+    peer_max_streams: usize,
+    peer_initial_window: i64,
+    peer_max_frame: usize,
+    conn_send_window: i64,
+    conn_recv_unacked: u32,
+    /// A header block waiting for its CONTINUATION frames: stream, END_STREAM, bytes.
+    continuation: Option<(u32, bool, Vec<u8>)>,
+    /// The server has sent GOAWAY: no new streams.
+    going_away: bool,
+    rbuf: BytesMut,
+    /// Where reads land before they join `rbuf` (zeroed once, so reads need no
+    /// uninitialised memory).
+    scratch: Box<[u8]>,
+    wbuf: BytesMut,
+}
+
+/// Why the connection ends: the message every call still open fails with.
+struct ConnError(String);
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> ConnError {
+        ConnError(e.to_string())
+    }
+}
+
+fn protocol(what: &str) -> ConnError {
+    ConnError(format!("protocol error: {what}"))
+}
+
+fn frame_header(out: &mut BytesMut, len: usize, kind: u8, flags: u8, id: u32) {
+    out.reserve(9 + len);
+    out.put_slice(&(len as u32).to_be_bytes()[1..]);
+    out.put_u8(kind);
+    out.put_u8(flags);
+    out.put_u32(id);
+}
+
+fn window_update(out: &mut BytesMut, id: u32, n: u32) {
+    frame_header(out, 4, WINDOW_UPDATE, 0, id);
+    out.put_u32(n);
+}
+
+/// A header block's fields as the client needs them.
+#[derive(Default)]
+struct Fields {
+    status: Option<Vec<u8>>,
+    grpc_status: Option<Vec<u8>>,
+    grpc_message: Option<Vec<u8>>,
+}
+
+impl Conn {
+    fn new(io: TcpStream, calls: mpsc::Receiver<Call>, authority: &str) -> Conn {
+        let blocks = PATHS.map(|path| {
+            let mut b = Vec::new();
+            b.push(0x83); // :method POST (static 3)
+            b.push(0x86); // :scheme http (static 6)
+            hpack::write_literal(&mut b, 4, b"", path.as_bytes()); // :path
+            hpack::write_literal(&mut b, 1, b"", authority.as_bytes()); // :authority
+            hpack::write_literal(&mut b, 31, b"", b"application/grpc"); // content-type
+            hpack::write_literal(&mut b, 0, b"te", b"trailers");
+            b
+        });
+        let mut wbuf = BytesMut::with_capacity(64 << 10);
+        wbuf.put_slice(PREFACE);
+        // SETTINGS: no push, our stream window and header table.
+        frame_header(&mut wbuf, 18, SETTINGS, 0, 0);
+        for (key, value) in [
+            (0x1u16, HEADER_TABLE_BYTES as u32),
+            (0x2, 0),
+            (0x4, STREAM_WINDOW),
+        ] {
+            wbuf.put_u16(key);
+            wbuf.put_u32(value);
+        }
+        window_update(&mut wbuf, 0, CONN_WINDOW - 65_535);
+        Conn {
+            io,
+            calls,
+            calls_done: false,
+            blocks,
+            decoder: Decoder::new(HEADER_TABLE_BYTES),
+            streams: HashMap::new(),
+            send_queue: VecDeque::new(),
+            next_id: 1,
+            peer_max_streams: MAX_STREAMS,
+            peer_initial_window: 65_535,
+            peer_max_frame: MAX_FRAME_BYTES,
+            conn_send_window: 65_535,
+            conn_recv_unacked: 0,
+            continuation: None,
+            going_away: false,
+            rbuf: BytesMut::with_capacity(64 << 10),
+            scratch: vec![0; 64 << 10].into_boxed_slice(),
+            wbuf,
+        }
+    }
+
+    async fn run(mut self) {
+        let result = std::future::poll_fn(|cx| self.poll_run(cx)).await;
+        let why = match result {
+            Ok(()) => "the connection has closed".to_string(),
+            Err(ConnError(why)) => why,
+        };
+        for (_, s) in self.streams.drain() {
+            let _ = s.reply.send(Err(RpcError::Closed(why.clone())));
+        }
+        // Calls still queued see their reply channel dropped: "task has ended".
+    }
+
+    /// Runs the connection: `Ready` once it is over.
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnError>> {
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progress = false;
+            // Take new calls while streams and output room allow.
+            while !self.calls_done
+                && !self.going_away
+                && self.streams.len() < self.peer_max_streams
+                && self.wbuf.len() < WRITE_HIGH_WATER
+            {
+                match self.calls.poll_recv(cx) {
+                    Poll::Ready(Some(call)) => {
+                        progress = true;
+                        self.open(call)?;
+                    }
+                    Poll::Ready(None) => self.calls_done = true,
+                    Poll::Pending => break,
+                }
+            }
+            if (self.calls_done || self.going_away) && self.streams.is_empty() {
+                if self.going_away && !self.calls_done {
+                    return Poll::Ready(Err(ConnError("the server sent GOAWAY".into())));
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut self.scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                    return Poll::Ready(Err(ConnError("the server closed the connection".into())));
+                }
+                Poll::Ready(Ok(())) => {
+                    progress = true;
+                    let n = buf.filled().len();
+                    self.rbuf.extend_from_slice(&self.scratch[..n]);
+                    self.on_bytes()?;
+                }
+            }
+            self.send_data();
+            while !self.wbuf.is_empty() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        progress = true;
+                        self.wbuf.advance(n);
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Opens a stream for `call`: its HEADERS now, its body as the windows allow.
+    fn open(&mut self, call: Call) -> Result<(), ConnError> {
+        let id = self.next_id;
+        if id > MAX_WINDOW as u32 {
+            return Err(ConnError("stream ids exhausted".into()));
+        }
+        self.next_id += 2;
+        let block = &self.blocks[call.method as usize];
+        // Header blocks are about 80 bytes, well under any frame size.
+        frame_header(&mut self.wbuf, block.len(), HEADERS, END_HEADERS, id);
+        self.wbuf.put_slice(block);
+        self.streams.insert(
+            id,
+            Stream {
+                reply: call.reply,
+                body: call.body,
+                send_window: self.peer_initial_window,
+                got_headers: false,
+                message: BytesMut::new(),
+                recv_unacked: 0,
+            },
+        );
+        self.send_queue.push_back(id);
+        Ok(())
+    }
+
+    /// Sends request data within the windows, one frame per stream in turn.
+    fn send_data(&mut self) {
+        let mut blocked = 0;
+        while blocked < self.send_queue.len() && self.conn_send_window > 0 {
+            let id = self.send_queue.pop_front().expect("checked non-empty");
+            let Some(s) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            let n = s
+                .body
+                .len()
+                .min(self.peer_max_frame)
+                .min(s.send_window.max(0) as usize)
+                .min(self.conn_send_window as usize);
+            if n == 0 && !s.body.is_empty() {
+                // Waiting for this stream's window.
+                self.send_queue.push_back(id);
+                blocked += 1;
+                continue;
+            }
+            let chunk = s.body.split_to(n);
+            s.send_window -= n as i64;
+            self.conn_send_window -= n as i64;
+            let flags = if s.body.is_empty() { END_STREAM } else { 0 };
+            frame_header(&mut self.wbuf, n, DATA, flags, id);
+            self.wbuf.put_slice(&chunk);
+            if !s.body.is_empty() {
+                self.send_queue.push_back(id);
+            }
+        }
+    }
+
+    /// Handles every complete frame in the read buffer.
+    fn on_bytes(&mut self) -> Result<(), ConnError> {
+        while self.rbuf.len() >= 9 {
+            let h = &self.rbuf[..9];
+            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+            if len > MAX_FRAME_BYTES {
+                return Err(protocol("frame larger than advertised"));
+            }
+            if self.rbuf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (h[3], h[4]);
+            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+            self.rbuf.advance(9);
+            let payload = self.rbuf.split_to(len).freeze();
+            self.on_frame(kind, flags, id, &payload)?;
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, kind: u8, flags: u8, id: u32, payload: &[u8]) -> Result<(), ConnError> {
+        if let Some((cid, _, _)) = &self.continuation
+            && (kind != CONTINUATION || id != *cid)
+        {
+            return Err(protocol("header block interrupted"));
+        }
+        match kind {
+            DATA => self.on_data(flags, id, payload),
+            HEADERS => {
+                if id == 0 {
+                    return Err(protocol("HEADERS on stream 0"));
+                }
+                let block = strip_padding(flags, payload)?;
+                let block = if flags & PRIORITY_FLAG != 0 {
+                    block.get(5..).ok_or_else(|| protocol("short HEADERS"))?
+                } else {
+                    block
+                };
+                let end_stream = flags & END_STREAM != 0;
+                if flags & END_HEADERS != 0 {
+                    self.on_headers(id, end_stream, block)
+                } else {
+                    self.continuation = Some((id, end_stream, block.to_vec()));
+                    Ok(())
+                }
+            }
+            CONTINUATION => {
+                let Some((cid, end_stream, mut block)) = self.continuation.take() else {
+                    return Err(protocol("CONTINUATION without HEADERS"));
+                };
+                block.extend_from_slice(payload);
+                if block.len() > MAX_HEADER_BLOCK_BYTES {
+                    return Err(protocol("header block too large"));
+                }
+                if flags & END_HEADERS != 0 {
+                    self.on_headers(cid, end_stream, &block)
+                } else {
+                    self.continuation = Some((cid, end_stream, block));
+                    Ok(())
+                }
+            }
+            RST_STREAM => {
+                if id == 0 || payload.len() != 4 {
+                    return Err(protocol("bad RST_STREAM"));
+                }
+                let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                if let Some(s) = self.streams.remove(&id) {
+                    let _ = s.reply.send(Err(RpcError::Reset(code)));
+                }
+                Ok(())
+            }
+            SETTINGS => self.on_settings(flags, id, payload),
+            PUSH_PROMISE => Err(protocol("PUSH_PROMISE after push was disabled")),
+            PING => {
+                if id != 0 || payload.len() != 8 {
+                    return Err(protocol("bad PING"));
+                }
+                if flags & ACK == 0 {
+                    frame_header(&mut self.wbuf, 8, PING, ACK, 0);
+                    self.wbuf.put_slice(payload);
+                }
+                Ok(())
+            }
+            GOAWAY => {
+                if payload.len() < 8 {
+                    return Err(protocol("short GOAWAY"));
+                }
+                // Streams above the last one the server processes will not be
+                // answered; those at or below it run to their end.
+                let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    & 0x7fff_ffff;
+                let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+                self.going_away = true;
+                let dropped: Vec<u32> = self
+                    .streams
+                    .keys()
+                    .filter(|&&s| s > last)
+                    .copied()
+                    .collect();
+                for s in dropped {
+                    let s = self.streams.remove(&s).expect("listed");
+                    let _ = s.reply.send(Err(RpcError::Closed(format!(
+                        "the server sent GOAWAY (HTTP/2 error {code:#x}) before this call"
+                    ))));
+                }
+                Ok(())
+            }
+            WINDOW_UPDATE => {
+                if payload.len() != 4 {
+                    return Err(protocol("bad WINDOW_UPDATE"));
+                }
+                let n = (u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    & 0x7fff_ffff) as i64;
+                if id == 0 {
+                    self.conn_send_window += n;
+                    if n == 0 || self.conn_send_window > MAX_WINDOW {
+                        return Err(protocol("bad connection window update"));
+                    }
+                } else if let Some(s) = self.streams.get_mut(&id) {
+                    s.send_window += n;
+                    if n == 0 || s.send_window > MAX_WINDOW {
+                        self.reset(id, "bad stream window update");
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()), // PRIORITY and unknown frame types are ignored.
+        }
+    }
+
+    fn on_settings(&mut self, flags: u8, id: u32, payload: &[u8]) -> Result<(), ConnError> {
+        if id != 0 {
+            return Err(protocol("SETTINGS on a stream"));
+        }
+        if flags & ACK != 0 {
+            return Ok(());
+        }
+        if !payload.len().is_multiple_of(6) {
+            return Err(protocol("SETTINGS length"));
+        }
+        for entry in payload.chunks_exact(6) {
+            let key = u16::from_be_bytes([entry[0], entry[1]]);
+            let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+            match key {
+                0x3 => self.peer_max_streams = (value as usize).min(MAX_STREAMS),
+                0x4 => {
+                    if value as i64 > MAX_WINDOW {
+                        return Err(protocol("initial window too large"));
+                    }
+                    let delta = value as i64 - self.peer_initial_window;
+                    self.peer_initial_window = value as i64;
+                    for s in self.streams.values_mut() {
+                        s.send_window += delta;
+                    }
+                }
+                0x5 => {
+                    if !(16_384..=16_777_215).contains(&value) {
+                        return Err(protocol("max frame size out of range"));
+                    }
+                    self.peer_max_frame = value as usize;
+                }
+                // The header table size does not bind literals; the rest do not
+                // constrain what this client sends.
+                _ => {}
+            }
+        }
+        frame_header(&mut self.wbuf, 0, SETTINGS, ACK, 0);
+        Ok(())
+    }
+
+    fn on_data(&mut self, flags: u8, id: u32, payload: &[u8]) -> Result<(), ConnError> {
+        if id == 0 {
+            return Err(protocol("DATA on stream 0"));
+        }
+        // Everything received counts against the windows, padding included, and is
+        // credited back at once: answers are bounded by MAX_RESPONSE_BYTES instead.
+        let n = payload.len() as u32;
+        self.conn_recv_unacked += n;
+        if self.conn_recv_unacked >= CONN_WINDOW / 2 {
+            window_update(&mut self.wbuf, 0, self.conn_recv_unacked);
+            self.conn_recv_unacked = 0;
+        }
+        let data = strip_padding(flags, payload)?;
+        let end_stream = flags & END_STREAM != 0;
+        let Some(s) = self.streams.get_mut(&id) else {
+            return Ok(()); // A stream this side has reset or given up.
+        };
+        if !s.got_headers {
+            self.reset(id, "DATA before the response headers");
+            return Ok(());
+        }
+        if s.message.len() + data.len() > PREFIX_BYTES + MAX_RESPONSE_BYTES {
+            self.reset(
+                id,
+                &format!("response larger than {MAX_RESPONSE_BYTES} bytes"),
+            );
+            return Ok(());
+        }
+        s.message.extend_from_slice(data);
+        if end_stream {
+            let s = self.streams.remove(&id).expect("present");
+            let _ = s
+                .reply
+                .send(Err(RpcError::Protocol("no grpc-status trailer".into())));
+            return Ok(());
+        }
+        s.recv_unacked += n;
+        if s.recv_unacked >= STREAM_WINDOW / 2 {
+            window_update(&mut self.wbuf, id, s.recv_unacked);
+            s.recv_unacked = 0;
+        }
+        Ok(())
+    }
+
+    fn on_headers(&mut self, id: u32, end_stream: bool, block: &[u8]) -> Result<(), ConnError> {
+        let mut fields = Fields::default();
+        // The whole block is decoded even for a stream that is gone: the table must
+        // stay in step with the server's.
+        self.decoder
+            .decode(block, |name, value| match name {
+                b":status" => fields.status = Some(value.to_vec()),
+                b"grpc-status" => fields.grpc_status = Some(value.to_vec()),
+                b"grpc-message" => fields.grpc_message = Some(value.to_vec()),
+                _ => {}
+            })
+            .map_err(|e| protocol(&format!("header block: {e}")))?;
+        let Some(s) = self.streams.get_mut(&id) else {
+            return Ok(());
+        };
+        if !s.got_headers {
+            if fields.status.as_deref() != Some(b"200") {
+                let status = fields.status.as_deref().map(String::from_utf8_lossy);
+                self.reset(id, &format!("HTTP status {status:?}"));
+                return Ok(());
+            }
+            s.got_headers = true;
+            if !end_stream {
+                return Ok(());
+            }
+            // Trailers-only: the status is in these headers.
+        } else if !end_stream {
+            self.reset(id, "response headers after the headers");
+            return Ok(());
+        }
+        let s = self.streams.remove(&id).expect("present");
+        let answer = check_status(&fields).map(|()| s.message.freeze());
+        if !s.body.is_empty() {
+            // Answered before the whole request was sent (a refusal).
+            rst_stream(&mut self.wbuf, id, CANCEL);
+        }
+        let _ = s.reply.send(answer);
+        Ok(())
+    }
+
+    /// Gives up on a stream: its call fails with `why`, the server is told.
+    fn reset(&mut self, id: u32, why: &str) {
+        if let Some(s) = self.streams.remove(&id) {
+            let _ = s.reply.send(Err(RpcError::Protocol(why.to_string())));
+        }
+        rst_stream(&mut self.wbuf, id, CANCEL);
+    }
+}
+
+fn rst_stream(out: &mut BytesMut, id: u32, code: u32) {
+    frame_header(out, 4, RST_STREAM, 0, id);
+    out.put_u32(code);
+}
+
+/// A DATA or HEADERS payload without its padding.
+fn strip_padding(flags: u8, payload: &[u8]) -> Result<&[u8], ConnError> {
+    if flags & PADDED == 0 {
+        return Ok(payload);
+    }
+    let (&pad, rest) = payload
+        .split_first()
+        .ok_or_else(|| protocol("padded frame without its length"))?;
+    rest.len()
+        .checked_sub(pad as usize)
+        .map(|end| &rest[..end])
+        .ok_or_else(|| protocol("padding longer than the frame"))
+}
+
 /// `Ok` for grpc-status 0, else the status and its message.
-fn check_status(headers: &HeaderMap) -> Result<(), RpcError> {
-    let code = headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
+fn check_status(fields: &Fields) -> Result<(), RpcError> {
+    let code = fields
+        .grpc_status
+        .as_deref()
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.parse::<u32>().ok())
         .ok_or_else(|| RpcError::Protocol("missing or bad grpc-status".into()))?;
     if code == 0 {
         return Ok(());
     }
-    let message = headers
-        .get("grpc-message")
-        .map(|v| percent_decode(v.as_bytes()))
+    let message = fields
+        .grpc_message
+        .as_deref()
+        .map(percent_decode)
         .unwrap_or_default();
     Err(RpcError::Status { code, message })
 }
@@ -256,22 +833,29 @@ mod tests {
 
     #[test]
     fn a_non_zero_grpc_status_is_an_error_with_its_message() {
-        let mut h = HeaderMap::new();
-        h.insert("grpc-status", HeaderValue::from_static("0"));
-        assert!(check_status(&h).is_ok());
-        h.insert("grpc-status", HeaderValue::from_static("3"));
-        h.insert(
-            "grpc-message",
-            HeaderValue::from_static("etcdserver:%20request is too large%2"),
-        );
-        let err = check_status(&h).unwrap_err();
+        let mut f = Fields {
+            grpc_status: Some(b"0".to_vec()),
+            ..Fields::default()
+        };
+        assert!(check_status(&f).is_ok());
+        f.grpc_status = Some(b"3".to_vec());
+        f.grpc_message = Some(b"etcdserver:%20request is too large%2".to_vec());
+        let err = check_status(&f).unwrap_err();
         assert!(matches!(err, RpcError::Status { code: 3, .. }), "{err}");
         assert!(
             err.to_string()
                 .ends_with("etcdserver: request is too large%2"),
             "{err}"
         );
-        h.remove("grpc-status");
-        assert!(check_status(&h).is_err());
+        f.grpc_status = None;
+        assert!(check_status(&f).is_err());
+    }
+
+    #[test]
+    fn padding_is_stripped_and_checked() {
+        assert_eq!(strip_padding(0, b"abc").ok(), Some(&b"abc"[..]));
+        assert_eq!(strip_padding(PADDED, b"\x02abc").ok(), Some(&b"a"[..]));
+        assert!(strip_padding(PADDED, b"\x04abc").is_err());
+        assert!(strip_padding(PADDED, b"").is_err());
     }
 }

@@ -10,8 +10,8 @@
 //! - `storeload` (feature `etcd`): the etcd v3 load generator of `bosun bench store`;
 //!   its watch streams go through the `etcd-client` crate (which needs protoc to
 //!   build, hence the feature).
-//! - [`etcdrpc`]: the lean unary KV client the generator's clients use (HTTP/2
-//!   streams straight on a shared connection).
+//! - [`etcdrpc`]: the lean unary KV client the generator's clients use (its own
+//!   HTTP/2 connection loop, one task per connection).
 //! - `storepeers` (feature `etcd`): `bosun store` and a real etcd started side by side
 //!   in temporary directories, their RSS and bytes on disk, an fdatasync probe.
 //! - [`model`]: nodes and pods as plain data, and their conversion to Kubernetes objects.

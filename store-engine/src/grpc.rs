@@ -16,7 +16,7 @@
 //! (UNIMPLEMENTED).
 
 pub mod conn;
-mod hpack;
+pub mod hpack;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,7 +1,8 @@
-//! HPACK (RFC 7541) for the direct gRPC server: a complete decoder (static and dynamic
-//! tables, Huffman-coded strings, size updates) for request headers, and the literal
-//! encodings the server's own response headers need. Responses never index, so the
-//! client's decoder table is never touched and no encoder state is kept.
+//! HPACK (RFC 7541) for the direct gRPC server and the load generator's client: a
+//! complete decoder (static and dynamic tables, Huffman-coded strings, size updates)
+//! for the peer's header blocks, and the literal encodings this side's own headers
+//! need. Nothing sent is indexed, so the peer's decoder table is never touched and no
+//! encoder state is kept.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
