@@ -85,6 +85,9 @@ struct Side {
     memory: Memory,
     disk_bytes: u64,
     disk_bytes_per_key: f64,
+    /// RSS over the keys the server holds: the servers end a run of the same length
+    /// holding different numbers of keys, so RSS alone does not compare them.
+    rss_bytes_per_key: f64,
 }
 
 #[derive(Serialize)]
@@ -148,6 +151,7 @@ async fn load_one(mut peer: Peer, cfg: &StoreLoadConfig) -> anyhow::Result<Side>
     Ok(Side {
         server: peer.name.clone(),
         disk_bytes_per_key: disk_bytes as f64 / report.n_keys.max(1) as f64,
+        rss_bytes_per_key: memory.rss_bytes as f64 / report.n_keys.max(1) as f64,
         report,
         memory,
         disk_bytes,
@@ -182,6 +186,11 @@ fn ratios(ours: &Side, etcd: &Side) -> BTreeMap<String, f64> {
         "rss_bytes",
         ours.memory.rss_bytes as f64,
         etcd.memory.rss_bytes as f64,
+    );
+    put(
+        "rss_bytes_per_key",
+        ours.rss_bytes_per_key,
+        etcd.rss_bytes_per_key,
     );
     put(
         "disk_bytes_per_key",

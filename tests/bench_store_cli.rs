@@ -74,13 +74,21 @@ fn side_by_side_mixed_reports_both_servers_and_ratios() {
         assert_eq!(in_timeline, report["ops"].as_u64().unwrap(), "{side}");
         assert!(report["machine_steal_ms"].as_f64().is_some(), "{side}");
         assert!(timeline[0]["machine_steal_ms"].as_f64().is_some(), "{side}");
-        assert!(s["memory"]["rss_bytes"].as_u64().unwrap() > 0, "{side}");
+        let rss = s["memory"]["rss_bytes"].as_u64().unwrap();
+        assert!(rss > 0, "{side}");
+        let per_key = s["rss_bytes_per_key"].as_f64().unwrap();
+        let n_keys = report["n_keys"].as_u64().unwrap() as f64;
+        assert!(
+            (per_key * n_keys - rss as f64).abs() < 1.0,
+            "{side}: {per_key} x {n_keys}"
+        );
         assert!(s["disk_bytes"].as_u64().unwrap() > 0, "{side}");
     }
     for k in [
         "ops_per_s",
         "latency_us_p99",
         "rss_bytes",
+        "rss_bytes_per_key",
         "disk_bytes_per_key",
     ] {
         assert!(r["ratio_ours_to_etcd"][k].as_f64().unwrap() > 0.0, "{k}");
