@@ -5,7 +5,7 @@
 //! Errors carry etcd's gRPC codes and messages (`rpctypes`), so clients map them back
 //! to their typed errors. Writes are queued to the engine's writer and awaited (no thread
 //! waits for a write's fdatasync); reads are in-memory and run inline (over the direct
-//! transport, a range with a `range_end` gets a task of its own).
+//! transport, a range with a `range_end`, or a txn holding one, gets a task of its own).
 //!
 //! Two transports serve the same handlers ([`Transport`]): the direct one (the
 //! default), a purpose-built HTTP/2 connection loop ([`conn`]) that reads every request
@@ -814,6 +814,22 @@ impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
     }
 }
 
+/// Whether a txn may read many keys: a compare or a range with a `range_end`, in
+/// either branch, at any depth.
+fn txn_reads_ranges(txn: &pb::TxnRequest) -> bool {
+    use pb::request_op::Request as Op;
+    txn.compare.iter().any(|c| !c.range_end.is_empty())
+        || txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .any(|op| match &op.request {
+                Some(Op::RequestRange(r)) => !r.range_end.is_empty(),
+                Some(Op::RequestTxn(t)) => txn_reads_ranges(t),
+                _ => false,
+            })
+}
+
 /// Method numbers of the direct transport's routes.
 mod method {
     pub const RANGE: u8 = 0;
@@ -897,7 +913,26 @@ impl<D: LogDir + Clone + Send + Sync + 'static> conn::Service for EtcdService<D>
                     pb::DeleteRangeRequest
                 )
             }
-            method::TXN => direct_unary!(self, message, pb::kv_server::Kv::txn, pb::TxnRequest),
+            method::TXN => {
+                let svc = self.clone();
+                Box::pin(async move {
+                    let req = <pb::TxnRequest as prost::Message>::decode(message)
+                        .map_err(|e| Status::internal(format!("failed to decode request: {e}")))?;
+                    let many = txn_reads_ranges(&req);
+                    let run = async move {
+                        let resp = pb::kv_server::Kv::txn(&*svc, Request::new(req)).await?;
+                        Ok(prost::Message::encode_to_vec(resp.get_ref()))
+                    };
+                    // As for Range: a txn that may read many keys gets a task of its own.
+                    if many {
+                        tokio::spawn(run)
+                            .await
+                            .map_err(|e| Status::internal(format!("txn task: {e}")))?
+                    } else {
+                        run.await
+                    }
+                })
+            }
             method::COMPACT => direct_unary!(
                 self,
                 message,
@@ -1278,5 +1313,61 @@ impl<D: LogDir + Clone + Send + Sync + 'static> pb::maintenance_server::Maintena
             is_learner: false,
             ..Default::default()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::request_op::Request as Op;
+
+    fn op(request: Op) -> pb::RequestOp {
+        pb::RequestOp {
+            request: Some(request),
+        }
+    }
+
+    fn range(range_end: &[u8]) -> Op {
+        Op::RequestRange(pb::RangeRequest {
+            key: b"a".to_vec(),
+            range_end: range_end.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_txn_that_may_read_many_keys_is_told_apart() {
+        let put = op(Op::RequestPut(pb::PutRequest {
+            key: b"a".to_vec(),
+            ..Default::default()
+        }));
+        let point = pb::TxnRequest {
+            compare: vec![pb::Compare {
+                key: b"a".to_vec(),
+                ..Default::default()
+            }],
+            success: vec![put.clone(), op(range(b""))],
+            failure: vec![op(range(b""))],
+        };
+        assert!(!txn_reads_ranges(&point));
+
+        let mut failure_range = point.clone();
+        failure_range.failure.push(op(range(b"b")));
+        assert!(txn_reads_ranges(&failure_range));
+
+        let mut from_key = point.clone();
+        from_key.success.push(op(range(&[0])));
+        assert!(txn_reads_ranges(&from_key));
+
+        let mut compare_range = point.clone();
+        compare_range.compare[0].range_end = b"z".to_vec();
+        assert!(txn_reads_ranges(&compare_range));
+
+        let nested = |inner: pb::TxnRequest| pb::TxnRequest {
+            success: vec![put.clone(), op(Op::RequestTxn(inner))],
+            ..Default::default()
+        };
+        assert!(!txn_reads_ranges(&nested(point.clone())));
+        assert!(txn_reads_ranges(&nested(nested(failure_range))));
     }
 }
