@@ -105,10 +105,15 @@ impl Change<'_> {
         self.history[self.i].rev
     }
 
+    /// The change as a watch event. Its `prev_kv` is the key's value before the change's
+    /// revision, as etcd reads it (at `mod_revision - 1`): a key put and then deleted
+    /// by one txn (nested txns allow it) shows the value from before the txn in both
+    /// events.
     pub fn event(&self) -> Event {
         let (k, history, i) = (self.key, self.history, self.i);
         let entry = &history[i];
-        let prev_kv = i.checked_sub(1).and_then(|p| {
+        let before = history[..i].partition_point(|e| e.rev.main < entry.rev.main);
+        let prev_kv = before.checked_sub(1).and_then(|p| {
             history[p]
                 .put
                 .as_ref()

@@ -363,10 +363,11 @@ impl Mvcc {
                     .put(&p.key, rev, Bytes::from(&p.value[..]), p.lease);
                 run.touched.push(kv.key.clone());
                 let prev_kv = if p.prev_kv { prev.clone() } else { None };
+                let event_prev = self.before_txn(&p.key, prev, run.main);
                 run.events.push(Event {
                     kind: EventKind::Put,
                     kv,
-                    prev_kv: prev,
+                    prev_kv: event_prev,
                 });
                 Ok(ResponseOp::Put(PutResponse {
                     header_revision: 0,
@@ -394,10 +395,11 @@ impl Mvcc {
                     assert!(self.index.delete(&prev.key, rev), "live key deletes");
                     run.touched.push(prev.key.clone());
                     let kv = tombstone_kv(prev.key.clone(), run.main);
+                    let event_prev = self.before_txn(&prev.key, Some(prev.clone()), run.main);
                     run.events.push(Event {
                         kind: EventKind::Delete,
                         kv,
-                        prev_kv: Some(prev.clone()),
+                        prev_kv: event_prev,
                     });
                 }
                 let prev_kvs = if d.prev_kv { live } else { Vec::new() };
@@ -407,6 +409,16 @@ impl Mvcc {
                     prev_kvs,
                 }))
             }
+        }
+    }
+
+    /// An event's `prev_kv`: the key's value before the txn's revision `main`, as etcd
+    /// reads it (at `mod_revision - 1`), not a change earlier in the same txn. `live`
+    /// is the key's value within the txn just before this change.
+    fn before_txn(&self, key: &[u8], live: Option<KeyValue>, main: i64) -> Option<KeyValue> {
+        match live {
+            Some(kv) if kv.mod_revision == main => self.index.get(key, main - 1),
+            live => live,
         }
     }
 
@@ -615,9 +627,10 @@ impl Mvcc {
                 batch.events.len()
             ));
         }
-        let mut seen = HashSet::new();
+        // A key may change more than once in one revision: nested txns may put a key
+        // and then delete it (etcd allows it), in `sub` order.
         for (sub, ev) in batch.events.iter().enumerate() {
-            if ev.kv.mod_revision != batch.revision || !seen.insert(ev.kv.key.clone()) {
+            if ev.kv.mod_revision != batch.revision {
                 return Err(format!("revision {}: bad change {sub}", batch.revision));
             }
             let rev = Revision {
@@ -963,6 +976,48 @@ mod tests {
         assert!(!resp.succeeded);
         assert_eq!(resp.responses.len(), 1);
         assert_eq!(value(&m, b"outer-else"), Some(b"z".to_vec()));
+    }
+
+    /// etcd lets a nested txn delete a key an earlier nested txn put, in one revision.
+    /// Both events carry the value from before the txn as `prev_kv` (etcd reads it at
+    /// `mod_revision - 1`), and the revision replays from the log: it once failed to,
+    /// as a "bad change", which left the store unable to open.
+    #[test]
+    fn a_key_put_then_deleted_in_one_revision_replays() {
+        let mut m = Mvcc::new();
+        let first = m
+            .apply(&ops(vec![put(b"k", b"old")]))
+            .unwrap()
+            .batch
+            .unwrap();
+        let txn = ops(vec![
+            nested(vec![], vec![put(b"k", b"new")], vec![]),
+            nested(vec![], vec![del(b"k", b"")], vec![]),
+        ]);
+        let applied = m.apply(&txn).unwrap();
+        let batch = applied.batch.unwrap();
+        assert_eq!(batch.revision, 3);
+        let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Put, EventKind::Delete]);
+        for e in &batch.events {
+            let prev = e.prev_kv.as_ref().expect("k was live before the txn");
+            assert_eq!((&prev.value[..], prev.mod_revision), (&b"old"[..], 2));
+        }
+        assert_eq!(value(&m, b"k"), None);
+
+        // The same events read back from the index (a watch's catch-up).
+        let mut scanned = Vec::new();
+        m.index()
+            .scan_changes(&KeySpan::One(b"k"), None, 1, 3, |c| {
+                scanned.push(c.event());
+                true
+            });
+        assert_eq!(scanned, batch.events);
+
+        let mut replayed = Mvcc::new();
+        replayed.restore(&first).unwrap();
+        replayed.restore(&batch).unwrap();
+        assert_eq!(replayed.index(), m.index());
     }
 
     /// etcd's `checkIntervals` across nested txns: a key put twice on one path, or put

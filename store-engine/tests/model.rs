@@ -5,18 +5,31 @@
 #[path = "support/model.rs"]
 mod model_support;
 
-use model_support::{KEYS, Op, RANGE_ENDS, TxnOp, run};
+use model_support::{KEYS, NESTING_MAX, Op, RANGE_ENDS, TxnOp, run};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     let k = 0..KEYS.len();
     let e = 0..RANGE_ENDS.len();
-    let txn_op = prop_oneof![
+    let compare = (k.clone(), e.clone(), 0..4u8, 0..5u8, 0..4u8);
+    let leaf = prop_oneof![
         (k.clone(), e.clone()).prop_map(|(key, end)| TxnOp::Range { key, end }),
         (k.clone(), any::<u8>()).prop_map(|(key, value)| TxnOp::Put { key, value }),
         (k.clone(), e.clone()).prop_map(|(key, end)| TxnOp::Delete { key, end }),
     ];
+    // Nested txns, up to NESTING_MAX deep, among the plain operations.
+    let nested_compare = compare.clone();
+    let txn_op = leaf.prop_recursive(NESTING_MAX as u32, 12, 3, move |inner| {
+        prop_oneof![
+            3 => inner.clone(),
+            1 => (
+                prop::collection::vec(nested_compare.clone(), 0..3),
+                prop::collection::vec(inner.clone(), 0..3),
+                prop::collection::vec(inner, 0..3)
+            ).prop_map(|(compares, success, failure)| TxnOp::Txn { compares, success, failure }),
+        ]
+    });
     prop_oneof![
         3 => (k.clone(), e.clone(), any::<u16>(), 0..4u8, any::<bool>(), any::<bool>()).prop_map(
             |(key, end, rev, limit, keys_only, count_only)| Op::Range { key, end, rev, limit, keys_only, count_only }
@@ -24,7 +37,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         6 => (k.clone(), 0..4u8, 0..2u8, any::<bool>()).prop_map(|(key, value, lease, prev_kv)| Op::Put { key, value, lease, prev_kv }),
         2 => (k.clone(), e.clone(), any::<bool>()).prop_map(|(key, end, prev_kv)| Op::Delete { key, end, prev_kv }),
         3 => (
-            prop::collection::vec((k.clone(), e.clone(), 0..4u8, 0..5u8, 0..4u8), 0..3),
+            prop::collection::vec(compare, 0..3),
             prop::collection::vec(txn_op.clone(), 0..4),
             prop::collection::vec(txn_op, 0..3)
         ).prop_map(|(compares, success, failure)| Op::Txn { compares, success, failure }),

@@ -6,7 +6,9 @@
 //! engine over a [`MemDir`] and against [`Model`], a naive model of etcd's MVCC (a full
 //! `BTreeMap` per revision). Every response, every error and, after each restart, the
 //! whole retained history must match; every commit-hook batch must match the model's
-//! change. [`ops_from_bytes`] turns fuzzer input into operations.
+//! change. Txns nest up to [`NESTING_MAX`] deep; the model works out etcd's
+//! duplicate-key rule path by path through the nested branches, not the way the
+//! engine does. [`ops_from_bytes`] turns fuzzer input into operations.
 
 #![allow(dead_code)]
 
@@ -146,11 +148,33 @@ impl Model {
     }
 
     fn check_txn(&self, t: &TxnRequest) -> Result<(), RequestError> {
+        // As etcd's kvServer.Txn: every op's own checks, both branches, nested txns'
+        // included, then the duplicate-key checks.
+        self.check_spans(t)?;
+        for ops in [&t.success, &t.failure] {
+            for path in paths(ops, &Vec::new()) {
+                // A key put twice on one path through the branch, or put inside a
+                // range a delete on the path reaches, is a duplicate. The two branches
+                // of a nested txn are never on one path.
+                for (i, (at, p)) in path.puts.iter().enumerate() {
+                    let dup = path.puts[..i].iter().any(|(_, q)| q == p);
+                    let deleted = path
+                        .dels
+                        .iter()
+                        .any(|(del, (k, end))| in_span(p, k, end) && delete_reaches(del, at));
+                    if dup || deleted {
+                        return Err(RequestError::DuplicateKey);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_spans(&self, t: &TxnRequest) -> Result<(), RequestError> {
         for c in &t.compare {
             check_span(&c.key, &c.range_end)?;
         }
-        // As etcd's kvServer.Txn: every op's own checks, both branches, then the
-        // duplicate-key checks.
         for op in t.success.iter().chain(&t.failure) {
             match op {
                 RequestOp::Range(r) => {
@@ -159,41 +183,66 @@ impl Model {
                 }
                 RequestOp::Put(p) => check_span(&p.key, b"")?,
                 RequestOp::DeleteRange(d) => check_span(&d.key, &d.range_end)?,
-                RequestOp::Txn(_) => unreachable!("the model makes no nested txns"),
-            }
-        }
-        for ops in [&t.success, &t.failure] {
-            let puts: Vec<&[u8]> = ops
-                .iter()
-                .filter_map(|o| {
-                    if let RequestOp::Put(p) = o {
-                        Some(&p.key[..])
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            for (i, p) in puts.iter().enumerate() {
-                let dup = puts[..i].contains(p);
-                let deleted = ops.iter().any(
-                    |o| matches!(o, RequestOp::DeleteRange(d) if in_span(p, &d.key, &d.range_end)),
-                );
-                if dup || deleted {
-                    return Err(RequestError::DuplicateKey);
-                }
+                RequestOp::Txn(nested) => self.check_spans(nested)?,
             }
         }
         Ok(())
+    }
+
+    /// Every compare of the txn and of the nested txns it reaches, all against the
+    /// state before the txn (etcd's semantics): whether each took its success branch,
+    /// in the order the txns are met.
+    fn outcomes(state: &State, t: &TxnRequest, out: &mut Vec<bool>) {
+        let succeeded = t.compare.iter().all(|c| Self::compare(state, c));
+        out.push(succeeded);
+        for op in if succeeded { &t.success } else { &t.failure } {
+            if let RequestOp::Txn(nested) = op {
+                Self::outcomes(state, nested, out);
+            }
+        }
     }
 
     /// Returns the response and the changed keys' (key, kv-or-tombstone) in order.
     fn txn(&mut self, t: &TxnRequest) -> Result<(TxnResponse, Vec<Change>), RequestError> {
         self.check_txn(t)?;
         let cur = self.states.last().unwrap();
-        let succeeded = t.compare.iter().all(|c| Self::compare(cur, c));
-        let rev = self.current() + 1;
-        let mut work = cur.clone();
-        let mut changes = Vec::new();
+        let mut outcomes = Vec::new();
+        Self::outcomes(cur, t, &mut outcomes);
+        let mut run = Run {
+            rev: self.current() + 1,
+            work: cur.clone(),
+            changes: Vec::new(),
+        };
+        let mut outcomes = outcomes.into_iter();
+        let (succeeded, mut responses) = self.run_txn(t, &mut outcomes, &mut run);
+        let header = if run.changes.is_empty() {
+            self.current()
+        } else {
+            run.rev
+        };
+        set_headers(&mut responses, header);
+        if !run.changes.is_empty() {
+            self.states.push(run.work);
+        }
+        Ok((
+            TxnResponse {
+                header_revision: header,
+                succeeded,
+                responses,
+            },
+            run.changes,
+        ))
+    }
+
+    /// Runs the branch `outcomes` chose, nested txns in turn; returns whether it was
+    /// the success branch and its responses (headers filled in later).
+    fn run_txn(
+        &self,
+        t: &TxnRequest,
+        outcomes: &mut impl Iterator<Item = bool>,
+        run: &mut Run,
+    ) -> (bool, Vec<ResponseOp>) {
+        let succeeded = outcomes.next().expect("an outcome per txn reached");
         let mut responses = Vec::new();
         for op in if succeeded { &t.success } else { &t.failure } {
             responses.push(match op {
@@ -201,12 +250,13 @@ impl Model {
                     let state = if r.revision > 0 {
                         &self.states[r.revision as usize - 1]
                     } else {
-                        &work
+                        &run.work
                     };
                     ResponseOp::Range(Self::range_in(state, r, 0))
                 }
                 RequestOp::Put(p) => {
-                    let prev = work.get(&p.key).cloned();
+                    let prev = run.work.get(&p.key).cloned();
+                    let rev = run.rev;
                     let kv = KeyValue {
                         key: Bytes::from(&p.key[..]),
                         create_revision: prev.as_ref().map_or(rev, |k| k.create_revision),
@@ -215,22 +265,23 @@ impl Model {
                         value: Bytes::from(&p.value[..]),
                         lease: p.lease,
                     };
-                    work.insert(p.key.clone(), kv.clone());
-                    changes.push((p.key.clone(), Some(kv)));
+                    run.work.insert(p.key.clone(), kv.clone());
+                    run.changes.push((p.key.clone(), Some(kv)));
                     ResponseOp::Put(PutResponse {
                         header_revision: 0,
                         prev_kv: if p.prev_kv { prev } else { None },
                     })
                 }
                 RequestOp::DeleteRange(d) => {
-                    let gone: Vec<KeyValue> = work
+                    let gone: Vec<KeyValue> = run
+                        .work
                         .values()
                         .filter(|kv| in_span(&kv.key, &d.key, &d.range_end))
                         .cloned()
                         .collect();
                     for kv in &gone {
-                        work.remove(&kv.key[..]);
-                        changes.push((kv.key.to_vec(), None));
+                        run.work.remove(&kv.key[..]);
+                        run.changes.push((kv.key.to_vec(), None));
                     }
                     let deleted = gone.len() as i64;
                     ResponseOp::DeleteRange(DeleteRangeResponse {
@@ -239,33 +290,17 @@ impl Model {
                         prev_kvs: if d.prev_kv { gone } else { vec![] },
                     })
                 }
-                RequestOp::Txn(_) => unreachable!("the model makes no nested txns"),
+                RequestOp::Txn(nested) => {
+                    let (succeeded, responses) = self.run_txn(nested, outcomes, run);
+                    ResponseOp::Txn(TxnResponse {
+                        header_revision: 0,
+                        succeeded,
+                        responses,
+                    })
+                }
             });
         }
-        let header = if changes.is_empty() {
-            self.current()
-        } else {
-            rev
-        };
-        for r in &mut responses {
-            match r {
-                ResponseOp::Range(x) => x.header_revision = header,
-                ResponseOp::Put(x) => x.header_revision = header,
-                ResponseOp::DeleteRange(x) => x.header_revision = header,
-                ResponseOp::Txn(_) => unreachable!("the model makes no nested txns"),
-            }
-        }
-        if !changes.is_empty() {
-            self.states.push(work);
-        }
-        Ok((
-            TxnResponse {
-                header_revision: header,
-                succeeded,
-                responses,
-            },
-            changes,
-        ))
+        (succeeded, responses)
     }
 
     fn compact(&mut self, rev: i64) -> Result<i64, RequestError> {
@@ -284,6 +319,91 @@ impl Model {
         self.compacted = rev;
         Ok(self.current())
     }
+}
+
+/// One write txn in progress: its revision, the state so far, its changes in order.
+struct Run {
+    rev: i64,
+    work: State,
+    changes: Vec<Change>,
+}
+
+/// Every response of a txn, nested ones' included, carries the txn's revision.
+fn set_headers(responses: &mut [ResponseOp], header: i64) {
+    for r in responses {
+        match r {
+            ResponseOp::Range(x) => x.header_revision = header,
+            ResponseOp::Put(x) => x.header_revision = header,
+            ResponseOp::DeleteRange(x) => x.header_revision = header,
+            ResponseOp::Txn(x) => {
+                x.header_revision = header;
+                set_headers(&mut x.responses, header);
+            }
+        }
+    }
+}
+
+/// Where an op sits on a path through a branch: its index in each op list from the
+/// branch down to its own.
+type Position = Vec<usize>;
+
+/// A deleted span: key and range end.
+type Span = (Vec<u8>, Vec<u8>);
+
+/// The keys one path through a branch puts and the spans it deletes, with where.
+#[derive(Clone, Default)]
+struct Path {
+    puts: Vec<(Position, Vec<u8>)>,
+    dels: Vec<(Position, Span)>,
+}
+
+/// Every path through `ops`: one per choice of branch at each nested txn reached.
+fn paths(ops: &[RequestOp], at: &Position) -> Vec<Path> {
+    let mut out = vec![Path::default()];
+    for (i, op) in ops.iter().enumerate() {
+        let mut pos = at.clone();
+        pos.push(i);
+        match op {
+            RequestOp::Put(p) => out
+                .iter_mut()
+                .for_each(|path| path.puts.push((pos.clone(), p.key.clone()))),
+            RequestOp::DeleteRange(d) => out.iter_mut().for_each(|path| {
+                path.dels
+                    .push((pos.clone(), (d.key.clone(), d.range_end.clone())))
+            }),
+            RequestOp::Range(_) => {}
+            RequestOp::Txn(nested) => {
+                let inner: Vec<Path> = paths(&nested.success, &pos)
+                    .into_iter()
+                    .chain(paths(&nested.failure, &pos))
+                    .collect();
+                out = out
+                    .iter()
+                    .flat_map(|path| {
+                        inner.iter().map(move |i| {
+                            let mut p = path.clone();
+                            p.puts.extend(i.puts.iter().cloned());
+                            p.dels.extend(i.dels.iter().cloned());
+                            p
+                        })
+                    })
+                    .collect();
+            }
+        }
+    }
+    out
+}
+
+/// Whether a delete at `del` reaches a put at `put` on the same path, as etcd's
+/// `checkIntervals` decides: within the op list where the two first part, a delete made
+/// there or a put made there meet whatever the order; when both sit in nested txns
+/// there, the delete reaches only puts of the nested txns after its own.
+fn delete_reaches(del: &Position, put: &Position) -> bool {
+    let common = del.iter().zip(put).take_while(|(a, b)| a == b).count();
+    if del.len() == common + 1 || put.len() == common + 1 {
+        return true;
+    }
+    del[common] < put[common]
 }
 
 #[derive(Clone, Debug)]
@@ -324,9 +444,24 @@ pub enum Op {
 
 #[derive(Clone, Debug)]
 pub enum TxnOp {
-    Range { key: usize, end: usize },
-    Put { key: usize, value: u8 },
-    Delete { key: usize, end: usize },
+    Range {
+        key: usize,
+        end: usize,
+    },
+    Put {
+        key: usize,
+        value: u8,
+    },
+    Delete {
+        key: usize,
+        end: usize,
+    },
+    /// A nested txn.
+    Txn {
+        compares: Vec<(usize, usize, u8, u8, u8)>,
+        success: Vec<TxnOp>,
+        failure: Vec<TxnOp>,
+    },
 }
 
 fn build_compare((key, end, result, target, n): (usize, usize, u8, u8, u8)) -> Compare {
@@ -354,6 +489,15 @@ fn build_compare((key, end, result, target, n): (usize, usize, u8, u8, u8)) -> C
 
 fn build_txn_op(op: &TxnOp) -> RequestOp {
     match *op {
+        TxnOp::Txn {
+            ref compares,
+            ref success,
+            ref failure,
+        } => RequestOp::Txn(TxnRequest {
+            compare: compares.iter().copied().map(build_compare).collect(),
+            success: success.iter().map(build_txn_op).collect(),
+            failure: failure.iter().map(build_txn_op).collect(),
+        }),
         TxnOp::Range { key, end } => RequestOp::Range(RangeRequest {
             key: KEYS[key].to_vec(),
             range_end: RANGE_ENDS[end].to_vec(),
@@ -542,6 +686,9 @@ pub fn run(ops: Vec<Op>) {
     assert_eq!(engine.stats().last_checkpoint_error, None);
 }
 
+/// How deep txns nest in generated operations.
+pub const NESTING_MAX: usize = 2;
+
 /// Bound on the operations one fuzz input plays.
 pub const FUZZ_OPS_MAX: usize = 200;
 
@@ -568,8 +715,18 @@ impl Input<'_> {
         let (key, end) = (self.key(), self.end());
         (key, end, self.u8() % 4, self.u8() % 5, self.u8() % 4)
     }
-    fn txn_op(&mut self) -> TxnOp {
-        let (kind, key, x) = (self.u8() % 3, self.key(), self.u8());
+    /// One op of a txn at nesting `depth` (the outer txn's ops are at 0); nested txns
+    /// go at most [`NESTING_MAX`] deep.
+    fn txn_op(&mut self, depth: usize) -> TxnOp {
+        let kind = self.u8() % 4;
+        if kind == 3 && depth < NESTING_MAX {
+            return TxnOp::Txn {
+                compares: (0..self.u8() % 3).map(|_| self.compare()).collect(),
+                success: (0..self.u8() % 3).map(|_| self.txn_op(depth + 1)).collect(),
+                failure: (0..self.u8() % 3).map(|_| self.txn_op(depth + 1)).collect(),
+            };
+        }
+        let (key, x) = (self.key(), self.u8());
         let end = usize::from(x) % RANGE_ENDS.len();
         match kind {
             0 => TxnOp::Range { key, end },
@@ -609,8 +766,8 @@ pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
             },
             11..=13 => Op::Txn {
                 compares: (0..b.u8() % 3).map(|_| b.compare()).collect(),
-                success: (0..b.u8() % 4).map(|_| b.txn_op()).collect(),
-                failure: (0..b.u8() % 3).map(|_| b.txn_op()).collect(),
+                success: (0..b.u8() % 4).map(|_| b.txn_op(0)).collect(),
+                failure: (0..b.u8() % 3).map(|_| b.txn_op(0)).collect(),
             },
             14 => Op::Compact { rev: b.u16() },
             15 => Op::Checkpoint,
