@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const MAX_MESSAGE: usize = 64 << 10;
 
 /// Unary: `Echo` answers its request, `Big` answers a message of the size its request
-/// names (as 8 bytes), `Fail` answers a status. Streaming: `Stream` echoes each
+/// names (as 8 bytes), `Fail` answers a status, `Never` never answers. Streaming: `Stream` echoes each
 /// message; `Hold` takes none until `release` has a permit.
 struct TestService {
     release: Semaphore,
@@ -34,6 +34,7 @@ impl conn::Service for TestService {
             b"/test.T/Echo" => Route::Unary(0),
             b"/test.T/Big" => Route::Unary(1),
             b"/test.T/Fail" => Route::Unary(2),
+            b"/test.T/Never" => Route::Unary(3),
             b"/test.T/Stream" => Route::Streaming(0),
             b"/test.T/Hold" => Route::Streaming(1),
             _ => return None,
@@ -48,9 +49,10 @@ impl conn::Service for TestService {
                     let n = u64::from_be_bytes(message[..8].try_into().unwrap()) as usize;
                     Ok((0..n).map(|i| (i % 251) as u8).collect())
                 }
-                _ => Err(Status::invalid_argument(
+                2 => Err(Status::invalid_argument(
                     "bad 100% \"naïve\" input\nline two",
                 )),
+                _ => std::future::pending().await,
             }
         })
     }
@@ -156,6 +158,22 @@ fn request(path: &str) -> http::Request<()> {
         .header("te", "trailers")
         .body(())
         .unwrap()
+}
+
+/// A unary call with a `grpc-timeout` header.
+async fn unary_within(
+    client: &h2::client::SendRequest<Bytes>,
+    path: &str,
+    timeout: &'static str,
+    body: Bytes,
+) -> Answer {
+    let mut req = request(path);
+    req.headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static(timeout));
+    let mut ready = client.clone().ready().await.unwrap();
+    let (resp, mut send) = ready.send_request(req, false).unwrap();
+    send.send_data(body, true).unwrap();
+    read_answer(resp).await
 }
 
 fn framed(message: &[u8]) -> Bytes {
@@ -640,4 +658,36 @@ async fn the_connection_window_goes_to_the_stream_that_waited_first() {
     raw.send(8, 0, 0, &100u32.to_be_bytes()).await;
     let f = raw.until(0).await;
     assert_eq!((f.id, f.payload.len()), (1, 100), "stream 1 waited first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unary_call_past_its_grpc_timeout_is_answered_deadline_exceeded() {
+    let server = start(16).await;
+    let mut c = client(server.addr, 65_535).await;
+    let a = unary_within(&c, "/test.T/Echo", "10S", framed(b"x")).await;
+    assert_eq!((a.messages, a.status.as_str()), (vec![b"x".to_vec()], "0"));
+    // A call that never answers ends with DEADLINE_EXCEEDED once its 20 ms are up
+    // (read_answer waits at most WAIT: without the deadline it would fail there).
+    let a = unary_within(&c, "/test.T/Never", "20m", framed(b"")).await;
+    assert_eq!(a.status, "4", "{a:?}");
+    let a = unary_within(&c, "/test.T/Echo", "1x", framed(b"x")).await;
+    assert_eq!(a.status, "13", "{a:?}");
+    assert!(a.message.contains("grpc-timeout"), "{a:?}");
+    // The connection goes on.
+    let a = unary(&mut c, "/test.T/Echo", framed(b"y")).await;
+    assert_eq!(a.status, "0");
+}
+
+#[test]
+fn grpc_timeouts_parse_in_every_unit() {
+    use conn::parse_grpc_timeout as parse;
+    assert_eq!(parse(b"2H"), Some(Duration::from_secs(7200)));
+    assert_eq!(parse(b"3M"), Some(Duration::from_secs(180)));
+    assert_eq!(parse(b"99999999S"), Some(Duration::from_secs(99_999_999)));
+    assert_eq!(parse(b"4999m"), Some(Duration::from_millis(4999)));
+    assert_eq!(parse(b"7u"), Some(Duration::from_micros(7)));
+    assert_eq!(parse(b"0n"), Some(Duration::ZERO));
+    for bad in [&b""[..], b"S", b"100000000S", b"1s", b"-1S", b"1.5S"] {
+        assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
+    }
 }

@@ -6,6 +6,9 @@
 //! only within the peer's windows, and a stream's inbound credit is returned only once
 //! its messages are handed over, so a slow session bounds what its peer may send.
 //!
+//! A unary call's `grpc-timeout` is kept: past it the call is dropped and answered
+//! DEADLINE_EXCEEDED. Streaming calls run until either side ends them.
+//!
 //! Served over prior-knowledge cleartext HTTP/2 (what gRPC clients speak to an
 //! `http://` endpoint); no server push, no priorities (PRIORITY is read and ignored).
 
@@ -56,6 +59,28 @@ impl<M: prost::Message + Send> Outbound for mpsc::Receiver<Result<M, Status>> {
             })
         })
     }
+}
+
+/// A `grpc-timeout` value (gRPC over HTTP/2: at most 8 digits and a unit, `H`, `M`,
+/// `S`, `m`, `u` or `n`); `None` when malformed.
+pub fn parse_grpc_timeout(value: &[u8]) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// Appends `message` with gRPC's prefix: an uncompressed flag and its length.
@@ -190,6 +215,8 @@ struct Stream {
     trailers: Option<(Code, String)>,
     /// In `send_queue`.
     queued: bool,
+    /// When a unary call's answer is due (the client's `grpc-timeout`).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl Stream {
@@ -656,6 +683,7 @@ impl<S: Service> Conn<S> {
         let mut post = false;
         let mut grpc_content = false;
         let mut list_bytes = 0usize;
+        let mut timeout: Option<Option<std::time::Duration>> = None;
         self.hpack
             .decode(block, |name, value| {
                 list_bytes += name.len() + value.len() + 32;
@@ -663,6 +691,7 @@ impl<S: Service> Conn<S> {
                     b":path" => path = Some(value.to_vec()),
                     b":method" => post = value == b"POST",
                     b"content-type" => grpc_content = value.starts_with(b"application/grpc"),
+                    b"grpc-timeout" => timeout = Some(parse_grpc_timeout(value)),
                     _ => {}
                 }
             })
@@ -701,10 +730,13 @@ impl<S: Service> Conn<S> {
             out: BytesMut::new(),
             trailers: None,
             queued: false,
+            deadline: None,
         };
         let route = path.as_deref().and_then(|p| self.svc.route(p));
         if list_bytes > MAX_HEADER_LIST_BYTES {
             s.answer(Status::resource_exhausted("header list too large"));
+        } else if timeout == Some(None) {
+            s.answer(Status::internal("malformed grpc-timeout"));
         } else if !post || !grpc_content {
             s.answer(Status::internal(
                 "expected a POST with content-type application/grpc",
@@ -715,7 +747,13 @@ impl<S: Service> Conn<S> {
                     "unknown method {}",
                     String::from_utf8_lossy(path.as_deref().unwrap_or_default())
                 ))),
-                Some(Route::Unary(m)) => s.kind = Kind::Unary(m),
+                Some(Route::Unary(m)) => {
+                    s.kind = Kind::Unary(m);
+                    // Saturates: a timeout beyond the timer's range never fires.
+                    s.deadline = timeout
+                        .flatten()
+                        .and_then(|t| tokio::time::Instant::now().checked_add(t));
+                }
                 Some(Route::Streaming(m)) => {
                     let ends = self.svc.open(m);
                     s.kind = Kind::Streaming {
@@ -878,7 +916,17 @@ impl<S: Service> Conn<S> {
         let message = body.freeze().slice(5..);
         let call = self.svc.unary(method, message);
         s.kind = Kind::Answered;
-        self.unary.push(Box::pin(async move { (id, call.await) }));
+        match s.deadline {
+            None => self.unary.push(Box::pin(async move { (id, call.await) })),
+            // Past the client's deadline the call is dropped (a write already handed
+            // to the engine still commits, as etcd's) and DEADLINE_EXCEEDED answered.
+            Some(at) => self.unary.push(Box::pin(async move {
+                let answer = tokio::time::timeout_at(at, call).await.unwrap_or_else(|_| {
+                    Err(Status::deadline_exceeded("context deadline exceeded"))
+                });
+                (id, answer)
+            })),
+        }
     }
 
     /// Hands queued messages to sessions and takes their responses; true on progress.
