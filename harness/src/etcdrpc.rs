@@ -21,6 +21,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bosun_store_engine::grpc::frame::{self, *};
 use bosun_store_engine::grpc::hpack::{self, Decoder};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
@@ -38,13 +39,10 @@ pub const CALL_QUEUE: usize = 1024;
 /// gRPC's message prefix: a compressed flag and a big-endian length.
 const PREFIX_BYTES: usize = 5;
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// The largest frame this side accepts (the protocol's default, not raised).
-const MAX_FRAME_BYTES: usize = 16_384;
 /// The receive window of each stream, advertised in SETTINGS.
-const STREAM_WINDOW: u32 = 1 << 20;
+const STREAM_WINDOW: usize = 1 << 20;
 /// The connection's receive window, raised from the default 64 KiB at the start.
-const CONN_WINDOW: u32 = 16 << 20;
+const CONN_WINDOW: usize = 16 << 20;
 /// Streams open at once when the server sets no lower limit.
 const MAX_STREAMS: usize = 1024;
 /// The dynamic table kept for the server's header blocks (the protocol's default).
@@ -55,27 +53,6 @@ const MAX_HEADER_BLOCK_BYTES: usize = 64 << 10;
 const WRITE_HIGH_WATER: usize = 256 << 10;
 /// Rounds of work before the connection's task yields to others.
 const ROUNDS_PER_POLL: usize = 32;
-/// The largest window the protocol allows.
-const MAX_WINDOW: i64 = (1 << 31) - 1;
-
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PUSH_PROMISE: u8 = 0x5;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const CONTINUATION: u8 = 0x9;
-
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY_FLAG: u8 = 0x20;
-
-/// RST_STREAM CANCEL: this side no longer wants the stream.
-const CANCEL: u32 = 0x8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -191,7 +168,7 @@ struct Stream {
     got_headers: bool,
     message: BytesMut,
     /// Bytes received since this stream's window was last topped up.
-    recv_unacked: u32,
+    recv_unacked: usize,
 }
 
 /// The connection's task state.
@@ -212,7 +189,7 @@ struct Conn {
     peer_initial_window: i64,
     peer_max_frame: usize,
     conn_send_window: i64,
-    conn_recv_unacked: u32,
+    conn_recv_unacked: usize,
     /// A header block waiting for its CONTINUATION frames: stream, END_STREAM, bytes.
     continuation: Option<(u32, bool, Vec<u8>)>,
     /// The server has sent GOAWAY: no new streams.
@@ -221,7 +198,9 @@ struct Conn {
     /// Where reads land before they join `rbuf` (zeroed once, so reads need no
     /// uninitialised memory).
     scratch: Box<[u8]>,
-    wbuf: BytesMut,
+    /// Output; `wbuf[wpos..]` is still to be written.
+    wbuf: Vec<u8>,
+    wpos: usize,
 }
 
 /// Why the connection ends: the message every call still open fails with.
@@ -235,19 +214,6 @@ impl From<io::Error> for ConnError {
 
 fn protocol(what: &str) -> ConnError {
     ConnError(format!("protocol error: {what}"))
-}
-
-fn frame_header(out: &mut BytesMut, len: usize, kind: u8, flags: u8, id: u32) {
-    out.reserve(9 + len);
-    out.put_slice(&(len as u32).to_be_bytes()[1..]);
-    out.put_u8(kind);
-    out.put_u8(flags);
-    out.put_u32(id);
-}
-
-fn window_update(out: &mut BytesMut, id: u32, n: u32) {
-    frame_header(out, 4, WINDOW_UPDATE, 0, id);
-    out.put_u32(n);
 }
 
 /// A header block's fields as the client needs them.
@@ -270,19 +236,17 @@ impl Conn {
             hpack::write_literal(&mut b, 0, b"te", b"trailers");
             b
         });
-        let mut wbuf = BytesMut::with_capacity(64 << 10);
-        wbuf.put_slice(PREFACE);
-        // SETTINGS: no push, our stream window and header table.
-        frame_header(&mut wbuf, 18, SETTINGS, 0, 0);
-        for (key, value) in [
-            (0x1u16, HEADER_TABLE_BYTES as u32),
-            (0x2, 0),
-            (0x4, STREAM_WINDOW),
-        ] {
-            wbuf.put_u16(key);
-            wbuf.put_u32(value);
-        }
-        window_update(&mut wbuf, 0, CONN_WINDOW - 65_535);
+        let mut wbuf = Vec::with_capacity(64 << 10);
+        wbuf.extend_from_slice(PREFACE);
+        settings_frame(
+            &mut wbuf,
+            &[
+                (SETTINGS_HEADER_TABLE_SIZE, HEADER_TABLE_BYTES as u32),
+                (SETTINGS_ENABLE_PUSH, 0),
+                (SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW as u32),
+            ],
+        );
+        window_update(&mut wbuf, 0, CONN_WINDOW - DEFAULT_WINDOW as usize);
         Conn {
             io,
             calls,
@@ -293,15 +257,16 @@ impl Conn {
             send_queue: VecDeque::new(),
             next_id: 1,
             peer_max_streams: MAX_STREAMS,
-            peer_initial_window: 65_535,
-            peer_max_frame: MAX_FRAME_BYTES,
-            conn_send_window: 65_535,
+            peer_initial_window: DEFAULT_WINDOW,
+            peer_max_frame: DEFAULT_MAX_FRAME,
+            conn_send_window: DEFAULT_WINDOW,
             conn_recv_unacked: 0,
             continuation: None,
             going_away: false,
             rbuf: BytesMut::with_capacity(64 << 10),
             scratch: vec![0; 64 << 10].into_boxed_slice(),
             wbuf,
+            wpos: 0,
         }
     }
 
@@ -325,7 +290,7 @@ impl Conn {
             while !self.calls_done
                 && !self.going_away
                 && self.streams.len() < self.peer_max_streams
-                && self.wbuf.len() < WRITE_HIGH_WATER
+                && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
             {
                 match self.calls.poll_recv(cx) {
                     Poll::Ready(Some(call)) => {
@@ -357,18 +322,22 @@ impl Conn {
                 }
             }
             self.send_data();
-            while !self.wbuf.is_empty() {
-                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+            while self.wpos < self.wbuf.len() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
                     Poll::Pending => break,
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
                     }
                     Poll::Ready(Ok(n)) => {
                         progress = true;
-                        self.wbuf.advance(n);
+                        self.wpos += n;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 }
+            }
+            if self.wpos == self.wbuf.len() {
+                self.wbuf.clear();
+                self.wpos = 0;
             }
             if !progress {
                 return Poll::Pending;
@@ -388,7 +357,7 @@ impl Conn {
         let block = &self.blocks[call.method as usize];
         // Header blocks are about 80 bytes, well under any frame size.
         frame_header(&mut self.wbuf, block.len(), HEADERS, END_HEADERS, id);
-        self.wbuf.put_slice(block);
+        self.wbuf.extend_from_slice(block);
         self.streams.insert(
             id,
             Stream {
@@ -429,7 +398,7 @@ impl Conn {
             self.conn_send_window -= n as i64;
             let flags = if s.body.is_empty() { END_STREAM } else { 0 };
             frame_header(&mut self.wbuf, n, DATA, flags, id);
-            self.wbuf.put_slice(&chunk);
+            self.wbuf.extend_from_slice(&chunk);
             if !s.body.is_empty() {
                 self.send_queue.push_back(id);
             }
@@ -438,20 +407,17 @@ impl Conn {
 
     /// Handles every complete frame in the read buffer.
     fn on_bytes(&mut self) -> Result<(), ConnError> {
-        while self.rbuf.len() >= 9 {
-            let h = &self.rbuf[..9];
-            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-            if len > MAX_FRAME_BYTES {
+        while self.rbuf.len() >= HEADER_BYTES {
+            let h = FrameHeader::parse(self.rbuf[..HEADER_BYTES].try_into().expect("9 bytes"));
+            if h.len > DEFAULT_MAX_FRAME {
                 return Err(protocol("frame larger than advertised"));
             }
-            if self.rbuf.len() < 9 + len {
+            if self.rbuf.len() < HEADER_BYTES + h.len {
                 break;
             }
-            let (kind, flags) = (h[3], h[4]);
-            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-            self.rbuf.advance(9);
-            let payload = self.rbuf.split_to(len).freeze();
-            self.on_frame(kind, flags, id, &payload)?;
+            self.rbuf.advance(HEADER_BYTES);
+            let payload = self.rbuf.split_to(h.len).freeze();
+            self.on_frame(h.kind, h.flags, h.id, &payload)?;
         }
         Ok(())
     }
@@ -501,7 +467,7 @@ impl Conn {
                 if id == 0 || payload.len() != 4 {
                     return Err(protocol("bad RST_STREAM"));
                 }
-                let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                let code = be_u32(payload, 0);
                 if let Some(s) = self.streams.remove(&id) {
                     let _ = s.reply.send(Err(RpcError::Reset(code)));
                 }
@@ -515,7 +481,7 @@ impl Conn {
                 }
                 if flags & ACK == 0 {
                     frame_header(&mut self.wbuf, 8, PING, ACK, 0);
-                    self.wbuf.put_slice(payload);
+                    self.wbuf.extend_from_slice(payload);
                 }
                 Ok(())
             }
@@ -525,9 +491,8 @@ impl Conn {
                 }
                 // Streams above the last one the server processes will not be
                 // answered; those at or below it run to their end.
-                let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                    & 0x7fff_ffff;
-                let code = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+                let last = be_u32(payload, 0) & 0x7fff_ffff;
+                let code = be_u32(payload, 4);
                 self.going_away = true;
                 let dropped: Vec<u32> = self
                     .streams
@@ -547,8 +512,7 @@ impl Conn {
                 if payload.len() != 4 {
                     return Err(protocol("bad WINDOW_UPDATE"));
                 }
-                let n = (u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                    & 0x7fff_ffff) as i64;
+                let n = (be_u32(payload, 0) & 0x7fff_ffff) as i64;
                 if id == 0 {
                     self.conn_send_window += n;
                     if n == 0 || self.conn_send_window > MAX_WINDOW {
@@ -576,12 +540,12 @@ impl Conn {
         if !payload.len().is_multiple_of(6) {
             return Err(protocol("SETTINGS length"));
         }
-        for entry in payload.chunks_exact(6) {
-            let key = u16::from_be_bytes([entry[0], entry[1]]);
-            let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+        for (key, value) in settings(payload) {
             match key {
-                0x3 => self.peer_max_streams = (value as usize).min(MAX_STREAMS),
-                0x4 => {
+                SETTINGS_MAX_CONCURRENT_STREAMS => {
+                    self.peer_max_streams = (value as usize).min(MAX_STREAMS)
+                }
+                SETTINGS_INITIAL_WINDOW_SIZE => {
                     if value as i64 > MAX_WINDOW {
                         return Err(protocol("initial window too large"));
                     }
@@ -591,7 +555,7 @@ impl Conn {
                         s.send_window += delta;
                     }
                 }
-                0x5 => {
+                SETTINGS_MAX_FRAME_SIZE => {
                     if !(16_384..=16_777_215).contains(&value) {
                         return Err(protocol("max frame size out of range"));
                     }
@@ -612,7 +576,7 @@ impl Conn {
         }
         // Everything received counts against the windows, padding included, and is
         // credited back at once: answers are bounded by MAX_RESPONSE_BYTES instead.
-        let n = payload.len() as u32;
+        let n = payload.len();
         self.conn_recv_unacked += n;
         if self.conn_recv_unacked >= CONN_WINDOW / 2 {
             window_update(&mut self.wbuf, 0, self.conn_recv_unacked);
@@ -699,23 +663,8 @@ impl Conn {
     }
 }
 
-fn rst_stream(out: &mut BytesMut, id: u32, code: u32) {
-    frame_header(out, 4, RST_STREAM, 0, id);
-    out.put_u32(code);
-}
-
-/// A DATA or HEADERS payload without its padding.
 fn strip_padding(flags: u8, payload: &[u8]) -> Result<&[u8], ConnError> {
-    if flags & PADDED == 0 {
-        return Ok(payload);
-    }
-    let (&pad, rest) = payload
-        .split_first()
-        .ok_or_else(|| protocol("padded frame without its length"))?;
-    rest.len()
-        .checked_sub(pad as usize)
-        .map(|end| &rest[..end])
-        .ok_or_else(|| protocol("padding longer than the frame"))
+    frame::strip_padding(flags, payload).ok_or_else(|| protocol("bad padding"))
 }
 
 /// `Ok` for grpc-status 0, else the status and its message.
@@ -849,13 +798,5 @@ mod tests {
         );
         f.grpc_status = None;
         assert!(check_status(&f).is_err());
-    }
-
-    #[test]
-    fn padding_is_stripped_and_checked() {
-        assert_eq!(strip_padding(0, b"abc").ok(), Some(&b"abc"[..]));
-        assert_eq!(strip_padding(PADDED, b"\x02abc").ok(), Some(&b"a"[..]));
-        assert!(strip_padding(PADDED, b"\x04abc").is_err());
-        assert!(strip_padding(PADDED, b"").is_err());
     }
 }

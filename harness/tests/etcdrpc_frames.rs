@@ -7,25 +7,16 @@
 use std::time::Duration;
 
 use bosun_harness::etcdrpc::{KvConn, RpcError, pb};
+use bosun_store_engine::grpc::frame::{
+    ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED, PING, PREFACE,
+    RST_STREAM, SETTINGS, WINDOW_UPDATE,
+};
 use bosun_store_engine::grpc::hpack;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
 
 struct Frame {
     kind: u8,
@@ -59,7 +50,7 @@ impl Peer {
         };
         let mut preface = [0u8; 24];
         peer.tcp.read_exact(&mut preface).await.unwrap();
-        assert_eq!(&preface, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert_eq!(&preface[..], PREFACE);
         let mut payload = Vec::new();
         for (k, v) in settings {
             payload.extend_from_slice(&k.to_be_bytes());

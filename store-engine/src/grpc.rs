@@ -10,12 +10,14 @@
 //! Two transports serve the same handlers ([`Transport`]): the direct one (the
 //! default), a purpose-built HTTP/2 connection loop ([`conn`]) that reads every request
 //! that has arrived and writes every answer that is ready in one system call each, and
-//! tonic's stack (hyper, h2, tower), kept for comparison.
+//! tonic's stack (hyper, h2, tower), kept for comparison. Its framing ([`frame`]) and
+//! HPACK decoder ([`hpack`]) also serve the load generator's client.
 //!
 //! Not served: Cluster, Auth, and the Maintenance methods other than Status
 //! (UNIMPLEMENTED).
 
 pub mod conn;
+pub mod frame;
 pub mod hpack;
 
 use std::collections::HashMap;

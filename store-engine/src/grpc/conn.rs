@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tonic::{Code, Status};
 
+use super::frame::{self, *};
 use super::hpack::{self, Decoder};
 
 /// A unary call's answer: the response message encoded, or a status.
@@ -116,10 +117,8 @@ pub trait Service: Send + Sync + 'static {
     fn open(self: &Arc<Self>, method: u8) -> StreamEnds;
 }
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// The largest frame accepted (the protocol's default; not raised in SETTINGS).
-pub const MAX_FRAME_BYTES: usize = 16_384;
+pub const MAX_FRAME_BYTES: usize = DEFAULT_MAX_FRAME;
 /// The receive window of each stream, advertised in SETTINGS.
 pub const STREAM_WINDOW: usize = 1 << 20;
 /// The connection's receive window.
@@ -145,33 +144,6 @@ const MAX_WRITE_DEFERRALS: u8 = 4;
 const ROUNDS_PER_POLL: usize = 32;
 /// An error message longer than this is cut in trailers.
 const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
-
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const PRIORITY: u8 = 0x2;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PUSH_PROMISE: u8 = 0x5;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const CONTINUATION: u8 = 0x9;
-
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY_FLAG: u8 = 0x20;
-
-const NO_ERROR: u32 = 0x0;
-const PROTOCOL_ERROR: u32 = 0x1;
-const FLOW_CONTROL_ERROR: u32 = 0x3;
-const STREAM_CLOSED: u32 = 0x5;
-const FRAME_SIZE_ERROR: u32 = 0x6;
-const REFUSED_STREAM: u32 = 0x7;
-const COMPRESSION_ERROR: u32 = 0x9;
-
-const MAX_WINDOW: i64 = (1 << 31) - 1;
 
 /// A connection error: the GOAWAY code sent before closing.
 #[derive(Debug)]
@@ -258,24 +230,6 @@ pub struct Conn<S: Service> {
     pending_at_deferral: usize,
 }
 
-fn frame_header(w: &mut Vec<u8>, len: usize, kind: u8, flags: u8, id: u32) {
-    debug_assert!(len < 1 << 24);
-    w.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
-    w.push(kind);
-    w.push(flags);
-    w.extend_from_slice(&id.to_be_bytes());
-}
-
-fn rst_stream(w: &mut Vec<u8>, id: u32, code: u32) {
-    frame_header(w, 4, RST_STREAM, 0, id);
-    w.extend_from_slice(&code.to_be_bytes());
-}
-
-fn window_update(w: &mut Vec<u8>, id: u32, n: usize) {
-    frame_header(w, 4, WINDOW_UPDATE, 0, id);
-    w.extend_from_slice(&(n as u32).to_be_bytes());
-}
-
 /// The response's leading headers: `:status: 200`, `content-type: application/grpc`.
 fn response_headers(block: &mut Vec<u8>) {
     block.push(0x88);
@@ -326,17 +280,15 @@ impl<S: Service> Conn<S> {
     pub fn new(io: TcpStream, svc: Arc<S>, max_message: usize) -> Conn<S> {
         let mut wbuf = Vec::with_capacity(16 << 10);
         // Our SETTINGS, then the connection window raised to CONN_WINDOW.
-        let settings: [(u16, u32); 3] = [
-            (0x3, MAX_STREAMS as u32),
-            (0x4, STREAM_WINDOW as u32),
-            (0x6, MAX_HEADER_LIST_BYTES as u32),
-        ];
-        frame_header(&mut wbuf, settings.len() * 6, SETTINGS, 0, 0);
-        for (id, value) in settings {
-            wbuf.extend_from_slice(&id.to_be_bytes());
-            wbuf.extend_from_slice(&value.to_be_bytes());
-        }
-        window_update(&mut wbuf, 0, CONN_WINDOW - 65_535);
+        settings_frame(
+            &mut wbuf,
+            &[
+                (SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS as u32),
+                (SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW as u32),
+                (SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_BYTES as u32),
+            ],
+        );
+        window_update(&mut wbuf, 0, CONN_WINDOW - DEFAULT_WINDOW as usize);
         Conn {
             io,
             svc,
@@ -350,10 +302,10 @@ impl<S: Service> Conn<S> {
             unary: FuturesUnordered::new(),
             last_stream: 0,
             continuation: None,
-            conn_send_window: 65_535,
+            conn_send_window: DEFAULT_WINDOW,
             conn_recv_window: CONN_WINDOW as i64,
             conn_recv_unacked: 0,
-            peer_initial_window: 65_535,
+            peer_initial_window: DEFAULT_WINDOW,
             peer_max_frame: MAX_FRAME_BYTES,
             preface_seen: false,
             read_closed: false,
@@ -508,20 +460,17 @@ impl<S: Service> Conn<S> {
             self.rbuf.advance(PREFACE.len());
             self.preface_seen = true;
         }
-        while self.rbuf.len() >= 9 {
-            let h = &self.rbuf[..9];
-            let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
-            if len > MAX_FRAME_BYTES {
+        while self.rbuf.len() >= HEADER_BYTES {
+            let h = FrameHeader::parse(self.rbuf[..HEADER_BYTES].try_into().expect("9 bytes"));
+            if h.len > MAX_FRAME_BYTES {
                 return Err(ConnError(FRAME_SIZE_ERROR));
             }
-            if self.rbuf.len() < 9 + len {
+            if self.rbuf.len() < HEADER_BYTES + h.len {
                 break;
             }
-            let (kind, flags) = (h[3], h[4]);
-            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-            self.rbuf.advance(9);
-            let payload = self.rbuf.split_to(len).freeze();
-            self.on_frame(kind, flags, id, payload)?;
+            self.rbuf.advance(HEADER_BYTES);
+            let payload = self.rbuf.split_to(h.len).freeze();
+            self.on_frame(h.kind, h.flags, h.id, payload)?;
         }
         Ok(())
     }
@@ -603,8 +552,7 @@ impl<S: Service> Conn<S> {
                 if payload.len() != 4 {
                     return Err(ConnError(FRAME_SIZE_ERROR));
                 }
-                let n = (u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                    & 0x7fff_ffff) as i64;
+                let n = (be_u32(&payload, 0) & 0x7fff_ffff) as i64;
                 if id == 0 {
                     if n == 0 {
                         return Err(ConnError(PROTOCOL_ERROR));
@@ -645,12 +593,10 @@ impl<S: Service> Conn<S> {
         if !payload.len().is_multiple_of(6) {
             return Err(ConnError(FRAME_SIZE_ERROR));
         }
-        for entry in payload.chunks_exact(6) {
-            let key = u16::from_be_bytes([entry[0], entry[1]]);
-            let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
+        for (key, value) in settings(payload) {
             match key {
-                0x2 if value > 1 => return Err(ConnError(PROTOCOL_ERROR)),
-                0x4 => {
+                SETTINGS_ENABLE_PUSH if value > 1 => return Err(ConnError(PROTOCOL_ERROR)),
+                SETTINGS_INITIAL_WINDOW_SIZE => {
                     if value as i64 > MAX_WINDOW {
                         return Err(ConnError(FLOW_CONTROL_ERROR));
                     }
@@ -663,7 +609,7 @@ impl<S: Service> Conn<S> {
                         }
                     }
                 }
-                0x5 => {
+                SETTINGS_MAX_FRAME_SIZE => {
                     if !(16_384..=16_777_215).contains(&value) {
                         return Err(ConnError(PROTOCOL_ERROR));
                     }
@@ -1095,12 +1041,5 @@ impl<S: Service> Conn<S> {
 }
 
 fn strip_padding(flags: u8, payload: &[u8]) -> Result<&[u8], ConnError> {
-    if flags & PADDED == 0 {
-        return Ok(payload);
-    }
-    let pad = *payload.first().ok_or(ConnError(PROTOCOL_ERROR))? as usize;
-    if pad + 1 > payload.len() {
-        return Err(ConnError(PROTOCOL_ERROR));
-    }
-    Ok(&payload[1..payload.len() - pad])
+    frame::strip_padding(flags, payload).ok_or(ConnError(PROTOCOL_ERROR))
 }
