@@ -231,7 +231,8 @@ struct Shared {
 impl Shared {
     fn checkpoint_done(&self, first_segment: u64, bytes: u64) {
         self.disk.lock().unwrap().checkpointed(first_segment, bytes);
-        self.counters.n_checkpoints.fetch_add(1, Ordering::Relaxed);
+        // Release: pairs with `stats`, which reads this count first.
+        self.counters.n_checkpoints.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -532,7 +533,8 @@ impl<D: LogDir + Clone> Engine<D> {
             n_groups: c.n_groups.load(Ordering::Relaxed),
             n_syncs: c.n_syncs.load(Ordering::Relaxed),
             n_log_bytes: c.n_log_bytes.load(Ordering::Relaxed),
-            n_checkpoints: c.n_checkpoints.load(Ordering::Relaxed),
+            // Acquire, and first: the GC run a counted checkpoint began with is seen.
+            n_checkpoints: c.n_checkpoints.load(Ordering::Acquire),
             n_gc_runs: c.n_gc_runs.load(Ordering::Relaxed),
             n_queue_full_waits: c.n_queue_full_waits.load(Ordering::Relaxed),
             n_queued: c.n_queued.load(Ordering::Relaxed).max(0) as u64,
@@ -757,17 +759,18 @@ impl<D: LogDir> Writer<D> {
                 self.shared
                     .checkpoint_pending
                     .store(true, Ordering::Release);
+                // Counted before the checkpoint thread can finish it: whoever sees the
+                // checkpoint counted (`stats`) sees its GC run counted too.
+                let gc_runs = &self.shared.counters.n_gc_runs;
+                if gc {
+                    gc_runs.fetch_add(1, Ordering::Relaxed);
+                }
                 match self.ckpt_tx.try_send(snap) {
-                    Ok(()) => {
-                        self.bytes_since_checkpoint = 0;
-                        if gc {
-                            self.shared
-                                .counters
-                                .n_gc_runs
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    Ok(()) => self.bytes_since_checkpoint = 0,
                     Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                        if gc {
+                            gc_runs.fetch_sub(1, Ordering::Relaxed);
+                        }
                         self.shared
                             .checkpoint_pending
                             .store(false, Ordering::Release);
