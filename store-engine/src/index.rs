@@ -323,6 +323,9 @@ impl Index {
                 chunk.len() / 2
             };
             let upper = chunk.split_off(at);
+            // The chunk grew its room to twice the bound for the key past it: give the
+            // half it no longer needs back (ascending keys never refill it).
+            chunk.shrink_to_fit();
             self.chunks.insert(upper[0].0.clone(), Arc::new(upper));
         }
         r

@@ -51,8 +51,18 @@ fn key(i: usize) -> Vec<u8> {
     format!("/registry/pods/ns{}/p{i:07}", i % 1000).into_bytes()
 }
 
+/// Keys inserted in ascending order (the put benchmark's sequential keys, names with
+/// a growing suffix), as long as `key`'s.
+fn ascending_key(i: usize) -> Vec<u8> {
+    format!("/registry/pods/ns000/p{i:07}").into_bytes()
+}
+
 /// Puts every key once more, 128 to a txn, with a value of `fill`.
 fn put_all(mvcc: &mut Mvcc, fill: u8) {
+    put_all_of(mvcc, fill, key)
+}
+
+fn put_all_of(mvcc: &mut Mvcc, fill: u8, key: fn(usize) -> Vec<u8>) {
     for first in (0..N_KEYS).step_by(128) {
         let txn = TxnRequest {
             success: (first..(first + 128).min(N_KEYS))
@@ -110,5 +120,24 @@ fn bytes_per_key_and_per_version() {
     assert!(
         per_key_compacted < per_key + 8.0,
         "{per_key_compacted:.1} bytes per key after compaction, {per_key:.1} before"
+    );
+    drop(mvcc);
+
+    // Ascending keys fill each chunk to the bound and start the next: a full chunk
+    // keeps no room for keys that will not come.
+    let key_bytes: usize = (0..N_KEYS).map(|i| ascending_key(i).len()).sum();
+    let empty = live_bytes();
+    let mut mvcc = Mvcc::new();
+    put_all_of(&mut mvcc, 1, ascending_key);
+    let per_key_ascending =
+        (live_bytes() - empty - (key_bytes + N_KEYS * VALUE_BYTES) as i64) as f64 / N_KEYS as f64;
+    eprintln!(
+        "ascending keys: {per_key_ascending:.1} bytes per key beyond its key and value ({} chunks)",
+        mvcc.index().n_chunks()
+    );
+    // The chunk slot at full chunks (40), the entry (56) and two headers (32).
+    assert!(
+        per_key_ascending < 135.0,
+        "{per_key_ascending:.1} bytes per key"
     );
 }
