@@ -190,8 +190,8 @@ struct Conn {
     peer_max_frame: usize,
     conn_send_window: i64,
     conn_recv_unacked: usize,
-    /// A header block waiting for its CONTINUATION frames: stream, END_STREAM, bytes.
-    continuation: Option<(u32, bool, Vec<u8>)>,
+    /// The response header block being put together from its frames.
+    header_block: HeaderBlock,
     /// The server has sent GOAWAY: no new streams.
     going_away: bool,
     rbuf: BytesMut,
@@ -261,7 +261,7 @@ impl Conn {
             peer_max_frame: DEFAULT_MAX_FRAME,
             conn_send_window: DEFAULT_WINDOW,
             conn_recv_unacked: 0,
-            continuation: None,
+            header_block: HeaderBlock::default(),
             going_away: false,
             rbuf: BytesMut::with_capacity(64 << 10),
             scratch: vec![0; 64 << 10].into_boxed_slice(),
@@ -407,62 +407,27 @@ impl Conn {
 
     /// Handles every complete frame in the read buffer.
     fn on_bytes(&mut self) -> Result<(), ConnError> {
-        while self.rbuf.len() >= HEADER_BYTES {
-            let h = FrameHeader::parse(self.rbuf[..HEADER_BYTES].try_into().expect("9 bytes"));
-            if h.len > DEFAULT_MAX_FRAME {
-                return Err(protocol("frame larger than advertised"));
+        loop {
+            match next_frame(&mut self.rbuf, DEFAULT_MAX_FRAME) {
+                Ok(Some((h, payload))) => self.on_frame(h, &payload)?,
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(protocol("frame larger than advertised")),
             }
-            if self.rbuf.len() < HEADER_BYTES + h.len {
-                break;
-            }
-            self.rbuf.advance(HEADER_BYTES);
-            let payload = self.rbuf.split_to(h.len).freeze();
-            self.on_frame(h.kind, h.flags, h.id, &payload)?;
         }
-        Ok(())
     }
 
-    fn on_frame(&mut self, kind: u8, flags: u8, id: u32, payload: &[u8]) -> Result<(), ConnError> {
-        if let Some((cid, _, _)) = &self.continuation
-            && (kind != CONTINUATION || id != *cid)
-        {
-            return Err(protocol("header block interrupted"));
-        }
+    fn on_frame(&mut self, h: FrameHeader, payload: &[u8]) -> Result<(), ConnError> {
+        let (kind, flags, id) = (h.kind, h.flags, h.id);
+        let block = self
+            .header_block
+            .take(h, payload, MAX_HEADER_BLOCK_BYTES)
+            .map_err(|BlockError(why)| protocol(why))?;
         match kind {
             DATA => self.on_data(flags, id, payload),
-            HEADERS => {
-                if id == 0 {
-                    return Err(protocol("HEADERS on stream 0"));
-                }
-                let block = strip_padding(flags, payload)?;
-                let block = if flags & PRIORITY_FLAG != 0 {
-                    block.get(5..).ok_or_else(|| protocol("short HEADERS"))?
-                } else {
-                    block
-                };
-                let end_stream = flags & END_STREAM != 0;
-                if flags & END_HEADERS != 0 {
-                    self.on_headers(id, end_stream, block)
-                } else {
-                    self.continuation = Some((id, end_stream, block.to_vec()));
-                    Ok(())
-                }
-            }
-            CONTINUATION => {
-                let Some((cid, end_stream, mut block)) = self.continuation.take() else {
-                    return Err(protocol("CONTINUATION without HEADERS"));
-                };
-                block.extend_from_slice(payload);
-                if block.len() > MAX_HEADER_BLOCK_BYTES {
-                    return Err(protocol("header block too large"));
-                }
-                if flags & END_HEADERS != 0 {
-                    self.on_headers(cid, end_stream, &block)
-                } else {
-                    self.continuation = Some((cid, end_stream, block));
-                    Ok(())
-                }
-            }
+            HEADERS | CONTINUATION => match block {
+                Some((id, flags, block)) => self.on_headers(id, flags & END_STREAM != 0, &block),
+                None => Ok(()),
+            },
             RST_STREAM => {
                 if id == 0 || payload.len() != 4 {
                     return Err(protocol("bad RST_STREAM"));

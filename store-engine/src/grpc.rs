@@ -816,6 +816,22 @@ impl<D: LogDir + Clone + Send + Sync + 'static> EtcdService<D> {
     }
 }
 
+/// Runs a call that may read many keys on a task of its own, so the connection's
+/// other calls (watches, writes) go on meanwhile; anything else (a point get) runs in
+/// the connection's task.
+async fn own_task_if(
+    many: bool,
+    call: impl Future<Output = Result<Vec<u8>, Status>> + Send + 'static,
+) -> Result<Vec<u8>, Status> {
+    if many {
+        tokio::spawn(call)
+            .await
+            .map_err(|e| Status::internal(format!("read task: {e}")))?
+    } else {
+        call.await
+    }
+}
+
 /// Whether a txn may read many keys: a compare or a range with a `range_end`, in
 /// either branch, at any depth.
 fn txn_reads_ranges(txn: &pb::TxnRequest) -> bool {
@@ -889,21 +905,12 @@ impl<D: LogDir + Clone + Send + Sync + 'static> conn::Service for EtcdService<D>
                 Box::pin(async move {
                     let req = <pb::RangeRequest as prost::Message>::decode(message)
                         .map_err(|e| Status::internal(format!("failed to decode request: {e}")))?;
-                    let point = req.range_end.is_empty();
+                    let many = !req.range_end.is_empty();
                     let read = async move {
                         let resp = pb::kv_server::Kv::range(&*svc, Request::new(req)).await?;
                         Ok(prost::Message::encode_to_vec(resp.get_ref()))
                     };
-                    // A point get runs in the connection's task. A range may read many
-                    // keys: it gets a task of its own, so the connection's other calls
-                    // (watches, writes) go on meanwhile.
-                    if point {
-                        read.await
-                    } else {
-                        tokio::spawn(read)
-                            .await
-                            .map_err(|e| Status::internal(format!("range task: {e}")))?
-                    }
+                    own_task_if(many, read).await
                 })
             }
             method::PUT => direct_unary!(self, message, pb::kv_server::Kv::put, pb::PutRequest),
@@ -925,14 +932,7 @@ impl<D: LogDir + Clone + Send + Sync + 'static> conn::Service for EtcdService<D>
                         let resp = pb::kv_server::Kv::txn(&*svc, Request::new(req)).await?;
                         Ok(prost::Message::encode_to_vec(resp.get_ref()))
                     };
-                    // As for Range: a txn that may read many keys gets a task of its own.
-                    if many {
-                        tokio::spawn(run)
-                            .await
-                            .map_err(|e| Status::internal(format!("txn task: {e}")))?
-                    } else {
-                        run.await
-                    }
+                    own_task_if(many, run).await
                 })
             }
             method::COMPACT => direct_unary!(

@@ -215,8 +215,8 @@ pub struct Conn<S: Service> {
     send_queue: VecDeque<u32>,
     unary: FuturesUnordered<Completion>,
     last_stream: u32,
-    /// A header block waiting for its CONTINUATION frames: stream, flags, block.
-    continuation: Option<(u32, u8, Vec<u8>)>,
+    /// The request header block being put together from its frames.
+    header_block: HeaderBlock,
     conn_send_window: i64,
     conn_recv_window: i64,
     conn_recv_unacked: usize,
@@ -301,7 +301,7 @@ impl<S: Service> Conn<S> {
             send_queue: VecDeque::new(),
             unary: FuturesUnordered::new(),
             last_stream: 0,
-            continuation: None,
+            header_block: HeaderBlock::default(),
             conn_send_window: DEFAULT_WINDOW,
             conn_recv_window: CONN_WINDOW as i64,
             conn_recv_unacked: 0,
@@ -460,61 +460,27 @@ impl<S: Service> Conn<S> {
             self.rbuf.advance(PREFACE.len());
             self.preface_seen = true;
         }
-        while self.rbuf.len() >= HEADER_BYTES {
-            let h = FrameHeader::parse(self.rbuf[..HEADER_BYTES].try_into().expect("9 bytes"));
-            if h.len > MAX_FRAME_BYTES {
-                return Err(ConnError(FRAME_SIZE_ERROR));
+        loop {
+            match next_frame(&mut self.rbuf, MAX_FRAME_BYTES) {
+                Ok(Some((h, payload))) => self.on_frame(h, payload)?,
+                Ok(None) => return Ok(()),
+                Err(_) => return Err(ConnError(FRAME_SIZE_ERROR)),
             }
-            if self.rbuf.len() < HEADER_BYTES + h.len {
-                break;
-            }
-            self.rbuf.advance(HEADER_BYTES);
-            let payload = self.rbuf.split_to(h.len).freeze();
-            self.on_frame(h.kind, h.flags, h.id, payload)?;
         }
-        Ok(())
     }
 
-    fn on_frame(&mut self, kind: u8, flags: u8, id: u32, payload: Bytes) -> Result<(), ConnError> {
-        if let Some((cid, _, _)) = &self.continuation
-            && (kind != CONTINUATION || id != *cid)
-        {
-            return Err(ConnError(PROTOCOL_ERROR));
-        }
+    fn on_frame(&mut self, h: FrameHeader, payload: Bytes) -> Result<(), ConnError> {
+        let (kind, flags, id) = (h.kind, h.flags, h.id);
+        let block = self
+            .header_block
+            .take(h, &payload, MAX_HEADER_BLOCK_BYTES)
+            .map_err(|_| ConnError(PROTOCOL_ERROR))?;
         match kind {
             DATA => self.on_data(flags, id, payload),
-            HEADERS => {
-                if id == 0 {
-                    return Err(ConnError(PROTOCOL_ERROR));
-                }
-                let block = strip_padding(flags, &payload)?;
-                let block = if flags & PRIORITY_FLAG != 0 {
-                    block.get(5..).ok_or(ConnError(PROTOCOL_ERROR))?
-                } else {
-                    block
-                };
-                if flags & END_HEADERS != 0 {
-                    self.on_headers(id, flags, block)
-                } else {
-                    self.continuation = Some((id, flags, block.to_vec()));
-                    Ok(())
-                }
-            }
-            CONTINUATION => {
-                let Some((cid, hflags, mut block)) = self.continuation.take() else {
-                    return Err(ConnError(PROTOCOL_ERROR));
-                };
-                block.extend_from_slice(&payload);
-                if block.len() > MAX_HEADER_BLOCK_BYTES {
-                    return Err(ConnError(PROTOCOL_ERROR));
-                }
-                if flags & END_HEADERS != 0 {
-                    self.on_headers(cid, hflags, &block)
-                } else {
-                    self.continuation = Some((cid, hflags, block));
-                    Ok(())
-                }
-            }
+            HEADERS | CONTINUATION => match block {
+                Some((id, flags, block)) => self.on_headers(id, flags, &block),
+                None => Ok(()),
+            },
             PRIORITY => {
                 if payload.len() != 5 {
                     return Err(ConnError(FRAME_SIZE_ERROR));

@@ -1,6 +1,11 @@
 //! HTTP/2 framing (RFC 9113) shared by the direct server ([`super::conn`]) and the load
 //! generator's client: the connection preface, frame types, flags and error codes, and
-//! the few frames both sides write.
+//! the few frames both sides write; splitting frames off the read buffer and putting
+//! header blocks together.
+
+use std::borrow::Cow;
+
+use bytes::{Buf, Bytes, BytesMut};
 
 /// What a client sends first on a prior-knowledge connection.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -63,6 +68,98 @@ impl FrameHeader {
             kind: h[3],
             flags: h[4],
             id: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+        }
+    }
+}
+
+/// Splits the next whole frame off the read buffer: `Ok(None)` until all of it has
+/// arrived, `Err(len)` for a frame longer than `max_len` (FRAME_SIZE_ERROR).
+pub fn next_frame(
+    rbuf: &mut BytesMut,
+    max_len: usize,
+) -> Result<Option<(FrameHeader, Bytes)>, usize> {
+    if rbuf.len() < HEADER_BYTES {
+        return Ok(None);
+    }
+    let h = FrameHeader::parse(rbuf[..HEADER_BYTES].try_into().expect("9 bytes"));
+    if h.len > max_len {
+        return Err(h.len);
+    }
+    if rbuf.len() < HEADER_BYTES + h.len {
+        return Ok(None);
+    }
+    rbuf.advance(HEADER_BYTES);
+    Ok(Some((h, rbuf.split_to(h.len).freeze())))
+}
+
+/// A header block begun and not ended: its stream, its HEADERS flags, its bytes so far.
+type OpenBlock = (u32, u8, Vec<u8>);
+
+/// A whole header block: its stream, its HEADERS flags (END_STREAM among them), the
+/// block with padding and priority stripped.
+pub type WholeBlock<'a> = (u32, u8, Cow<'a, [u8]>);
+
+/// A header block arriving as a HEADERS frame and its CONTINUATION frames (RFC 9113
+/// 4.3), which no other frame may come between.
+#[derive(Debug, Default)]
+pub struct HeaderBlock {
+    open: Option<OpenBlock>,
+}
+
+/// Why a header block is refused: a connection error (PROTOCOL_ERROR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockError(pub &'static str);
+
+impl HeaderBlock {
+    /// Takes every frame in turn. HEADERS and CONTINUATION frames go into the block,
+    /// which comes back once it is whole; `None` while it goes on and for every other
+    /// kind of frame. A block longer than `max_bytes` is refused, as is anything that
+    /// interrupts one.
+    pub fn take<'a>(
+        &mut self,
+        h: FrameHeader,
+        payload: &'a [u8],
+        max_bytes: usize,
+    ) -> Result<Option<WholeBlock<'a>>, BlockError> {
+        if let Some((id, _, _)) = &self.open
+            && (h.kind != CONTINUATION || h.id != *id)
+        {
+            return Err(BlockError("header block interrupted"));
+        }
+        match h.kind {
+            HEADERS => {
+                if h.id == 0 {
+                    return Err(BlockError("HEADERS on stream 0"));
+                }
+                let block = strip_padding(h.flags, payload).ok_or(BlockError("bad padding"))?;
+                let block = if h.flags & PRIORITY_FLAG != 0 {
+                    block.get(5..).ok_or(BlockError("short HEADERS"))?
+                } else {
+                    block
+                };
+                if h.flags & END_HEADERS != 0 {
+                    Ok(Some((h.id, h.flags, Cow::Borrowed(block))))
+                } else {
+                    self.open = Some((h.id, h.flags, block.to_vec()));
+                    Ok(None)
+                }
+            }
+            CONTINUATION => {
+                let Some((id, flags, mut block)) = self.open.take() else {
+                    return Err(BlockError("CONTINUATION without HEADERS"));
+                };
+                block.extend_from_slice(payload);
+                if block.len() > max_bytes {
+                    return Err(BlockError("header block too large"));
+                }
+                if h.flags & END_HEADERS != 0 {
+                    Ok(Some((id, flags, Cow::Owned(block))))
+                } else {
+                    self.open = Some((id, flags, block));
+                    Ok(None)
+                }
+            }
+            _ => Ok(None),
         }
     }
 }
@@ -164,6 +261,75 @@ mod tests {
                 (SETTINGS_ENABLE_PUSH, 0),
                 (SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20)
             ]
+        );
+    }
+
+    fn header(kind: u8, flags: u8, id: u32, len: usize) -> FrameHeader {
+        FrameHeader {
+            len,
+            kind,
+            flags,
+            id,
+        }
+    }
+
+    #[test]
+    fn frames_are_split_off_whole() {
+        let mut w = Vec::new();
+        frame_header(&mut w, 3, DATA, END_STREAM, 1);
+        w.extend_from_slice(b"abc");
+        let mut rbuf = BytesMut::from(&w[..w.len() - 1]);
+        assert_eq!(next_frame(&mut rbuf, 16), Ok(None));
+        rbuf.extend_from_slice(&w[w.len() - 1..]);
+        let (h, payload) = next_frame(&mut rbuf, 16).unwrap().unwrap();
+        assert_eq!(
+            (h, &payload[..]),
+            (header(DATA, END_STREAM, 1, 3), &b"abc"[..])
+        );
+        assert!(rbuf.is_empty());
+        let mut w = Vec::new();
+        frame_header(&mut w, 17, DATA, 0, 1);
+        assert_eq!(next_frame(&mut BytesMut::from(&w[..]), 16), Err(17));
+    }
+
+    #[test]
+    fn header_blocks_join_their_continuations_and_nothing_else() {
+        let mut b = HeaderBlock::default();
+        // Whole in one padded, prioritised HEADERS frame.
+        let flags = PADDED | PRIORITY_FLAG | END_HEADERS;
+        let payload = [&[2u8][..], &[0, 0, 0, 0, 9], b"ab", &[0, 0]].concat();
+        let got = b.take(header(HEADERS, flags, 1, 0), &payload, 64).unwrap();
+        assert_eq!(got, Some((1, flags, Cow::Borrowed(&b"ab"[..]))));
+        // Over two CONTINUATIONs; other frames pass untouched.
+        assert_eq!(b.take(header(PING, 0, 0, 8), b"12345678", 64), Ok(None));
+        assert_eq!(
+            b.take(header(HEADERS, END_STREAM, 3, 1), b"a", 64),
+            Ok(None)
+        );
+        assert_eq!(b.take(header(CONTINUATION, 0, 3, 1), b"b", 64), Ok(None));
+        let got = b.take(header(CONTINUATION, END_HEADERS, 3, 1), b"c", 64);
+        assert_eq!(got, Ok(Some((3, END_STREAM, Cow::Owned(b"abc".to_vec())))));
+        // Interrupted by another frame or another stream; orphaned; too large; on
+        // stream 0.
+        b.take(header(HEADERS, 0, 5, 1), b"a", 64).unwrap();
+        assert!(b.take(header(DATA, 0, 5, 1), b"x", 64).is_err());
+        let mut b = HeaderBlock::default();
+        b.take(header(HEADERS, 0, 5, 1), b"a", 64).unwrap();
+        assert!(b.take(header(CONTINUATION, 0, 7, 1), b"x", 64).is_err());
+        let mut b = HeaderBlock::default();
+        assert!(
+            b.take(header(CONTINUATION, END_HEADERS, 5, 1), b"x", 64)
+                .is_err()
+        );
+        b.take(header(HEADERS, 0, 5, 2), b"ab", 2).unwrap();
+        assert!(
+            b.take(header(CONTINUATION, END_HEADERS, 5, 1), b"c", 2)
+                .is_err()
+        );
+        let mut b = HeaderBlock::default();
+        assert!(
+            b.take(header(HEADERS, END_HEADERS, 0, 1), b"a", 64)
+                .is_err()
         );
     }
 }
